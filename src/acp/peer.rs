@@ -1,0 +1,373 @@
+//! A full-duplex JSON-RPC peer over one byte stream.
+//!
+//! One reader loop takes lines in order; each request runs as its own task so a long
+//! `session/prompt` never blocks `session/cancel`, another session, or the answers to our
+//! own requests. One writer task owns the output: nothing else may write to it, which is what
+//! keeps stdout a clean protocol channel.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::error::RpcError;
+use super::framing::{self, Line};
+use super::message::{Incoming, classify};
+
+/// Outgoing messages waiting for the writer. Bounded so a client that stops reading slows
+/// the agent down instead of growing memory without limit; 1024 lines absorbs any burst of
+/// streamed chunks.
+const OUTGOING_CAPACITY: usize = 1024;
+
+/// How long in-flight requests get to finish (and save their work) after the input closes.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What an incoming request may use while it runs.
+#[derive(Clone)]
+pub struct RequestContext {
+    /// Fired by `$/cancel_request` for this request, or when the connection closes.
+    pub cancel: CancellationToken,
+    /// The connection, for notifications and requests back to the client.
+    pub peer: Peer,
+}
+
+/// The application side of a connection.
+///
+/// Both methods are called from the reader loop, in the order messages arrived. They may do
+/// quick synchronous bookkeeping (so a `session/cancel` that follows a `session/prompt` on
+/// the wire is seen after the prompt was registered); slow work belongs in the returned
+/// future, which runs as its own task.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles a request; the future's output becomes the response.
+    fn handle_request(
+        self: Arc<Self>,
+        method: &str,
+        params: Value,
+        cx: RequestContext,
+    ) -> BoxFuture<'static, Result<Value, RpcError>>;
+
+    /// Handles a notification. Unknown notifications must be ignored.
+    fn handle_notification(self: Arc<Self>, method: &str, params: Value);
+}
+
+/// The sending half of a connection: notifications, and requests whose answers come back
+/// through the reader loop. Cheap to clone.
+#[derive(Clone)]
+pub struct Peer {
+    inner: Arc<PeerInner>,
+}
+
+struct PeerInner {
+    out: mpsc::Sender<String>,
+    pending: Mutex<HashMap<i64, oneshot::Sender<Result<Value, RpcError>>>>,
+    next_id: AtomicI64,
+    closed: CancellationToken,
+}
+
+impl Peer {
+    fn new(out: mpsc::Sender<String>) -> Self {
+        Peer {
+            inner: Arc::new(PeerInner {
+                out,
+                pending: Mutex::new(HashMap::new()),
+                next_id: AtomicI64::new(0),
+                closed: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Sends a notification. Fails only when the connection is gone.
+    pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), RpcError> {
+        let params = serde_json::to_value(params).map_err(RpcError::internal)?;
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}))
+            .await
+    }
+
+    /// Sends a request and waits for the client's answer.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future forgets the pending request; a late answer is ignored.
+    pub async fn request(&self, method: &str, params: impl Serialize) -> Result<Value, RpcError> {
+        let params = serde_json::to_value(params).map_err(RpcError::internal)?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending().insert(id, tx);
+        let guard = PendingGuard { peer: self, id };
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await?;
+        let answer = tokio::select! {
+            answer = rx => answer.unwrap_or_else(|_| Err(connection_closed())),
+            () = self.inner.closed.cancelled() => Err(connection_closed()),
+        };
+        drop(guard);
+        answer
+    }
+
+    /// Resolves when the connection has closed.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await;
+    }
+
+    /// True once the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    async fn send(&self, message: Value) -> Result<(), RpcError> {
+        let line = serde_json::to_string(&message).map_err(RpcError::internal)?;
+        self.inner
+            .out
+            .send(line)
+            .await
+            .map_err(|_| connection_closed())
+    }
+
+    async fn respond(&self, id: Value, result: Result<Value, RpcError>) {
+        let message = match result {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        };
+        if self.send(message).await.is_err() {
+            tracing::debug!("response dropped: connection closed");
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<i64, oneshot::Sender<Result<Value, RpcError>>>> {
+        self.inner.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn complete(&self, id: &Value, result: Result<Value, RpcError>) {
+        let Some(tx) = id.as_i64().and_then(|id| self.pending().remove(&id)) else {
+            tracing::warn!(%id, "answer to a request we did not send (or already gave up on)");
+            return;
+        };
+        let _ = tx.send(result);
+    }
+}
+
+/// Removes a pending request when its future is dropped.
+struct PendingGuard<'a> {
+    peer: &'a Peer,
+    id: i64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.peer.pending().remove(&self.id);
+    }
+}
+
+fn connection_closed() -> RpcError {
+    RpcError::internal("the client connection is closed")
+}
+
+/// Serves one connection until the input ends. `make_handler` receives the [`Peer`] so the
+/// handler can talk back. In-flight requests are cancelled when the input ends and get a
+/// short time to finish, so running turns are saved.
+pub async fn serve<R, W, H>(
+    reader: R,
+    writer: W,
+    make_handler: impl FnOnce(Peer) -> Arc<H>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+    H: Handler,
+{
+    let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
+    let peer = Peer::new(tx);
+    let writer_task = tokio::spawn(write_loop(writer, rx, peer.inner.closed.clone()));
+    let handler = make_handler(peer.clone());
+    let conn = Connection {
+        peer: peer.clone(),
+        handler,
+        tracker: TaskTracker::new(),
+        in_flight: Arc::new(Mutex::new(HashMap::new())),
+        closing: CancellationToken::new(),
+    };
+    let result = conn.read_loop(reader).await;
+    conn.closing.cancel();
+    conn.tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, conn.tracker.wait()).await.is_err() {
+        tracing::warn!("requests still running {DRAIN_TIMEOUT:?} after the input closed");
+    }
+    peer.inner.closed.cancel();
+    drop(conn);
+    drop(peer);
+    let _ = writer_task.await;
+    result
+}
+
+struct Connection<H> {
+    peer: Peer,
+    handler: Arc<H>,
+    tracker: TaskTracker,
+    /// Tokens of running requests by id (the id's JSON text), for `$/cancel_request`.
+    in_flight: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// Fired when the input has ended.
+    closing: CancellationToken,
+}
+
+impl<H: Handler> Connection<H> {
+    async fn read_loop<R: AsyncRead + Unpin>(&self, reader: R) -> std::io::Result<()> {
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            let line = tokio::select! {
+                line = framing::read_line(&mut reader, &mut buf, framing::MAX_LINE_BYTES) => line?,
+                () = self.peer.inner.closed.cancelled() => return Ok(()),
+            };
+            match line {
+                None => return Ok(()),
+                Some(Line::Text(text)) => self.on_line(&text).await,
+                Some(Line::TooLong) => {
+                    let e = format!("message longer than {} bytes", framing::MAX_LINE_BYTES);
+                    self.peer.respond(Value::Null, Err(RpcError::parse_error(e))).await;
+                }
+                Some(Line::NotUtf8) => {
+                    let e = RpcError::parse_error("message is not valid UTF-8");
+                    self.peer.respond(Value::Null, Err(e)).await;
+                }
+            }
+        }
+    }
+
+    async fn on_line(&self, text: &str) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(error = %e, "unparsable line from the client");
+                self.peer.respond(Value::Null, Err(RpcError::parse_error(e))).await;
+                return;
+            }
+        };
+        match value {
+            Value::Array(items) => self.on_batch(items).await,
+            single => {
+                if let Some(answer) = self.on_message(single) {
+                    self.tracker.spawn(async move {
+                        let (peer, id, result) = answer.await;
+                        peer.respond(id, result).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// A batch is answered with one array holding the answers of its requests.
+    async fn on_batch(&self, items: Vec<Value>) {
+        if items.is_empty() {
+            let e = RpcError::invalid_request("empty batch");
+            self.peer.respond(Value::Null, Err(e)).await;
+            return;
+        }
+        let answers: Vec<_> = items.into_iter().filter_map(|m| self.on_message(m)).collect();
+        if answers.is_empty() {
+            return;
+        }
+        let peer = self.peer.clone();
+        self.tracker.spawn(async move {
+            let replies: Vec<Value> = futures::future::join_all(answers)
+                .await
+                .into_iter()
+                .map(|(_, id, result)| match result {
+                    Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+                })
+                .collect();
+            let _ = peer.send(Value::Array(replies)).await;
+        });
+    }
+
+    /// Dispatches one message. Returns the future of its answer when it needs one.
+    fn on_message(&self, value: Value) -> Option<BoxFuture<'static, (Peer, Value, Result<Value, RpcError>)>> {
+        let peer = self.peer.clone();
+        match classify(value) {
+            Err((id, error)) => Some(Box::pin(async move { (peer, id, Err(error)) })),
+            Ok(Incoming::Response { id, result }) => {
+                self.peer.complete(&id, result);
+                None
+            }
+            Ok(Incoming::Notification { method, params }) => {
+                self.on_notification(&method, params);
+                None
+            }
+            Ok(Incoming::Request { id, method, params }) => Some(self.on_request(id, &method, params)),
+        }
+    }
+
+    fn on_notification(&self, method: &str, params: Value) {
+        if method == "$/cancel_request" {
+            let key = params.get("requestId").map(Value::to_string);
+            let token = key.and_then(|k| lock(&self.in_flight).get(&k).cloned());
+            match token {
+                Some(token) => token.cancel(),
+                None => tracing::debug!("$/cancel_request for a request that is not running"),
+            }
+            return;
+        }
+        self.handler.clone().handle_notification(method, params);
+    }
+
+    fn on_request(
+        &self,
+        id: Value,
+        method: &str,
+        params: Value,
+    ) -> BoxFuture<'static, (Peer, Value, Result<Value, RpcError>)> {
+        let key = id.to_string();
+        let cancel = self.closing.child_token();
+        lock(&self.in_flight).insert(key.clone(), cancel.clone());
+        let cx = RequestContext {
+            cancel,
+            peer: self.peer.clone(),
+        };
+        let work = self.handler.clone().handle_request(method, params, cx);
+        let peer = self.peer.clone();
+        let in_flight = self.in_flight.clone();
+        Box::pin(async move {
+            let result = work.await;
+            lock(&in_flight).remove(&key);
+            (peer, id, result)
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<String>,
+    closed: CancellationToken,
+) {
+    while let Some(line) = rx.recv().await {
+        let write = async {
+            writer.write_all(line.as_bytes()).await?;
+            writer.write_all(b"\n").await?;
+            // Flush only when nothing else is queued: one syscall per burst, not per chunk.
+            if rx.is_empty() {
+                writer.flush().await?;
+            }
+            std::io::Result::Ok(())
+        };
+        if let Err(e) = write.await {
+            tracing::warn!(error = %e, "cannot write to the client; closing the connection");
+            closed.cancel();
+            return;
+        }
+    }
+    let _ = writer.flush().await;
+}

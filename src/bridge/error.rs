@@ -1,0 +1,37 @@
+//! Engine errors as JSON-RPC errors.
+
+use serde_json::json;
+
+use crate::acp::RpcError;
+use crate::acp::error::{INTERNAL_ERROR, INVALID_PARAMS, RESOURCE_NOT_FOUND};
+use crate::engine::store::StoreError;
+use crate::engine::{EngineError, ErrorKind};
+
+/// A prompt on a session that is still running a turn. In the server-error range, since
+/// ACP defines no code for it.
+pub const SESSION_BUSY: i64 = -32004;
+
+impl From<EngineError> for RpcError {
+    fn from(e: EngineError) -> Self {
+        let code = match &e {
+            EngineError::NotFound(_) | EngineError::NotOpen(_) => RESOURCE_NOT_FOUND,
+            EngineError::Busy(_) => SESSION_BUSY,
+            EngineError::UnknownMode(_) => INVALID_PARAMS,
+            EngineError::Store(StoreError::BadCursor(_)) => INVALID_PARAMS,
+            EngineError::Store(StoreError::NotFound(_)) => RESOURCE_NOT_FOUND,
+            EngineError::Store(_) => INTERNAL_ERROR,
+        };
+        RpcError::new(code, e.to_string())
+    }
+}
+
+/// A failed turn: the message tells the user what to do; `data.kind` lets clients react.
+pub fn turn_failed(kind: ErrorKind, message: String) -> RpcError {
+    let (code, kind) = match kind {
+        ErrorKind::Auth => (INTERNAL_ERROR, "auth"),
+        ErrorKind::Config => (INTERNAL_ERROR, "config"),
+        ErrorKind::Provider => (INTERNAL_ERROR, "provider"),
+        ErrorKind::Store => (INTERNAL_ERROR, "store"),
+    };
+    RpcError::new(code, message.clone()).with_data(json!({"kind": kind, "message": message}))
+}

@@ -1,0 +1,138 @@
+//! Maps ACP onto the engine: the only module that knows both.
+//!
+//! [`AcpAgent`] is the ACP connection's [`Handler`]: it parses each request's params into the
+//! official wire types, calls the [`Engine`], and turns engine results and [`ChatEvent`]s into
+//! ACP responses and `session/update` notifications. Conversions live in `to_acp`/`from_acp`;
+//! request handlers are grouped by topic in `session_methods` and `prompt`.
+//!
+//! [`ChatEvent`]: crate::engine::ChatEvent
+
+mod error;
+mod from_acp;
+mod prompt;
+mod session_methods;
+mod to_acp;
+
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::acp::schema::{
+    AgentCapabilities, ClientCapabilities, Implementation, InitializeRequest, InitializeResponse,
+    PromptCapabilities, SessionCapabilities, SessionCloseCapabilities,
+    SessionListCapabilities, SessionResumeCapabilities,
+};
+use crate::acp::{Handler, Peer, RequestContext, RpcError};
+use agent_client_protocol_schema::ProtocolVersion;
+use crate::engine::Engine;
+
+/// The ACP agent for one client connection.
+pub struct AcpAgent {
+    engine: Engine,
+    peer: Peer,
+    /// What the client said it can do; defaults (nothing) until `initialize`.
+    client: Mutex<ClientCapabilities>,
+}
+
+impl AcpAgent {
+    /// An agent serving `peer` with `engine`.
+    pub fn new(engine: Engine, peer: Peer) -> Arc<Self> {
+        Arc::new(AcpAgent {
+            engine,
+            peer,
+            client: Mutex::new(ClientCapabilities::default()),
+        })
+    }
+
+    /// The client's capabilities as sent in `initialize`.
+    pub fn client_capabilities(&self) -> ClientCapabilities {
+        self.client.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn initialize(&self, req: InitializeRequest) -> InitializeResponse {
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = req.client_capabilities.clone();
+        tracing::info!(
+            client = ?req.client_info.as_ref().map(|i| (&i.name, &i.version)),
+            requested = ?req.protocol_version,
+            "initialize"
+        );
+        // A v1-only agent answers 1 whatever the client asked for.
+        InitializeResponse::new(ProtocolVersion::V1)
+            .agent_capabilities(
+                AgentCapabilities::new()
+                    .load_session(true)
+                    .prompt_capabilities(PromptCapabilities::new().image(true).embedded_context(true))
+                    .session_capabilities(
+                        SessionCapabilities::new()
+                            .list(SessionListCapabilities::new())
+                            .resume(SessionResumeCapabilities::new())
+                            .close(SessionCloseCapabilities::new()),
+                    ),
+            )
+            .agent_info(Implementation::new("ratchet", env!("CARGO_PKG_VERSION")).title("Ratchet"))
+    }
+}
+
+/// Parses params into a wire type; a mismatch is -32602 naming the field.
+fn parse<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
+    serde_json::from_value(params).map_err(RpcError::invalid_params)
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {
+    serde_json::to_value(v).map_err(RpcError::internal)
+}
+
+/// Wraps an async handler body into the boxed future the peer wants.
+fn run<F>(f: F) -> BoxFuture<'static, Result<Value, RpcError>>
+where
+    F: Future<Output = Result<Value, RpcError>> + Send + 'static,
+{
+    f.boxed()
+}
+
+fn ready(result: Result<Value, RpcError>) -> BoxFuture<'static, Result<Value, RpcError>> {
+    futures::future::ready(result).boxed()
+}
+
+impl Handler for AcpAgent {
+    fn handle_request(
+        self: Arc<Self>,
+        method: &str,
+        params: Value,
+        cx: RequestContext,
+    ) -> BoxFuture<'static, Result<Value, RpcError>> {
+        let this = self;
+        match method {
+            "initialize" => ready(parse(params).map(|r| this.initialize(r)).and_then(to_value)),
+            "authenticate" => ready(Err(RpcError::invalid_params(
+                "ratchet advertises no authentication methods; configure a provider key instead",
+            ))),
+            "session/new" => run(async move { this.new_session(parse(params)?).await }),
+            "session/load" => run(async move { this.load_session(parse(params)?).await }),
+            "session/resume" => run(async move { this.resume_session(parse(params)?).await }),
+            "session/list" => run(async move { this.list_sessions(parse(params)?).await }),
+            "session/close" => run(async move { this.close_session(parse(params)?).await }),
+            "session/set_mode" => run(async move { this.set_mode(parse(params)?).await }),
+            "session/set_config_option" => run(async move { this.set_config_option(parse(params)?).await }),
+            "session/set_model" => run(async move { this.set_model_legacy(parse(params)?).await }),
+            "session/prompt" => match parse(params) {
+                Ok(req) => this.prompt(req, cx),
+                Err(e) => ready(Err(e)),
+            },
+            other => ready(Err(RpcError::method_not_found(other))),
+        }
+    }
+
+    fn handle_notification(self: Arc<Self>, method: &str, params: Value) {
+        match method {
+            "session/cancel" => match parse(params) {
+                Ok(n) => self.cancel(n),
+                Err(e) => tracing::warn!(error = %e, "ignoring a malformed session/cancel"),
+            },
+            other => tracing::debug!(method = other, "ignoring an unknown notification"),
+        }
+    }
+}

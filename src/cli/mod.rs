@@ -1,0 +1,106 @@
+//! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`.
+//!
+//! This is the only code allowed to print to stdout outside the protocol writer; in
+//! `ratchet acp` it prints nothing.
+
+mod exec;
+mod sessions;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ratchet::acp;
+use ratchet::bridge::AcpAgent;
+use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot, ratchet_home};
+use ratchet::engine::{Engine, provider};
+
+/// An AI coding agent for your editor, over the Agent Client Protocol.
+#[derive(Parser)]
+#[command(name = "ratchet", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Agent Client Protocol on stdin/stdout (what editors launch).
+    Acp,
+    /// Send one prompt and stream the answer to stdout.
+    Exec {
+        /// The prompt.
+        prompt: String,
+        /// Project directory (default: the current directory).
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+    },
+    /// Inspect stored sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: sessions::SessionsCommand,
+    },
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    provider::http::install_crypto_provider();
+    let env = EnvSnapshot::from_process();
+    let home = ratchet_home(&env);
+    let level = match cli.command {
+        Command::Acp => "info",
+        _ => "warn",
+    };
+    let _guard = ratchet::logging::init(&home, level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async move {
+        let config = load_config(env, home)?;
+        match cli.command {
+            Command::Acp => serve_acp(config).await,
+            Command::Exec { prompt, cwd } => exec::run(config, prompt, cwd).await,
+            Command::Sessions { command } => sessions::run(config, command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    tracing::error!("{e:#}");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("error: {e:#}");
+    }
+    ExitCode::FAILURE
+}
+
+fn load_config(env: EnvSnapshot, home: PathBuf) -> anyhow::Result<EngineConfig> {
+    let file = ConfigFile::load(&home)?;
+    Ok(EngineConfig { home, env, file })
+}
+
+async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
+    let home = config.home.clone();
+    Engine::open(config)
+        .await
+        .with_context(|| format!("cannot open the session store in {}", home.display()))
+}
+
+async fn serve_acp(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let engine = open_engine(config).await?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
+    let agent_engine = engine.clone();
+    acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
+        .await
+        .context("stdio failed")?;
+    engine.shutdown().await;
+    tracing::info!("client disconnected; exiting");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,320 @@
+//! The agent engine: sessions, history, providers and the turn loop. Knows nothing of ACP.
+//!
+//! Its face is [`Engine`]: open sessions, then `send_message(session, content)` returns a
+//! bounded channel of [`ChatEvent`]s that ends with `Complete` or `Error`; `cancel(session)`
+//! stops the running turn. Front ends (the ACP bridge, `ratchet exec`, later the daemon)
+//! render those events and nothing else.
+
+pub mod config;
+pub mod content;
+pub mod event;
+pub mod provider;
+pub mod session;
+pub mod store;
+mod title;
+mod turn;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex as AsyncMutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::EngineConfig;
+pub use content::{ContentPart, Role, Usage};
+pub use event::{ChatEvent, ErrorKind, StopReason};
+pub use session::Mode;
+pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
+
+use provider::{Provider, ProviderChoice};
+use session::{ClaimError, OpenSessions, TurnClaim};
+use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
+
+/// Events buffered per turn. A slow front end makes the turn wait (backpressure) rather than
+/// grow memory; 256 events is several hundred milliseconds of fast streaming.
+pub const EVENT_CAPACITY: usize = 256;
+
+/// How long shutdown waits for running turns to save what they have.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why an engine call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("session {0} does not exist; list sessions to find a valid id")]
+    NotFound(String),
+    #[error("session {0} is not open; load or resume it first")]
+    NotOpen(String),
+    #[error("session {0} is already running a turn; wait for it to finish or cancel it")]
+    Busy(String),
+    #[error("unknown mode \"{0}\"; valid modes: ask, accept-edits, plan, yolo")]
+    UnknownMode(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// The agent engine. Cheap to clone; all clones share one store and one set of sessions.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: EngineConfig,
+    store: SessionStore,
+    open: OpenSessions,
+    /// The default provider, resolved on first use (resolution may probe Ollama).
+    provider: AsyncMutex<Option<(ProviderChoice, Arc<dyn Provider>)>>,
+    /// Every running turn; shutdown waits for them.
+    turns: TaskTracker,
+    /// Parent of every turn's token.
+    shutdown: CancellationToken,
+}
+
+/// A session as front ends see it.
+pub type SessionInfo = SessionRecord;
+
+impl Engine {
+    /// Opens the store under `config.home` and returns a ready engine.
+    pub async fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        let store = SessionStore::open(&config.db_path()).await?;
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                open: OpenSessions::default(),
+                provider: AsyncMutex::new(None),
+                turns: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The underlying store (for the CLI's read-only views and for checks).
+    pub fn store(&self) -> &SessionStore {
+        &self.inner.store
+    }
+
+    /// Creates a session rooted at `cwd` and opens it.
+    pub async fn create_session(
+        &self,
+        cwd: PathBuf,
+        additional_dirs: Vec<PathBuf>,
+    ) -> Result<SessionInfo, EngineError> {
+        let (provider, model) = match self.provider_choice().await {
+            Ok(choice) => (provider_name(&choice).to_string(), choice.model),
+            // No provider yet: the session still opens; the first prompt reports how to set one.
+            Err(_) => ("none".to_string(), String::new()),
+        };
+        let record = self
+            .inner
+            .store
+            .create_session(NewSession {
+                id: None,
+                cwd,
+                additional_dirs,
+                provider,
+                model,
+                mode: Mode::Ask.id().to_string(),
+            })
+            .await?;
+        self.inner.open.open(&record.id);
+        Ok(record)
+    }
+
+    /// Opens an existing session (for load and resume), re-rooting it at `cwd`.
+    pub async fn open_session(
+        &self,
+        id: &str,
+        cwd: PathBuf,
+        additional_dirs: Vec<PathBuf>,
+    ) -> Result<SessionInfo, EngineError> {
+        let record = self.session(id).await?;
+        let record = if record.cwd != cwd || record.additional_dirs != additional_dirs {
+            let patch = SessionPatch {
+                cwd: Some(cwd),
+                additional_dirs: Some(additional_dirs),
+                ..Default::default()
+            };
+            self.inner.store.update_session(id, patch).await?
+        } else {
+            record
+        };
+        self.inner.open.open(id);
+        Ok(record)
+    }
+
+    /// Closes a session here, cancelling its running turn. It stays in the store.
+    pub fn close_session(&self, id: &str) {
+        self.inner.open.close(id);
+    }
+
+    /// Reads one session.
+    pub async fn session(&self, id: &str) -> Result<SessionInfo, EngineError> {
+        self.inner
+            .store
+            .get_session(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+    }
+
+    /// Lists sessions, newest first.
+    pub async fn list_sessions(&self, query: ListQuery) -> Result<SessionPage, EngineError> {
+        Ok(self.inner.store.list_sessions(query).await?)
+    }
+
+    /// The stored conversation of a session, in order.
+    pub async fn history(&self, id: &str) -> Result<Vec<StoredMessage>, EngineError> {
+        self.session(id).await?;
+        Ok(self.inner.store.messages(id).await?)
+    }
+
+    /// Sets a session's permission mode.
+    pub async fn set_mode(&self, id: &str, mode: &str) -> Result<Mode, EngineError> {
+        let mode = Mode::parse(mode).ok_or_else(|| EngineError::UnknownMode(mode.to_string()))?;
+        let patch = SessionPatch {
+            mode: Some(mode.id().to_string()),
+            ..Default::default()
+        };
+        self.patch(id, patch).await?;
+        Ok(mode)
+    }
+
+    /// Sets the model a session uses from its next model call on.
+    pub async fn set_model(&self, id: &str, model: &str) -> Result<SessionInfo, EngineError> {
+        let patch = SessionPatch {
+            model: Some(model.to_string()),
+            ..Default::default()
+        };
+        self.patch(id, patch).await
+    }
+
+    async fn patch(&self, id: &str, patch: SessionPatch) -> Result<SessionInfo, EngineError> {
+        match self.inner.store.update_session(id, patch).await {
+            Err(StoreError::NotFound(_)) => Err(EngineError::NotFound(id.to_string())),
+            other => Ok(other?),
+        }
+    }
+
+    /// Model names to offer for a session: its current model first, then the configured ones.
+    pub fn model_options(&self, current: &str) -> Vec<String> {
+        let mut models = Vec::new();
+        let candidates = std::iter::once(current)
+            .chain(self.inner.config.file.model.as_deref())
+            .chain(self.inner.config.env.ratchet_model.as_deref())
+            .chain(self.inner.config.file.models.iter().map(String::as_str));
+        for m in candidates {
+            if !m.is_empty() && !models.iter().any(|x| x == m) {
+                models.push(m.to_string());
+            }
+        }
+        models
+    }
+
+    /// Starts a turn: stores the user's message (durably, before this returns) and streams
+    /// the answer as events. Fails at once if the session is not open or already busy.
+    pub async fn send_message(
+        &self,
+        session_id: &str,
+        content: Vec<ContentPart>,
+    ) -> Result<mpsc::Receiver<ChatEvent>, EngineError> {
+        let claim = self.claim_turn(session_id)?;
+        self.run_turn(claim, content).await
+    }
+
+    /// Claims a session for a turn without blocking; pair with [`Engine::run_turn`]. Front
+    /// ends use the split form so a cancel that arrives right after the prompt is not lost.
+    pub fn claim_turn(&self, session_id: &str) -> Result<TurnClaim, EngineError> {
+        self.inner
+            .open
+            .claim(session_id, &self.inner.shutdown)
+            .map_err(|e| match e {
+                ClaimError::NotOpen => EngineError::NotOpen(session_id.to_string()),
+                ClaimError::Busy => EngineError::Busy(session_id.to_string()),
+            })
+    }
+
+    /// Runs a claimed turn; see [`Engine::send_message`].
+    pub async fn run_turn(
+        &self,
+        claim: TurnClaim,
+        content: Vec<ContentPart>,
+    ) -> Result<mpsc::Receiver<ChatEvent>, EngineError> {
+        let session = self.session(claim.session_id()).await?;
+        let first_prompt = session.title.is_none();
+        self.inner
+            .store
+            .append_message(&session.id, NewMessage::user(content.clone()))
+            .await?;
+        let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
+        let turn = turn::Turn {
+            engine: self.clone(),
+            session,
+            claim,
+            events: tx,
+            first_prompt,
+            prompt: content,
+        };
+        let span = tracing::info_span!("turn", session = %turn.session.id);
+        self.inner.turns.spawn(tracing::Instrument::instrument(turn.run(), span));
+        Ok(rx)
+    }
+
+    /// Cancels the running turn of a session. Returns false if none was running.
+    pub fn cancel(&self, session_id: &str) -> bool {
+        self.inner.open.cancel(session_id)
+    }
+
+    /// Number of turns running now.
+    pub fn running_turns(&self) -> usize {
+        self.inner.open.running()
+    }
+
+    /// Cancels every running turn and waits (briefly) until each has saved its work.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.turns.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.turns.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("turns still running {SHUTDOWN_GRACE:?} after shutdown began");
+        }
+    }
+
+    /// The default provider, resolved once.
+    async fn provider_choice(&self) -> Result<ProviderChoice, String> {
+        Ok(self.provider().await?.0)
+    }
+
+    async fn provider(&self) -> Result<(ProviderChoice, Arc<dyn Provider>), String> {
+        let mut slot = self.inner.provider.lock().await;
+        if let Some((choice, p)) = slot.as_ref() {
+            return Ok((choice.clone(), p.clone()));
+        }
+        let cfg = &self.inner.config;
+        let choice = provider::select::resolve(&cfg.env, &cfg.file)
+            .await
+            .map_err(|e| e.to_string())?;
+        let built = provider::select::build(&choice).map_err(|e| e.to_string())?;
+        tracing::info!(provider = provider_name(&choice), model = %choice.model, "provider chosen");
+        *slot = Some((choice.clone(), built.clone()));
+        Ok((choice, built))
+    }
+}
+
+fn provider_name(choice: &ProviderChoice) -> &'static str {
+    use provider::ProviderKind::*;
+    match choice.kind {
+        OpenAi => "openai",
+        Anthropic => "anthropic",
+        Ollama => "ollama",
+        Scripted => "scripted",
+    }
+}

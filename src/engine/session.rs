@@ -1,0 +1,209 @@
+//! Sessions that are open in this process, and the one-turn-at-a-time rule.
+//!
+//! The store holds every session ever made; this registry holds the ones a front end has
+//! opened (new, load, resume), each with the cancellation token of its running turn.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+/// A permission mode: how much the agent may do without asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ask before writes and commands (the default).
+    Ask,
+    /// File edits are allowed; commands still ask.
+    AcceptEdits,
+    /// Read-only: the model proposes a plan.
+    Plan,
+    /// Never ask.
+    Yolo,
+}
+
+impl Mode {
+    /// Every mode, in the order editors should list them.
+    pub const ALL: [Mode; 4] = [Mode::Ask, Mode::AcceptEdits, Mode::Plan, Mode::Yolo];
+
+    /// The id used in the store and on the wire.
+    pub fn id(self) -> &'static str {
+        match self {
+            Mode::Ask => "ask",
+            Mode::AcceptEdits => "accept-edits",
+            Mode::Plan => "plan",
+            Mode::Yolo => "yolo",
+        }
+    }
+
+    /// A short human name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Ask => "Ask",
+            Mode::AcceptEdits => "Accept edits",
+            Mode::Plan => "Plan",
+            Mode::Yolo => "Yolo",
+        }
+    }
+
+    /// One line on what the mode does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Mode::Ask => "Ask before editing files or running commands",
+            Mode::AcceptEdits => "Edit files without asking; ask before running commands",
+            Mode::Plan => "Read-only: look around and propose a plan",
+            Mode::Yolo => "Never ask: edit files and run commands freely",
+        }
+    }
+
+    /// Parses an id.
+    pub fn parse(id: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.id() == id)
+    }
+}
+
+/// Open sessions and their running turns.
+#[derive(Default, Clone)]
+pub struct OpenSessions {
+    inner: Arc<Mutex<HashMap<String, Option<Running>>>>,
+    next_turn: Arc<AtomicU64>,
+}
+
+/// The running turn of an open session.
+struct Running {
+    turn: u64,
+    token: CancellationToken,
+}
+
+/// Why a turn could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimError {
+    NotOpen,
+    Busy,
+}
+
+impl OpenSessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Running>>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a session open (idempotent).
+    pub fn open(&self, id: &str) {
+        self.lock().entry(id.to_string()).or_insert(None);
+    }
+
+    /// True if the session is open here.
+    pub fn is_open(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
+    /// Closes a session, cancelling its running turn.
+    pub fn close(&self, id: &str) {
+        if let Some(Some(running)) = self.lock().remove(id) {
+            running.token.cancel();
+        }
+    }
+
+    /// Claims the session for a new turn. The claim ends when the returned guard drops.
+    pub fn claim(&self, id: &str, parent: &CancellationToken) -> Result<TurnClaim, ClaimError> {
+        let mut map = self.lock();
+        let slot = map.get_mut(id).ok_or(ClaimError::NotOpen)?;
+        if slot.is_some() {
+            return Err(ClaimError::Busy);
+        }
+        let token = parent.child_token();
+        let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
+        *slot = Some(Running { turn, token: token.clone() });
+        Ok(TurnClaim {
+            sessions: self.clone(),
+            id: id.to_string(),
+            turn,
+            token,
+        })
+    }
+
+    /// Cancels the running turn of a session, if any. A cancel with no turn running does
+    /// nothing, so it can never leak into the next turn.
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.lock().get(id) {
+            Some(Some(running)) => {
+                running.token.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Number of turns running now.
+    pub fn running(&self) -> usize {
+        self.lock().values().filter(|t| t.is_some()).count()
+    }
+}
+
+/// The right to run one turn on one session. Dropping it frees the session.
+pub struct TurnClaim {
+    sessions: OpenSessions,
+    id: String,
+    turn: u64,
+    token: CancellationToken,
+}
+
+impl TurnClaim {
+    /// The session this turn runs in.
+    pub fn session_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Fired when the turn is cancelled.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+impl Drop for TurnClaim {
+    fn drop(&mut self) {
+        if let Some(slot) = self.sessions.lock().get_mut(&self.id) {
+            // Only clear our own claim: the session may have been closed and reopened.
+            if slot.as_ref().is_some_and(|r| r.turn == self.turn) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_turn_at_a_time_and_release_on_drop() {
+        let s = OpenSessions::default();
+        let root = CancellationToken::new();
+        assert_eq!(s.claim("a", &root).err(), Some(ClaimError::NotOpen));
+        s.open("a");
+        let claim = s.claim("a", &root).unwrap();
+        assert_eq!(s.claim("a", &root).err(), Some(ClaimError::Busy));
+        drop(claim);
+        assert!(s.claim("a", &root).is_ok());
+    }
+
+    #[test]
+    fn stale_cancel_does_not_touch_the_next_turn() {
+        let s = OpenSessions::default();
+        let root = CancellationToken::new();
+        s.open("a");
+        assert!(!s.cancel("a"));
+        let claim = s.claim("a", &root).unwrap();
+        assert!(!claim.token().is_cancelled());
+        assert!(s.cancel("a"));
+        assert!(claim.token().is_cancelled());
+    }
+
+    #[test]
+    fn modes_round_trip() {
+        for m in Mode::ALL {
+            assert_eq!(Mode::parse(m.id()), Some(m));
+        }
+        assert_eq!(Mode::parse("bogus"), None);
+    }
+}

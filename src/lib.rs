@@ -1,0 +1,10 @@
+//! ratchet: an AI coding-agent server that editors talk to over the Agent Client Protocol.
+//!
+//! Three layers, kept apart: [`acp`] is the protocol only, [`engine`] is the agent only, and
+//! [`bridge`] is the one place that knows both. See `ARCHITECTURE.md`.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod engine;
+pub mod acp;
+pub mod bridge;
+pub mod logging;

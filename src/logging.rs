@@ -1,0 +1,49 @@
+//! Logging: tracing to stderr and to a daily file under `RATCHET_HOME/logs/`. Never stdout,
+//! which carries the protocol.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Starts logging. `default_level` applies when `RUST_LOG` is not set. Keep the returned
+/// guard alive: dropping it flushes the file writer.
+pub fn init(home: &Path, default_level: &str) -> Option<WorkerGuard> {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_filter_fn(filter());
+    let logs = home.join("logs");
+    let (file, guard) = match std::fs::create_dir_all(&logs) {
+        Ok(()) => {
+            let appender = tracing_appender::rolling::daily(&logs, "ratchet.log");
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter_fn(filter());
+            (Some(layer), Some(guard))
+        }
+        Err(_) => (None, None),
+    };
+    let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
+    guard
+}
+
+trait WithFilter<S>: Sized {
+    fn with_filter_fn(self, filter: EnvFilter) -> tracing_subscriber::filter::Filtered<Self, EnvFilter, S>;
+}
+
+impl<S, L> WithFilter<S> for L
+where
+    S: tracing::Subscriber,
+    L: tracing_subscriber::Layer<S>,
+{
+    fn with_filter_fn(self, filter: EnvFilter) -> tracing_subscriber::filter::Filtered<Self, EnvFilter, S> {
+        tracing_subscriber::Layer::with_filter(self, filter)
+    }
+}

@@ -1,0 +1,761 @@
+//! A real HTTP server on 127.0.0.1 that speaks the three LLM wire formats ratchet supports.
+//!
+//! - `POST /v1/chat/completions`: OpenAI Chat Completions, Server-Sent Events (`data:` lines,
+//!   a `finish_reason` chunk, a usage chunk with `choices: []`, then `data: [DONE]`).
+//! - `POST /v1/messages`: Anthropic Messages, Server-Sent Events with `event:` lines.
+//! - `POST /api/chat`: Ollama, newline-delimited JSON; `GET /api/tags` lists one model.
+//!
+//! Tests enqueue scripted [`MockReply`]s (an empty queue answers with [`DEFAULT_REPLY_TEXT`]).
+//! Replies stream chunk by chunk with real delays, and can stall after N text chunks so a
+//! test can cancel mid-stream. Every request is recorded (path, headers, JSON body), and a
+//! stream that the client dropped before its end is counted as aborted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::TIMEOUT;
+
+/// What an empty reply queue answers with.
+pub const DEFAULT_REPLY_TEXT: &str = "Default mock answer.";
+
+/// Why a scripted reply ends. Mapped to each provider's own wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// OpenAI `stop`, Anthropic `end_turn`, Ollama `stop`.
+    Stop,
+    /// OpenAI `length`, Anthropic `max_tokens`, Ollama `length`.
+    Length,
+    /// OpenAI `tool_calls`, Anthropic `tool_use`, Ollama `stop` (with tool calls).
+    ToolUse,
+    /// OpenAI `content_filter`, Anthropic `refusal`, Ollama `stop`.
+    Refusal,
+}
+
+/// A tool call the mock model makes.
+#[derive(Debug, Clone)]
+pub struct MockToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as a JSON object.
+    pub arguments: Value,
+}
+
+/// Token counts the mock reports.
+#[derive(Debug, Clone, Copy)]
+pub struct MockUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// One scripted answer of the mock model.
+#[derive(Debug, Clone)]
+pub struct MockReply {
+    pub text_chunks: Vec<String>,
+    pub thinking_chunks: Vec<String>,
+    pub tool_calls: Vec<MockToolCall>,
+    pub finish: Finish,
+    /// An error status: the reply is then a JSON error body in the provider's format.
+    pub status: Option<u16>,
+    /// Sleep before each streamed frame.
+    pub chunk_delay: Duration,
+    pub usage: MockUsage,
+    /// Stream this many text chunks, then keep the connection open without sending anything
+    /// more until the client goes away.
+    pub stall_after_text_chunks: Option<usize>,
+}
+
+impl MockReply {
+    /// A reply that streams `chunks` as answer text and then stops normally.
+    pub fn text<I, S>(chunks: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        MockReply {
+            text_chunks: chunks.into_iter().map(Into::into).collect(),
+            thinking_chunks: Vec::new(),
+            tool_calls: Vec::new(),
+            finish: Finish::Stop,
+            status: None,
+            chunk_delay: Duration::from_millis(5),
+            usage: MockUsage {
+                input_tokens: 42,
+                output_tokens: 7,
+            },
+            stall_after_text_chunks: None,
+        }
+    }
+
+    /// An HTTP error reply (body in the provider's error format).
+    pub fn error(status: u16) -> Self {
+        MockReply {
+            status: Some(status),
+            ..MockReply::text(Vec::<String>::new())
+        }
+    }
+
+    pub fn thinking<I, S>(mut self, chunks: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.thinking_chunks = chunks.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn finish(mut self, finish: Finish) -> Self {
+        self.finish = finish;
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.chunk_delay = delay;
+        self
+    }
+
+    pub fn usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
+        self.usage = MockUsage {
+            input_tokens,
+            output_tokens,
+        };
+        self
+    }
+
+    pub fn stall_after(mut self, n_text_chunks: usize) -> Self {
+        self.stall_after_text_chunks = Some(n_text_chunks);
+        self
+    }
+
+    pub fn tool_call(mut self, id: &str, name: &str, arguments: Value) -> Self {
+        self.tool_calls.push(MockToolCall {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            arguments,
+        });
+        self.finish = Finish::ToolUse;
+        self
+    }
+
+    /// The full answer text.
+    pub fn full_text(&self) -> String {
+        self.text_chunks.concat()
+    }
+}
+
+/// One HTTP request the mock received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names are lower case.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body, or `Value::Null` if there was none or it was not JSON.
+    pub body: Value,
+    pub raw_body: String,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The `model` field of the body.
+    pub fn model(&self) -> Option<&str> {
+        self.body.get("model").and_then(Value::as_str)
+    }
+
+    /// The conversation in the body as `(role, text)` pairs, system messages left out.
+    /// Understands string content and arrays of `{type: "text", text}` blocks (OpenAI,
+    /// Anthropic, Ollama); other block kinds (thinking, images, tool use) are skipped.
+    pub fn conversation(&self) -> Vec<(String, String)> {
+        let Some(messages) = self.body.get("messages").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        messages
+            .iter()
+            .filter_map(|m| {
+                let role = m.get("role")?.as_str()?.to_owned();
+                if role == "system" || role == "developer" {
+                    return None;
+                }
+                let text = match m.get("content") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(blocks)) => blocks
+                        .iter()
+                        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                        .filter_map(|b| b.get("text").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join(""),
+                    _ => String::new(),
+                };
+                Some((role, text))
+            })
+            .collect()
+    }
+}
+
+struct MockState {
+    replies: Mutex<VecDeque<MockReply>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    n_requests: watch::Sender<usize>,
+    n_aborted_streams: watch::Sender<usize>,
+    n_completed_streams: watch::Sender<usize>,
+}
+
+/// The running mock server. It stops when dropped.
+pub struct MockLlm {
+    addr: SocketAddr,
+    state: Arc<MockState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockLlm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl MockLlm {
+    /// Starts the server on 127.0.0.1 with an OS-assigned port.
+    pub async fn start() -> MockLlm {
+        let state = Arc::new(MockState {
+            replies: Mutex::new(VecDeque::new()),
+            requests: Mutex::new(Vec::new()),
+            n_requests: watch::channel(0).0,
+            n_aborted_streams: watch::channel(0).0,
+            n_completed_streams: watch::channel(0).0,
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(openai_chat))
+            .route("/v1/messages", post(anthropic_messages))
+            .route("/api/chat", post(ollama_chat))
+            .route("/api/tags", get(ollama_tags))
+            .fallback(not_found)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind mock LLM server");
+        let addr = listener.local_addr().expect("mock server address");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("mock LLM server");
+        });
+        MockLlm {
+            addr,
+            state,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/v1` (what `OPENAI_BASE_URL` takes).
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues a reply; replies are used in order, one per model request.
+    pub fn enqueue(&self, reply: MockReply) {
+        self.state.replies.lock().unwrap().push_back(reply);
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Requests to the model endpoints (everything but `GET /api/tags`).
+    pub fn model_requests(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect()
+    }
+
+    /// The last model request; panics if there was none.
+    pub fn last_model_request(&self) -> RecordedRequest {
+        self.model_requests()
+            .pop()
+            .expect("the mock LLM received no model request")
+    }
+
+    /// Waits (with the global timeout) until at least `n` requests arrived.
+    pub async fn wait_for_requests(&self, n: usize) {
+        wait_count(&self.state.n_requests, n, "mock LLM requests").await;
+    }
+
+    /// Waits until at least `n` streams were dropped by the client before their end.
+    pub async fn wait_for_aborted_streams(&self, n: usize) {
+        wait_count(&self.state.n_aborted_streams, n, "aborted mock LLM streams").await;
+    }
+
+    pub fn n_aborted_streams(&self) -> usize {
+        *self.state.n_aborted_streams.borrow()
+    }
+
+    pub fn n_completed_streams(&self) -> usize {
+        *self.state.n_completed_streams.borrow()
+    }
+}
+
+async fn wait_count(counter: &watch::Sender<usize>, n: usize, what: &str) {
+    let mut rx = counter.subscribe();
+    let result = tokio::time::timeout(TIMEOUT, rx.wait_for(|c| *c >= n)).await;
+    match result {
+        Ok(Ok(_)) => {}
+        _ => panic!(
+            "timed out after {TIMEOUT:?} waiting for {n} {what}; got {}",
+            *counter.borrow()
+        ),
+    }
+}
+
+impl MockState {
+    fn record(&self, method: &str, uri: &Uri, headers: &HeaderMap, body: &Bytes) {
+        let raw_body = String::from_utf8_lossy(body).into_owned();
+        let recorded = RecordedRequest {
+            method: method.to_owned(),
+            path: uri.path().to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),
+            raw_body,
+        };
+        self.requests.lock().unwrap().push(recorded);
+        self.n_requests.send_modify(|c| *c += 1);
+    }
+
+    fn next_reply(&self) -> MockReply {
+        self.replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| MockReply::text(["Default mock ", "answer."]))
+    }
+}
+
+/// One piece of a streamed body.
+enum Frame {
+    Data(String),
+    /// Keep the connection open and send nothing more.
+    Stall,
+}
+
+/// Counts a stream as completed or aborted when it is dropped.
+struct StreamGuard {
+    state: Arc<MockState>,
+    completed: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self.completed {
+            self.state.n_completed_streams.send_modify(|c| *c += 1);
+        } else {
+            self.state.n_aborted_streams.send_modify(|c| *c += 1);
+        }
+    }
+}
+
+fn streaming_response(
+    state: Arc<MockState>,
+    content_type: &'static str,
+    frames: Vec<Frame>,
+    delay: Duration,
+) -> Response {
+    let guard = StreamGuard {
+        state,
+        completed: false,
+    };
+    let stream = futures::stream::unfold(
+        (frames.into_iter(), guard),
+        move |(mut frames, mut guard)| async move {
+            match frames.next() {
+                None => {
+                    guard.completed = true;
+                    None
+                }
+                Some(Frame::Stall) => {
+                    // Hold the connection until the client drops it (that drops this future).
+                    std::future::pending::<()>().await;
+                    None
+                }
+                Some(Frame::Data(data)) => {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    Some((Ok::<_, Infallible>(Bytes::from(data)), (frames, guard)))
+                }
+            }
+        },
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+async fn not_found(uri: Uri) -> Response {
+    json_response(
+        404,
+        json!({"error": {"message": format!("mock LLM: no route for {}", uri.path())}}),
+    )
+}
+
+/// Interleaves text chunks with a stall marker after the configured number of text chunks.
+fn push_text_frames(
+    frames: &mut Vec<Frame>,
+    reply: &MockReply,
+    mut to_frame: impl FnMut(&str) -> String,
+) -> bool {
+    for (idx, chunk) in reply.text_chunks.iter().enumerate() {
+        if reply.stall_after_text_chunks == Some(idx) {
+            frames.push(Frame::Stall);
+            return true;
+        }
+        frames.push(Frame::Data(to_frame(chunk)));
+    }
+    if reply.stall_after_text_chunks.is_some_and(|n| n >= reply.text_chunks.len()) {
+        frames.push(Frame::Stall);
+        return true;
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI Chat Completions
+
+async fn openai_chat(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.record("POST", &uri, &headers, &body);
+    let reply = state.next_reply();
+    if let Some(status) = reply.status {
+        let (kind, code, message) = match status {
+            401 => (
+                "invalid_request_error",
+                "invalid_api_key",
+                "Incorrect API key provided: sk-test. You can find your API key at https://platform.openai.com/account/api-keys.",
+            ),
+            429 => ("rate_limit_exceeded", "rate_limit_exceeded", "Rate limit reached"),
+            _ => ("server_error", "server_error", "The server had an error while processing your request."),
+        };
+        return json_response(
+            status,
+            json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+        );
+    }
+    let model = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("model").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "mock-model".to_owned());
+    let chunk = |delta: Value, finish_reason: Value| {
+        let v = json!({
+            "id": "chatcmpl-mock",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": model,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        });
+        format!("data: {v}\n\n")
+    };
+
+    let mut frames = vec![Frame::Data(chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    ))];
+    for t in &reply.thinking_chunks {
+        frames.push(Frame::Data(chunk(json!({"reasoning_content": t}), Value::Null)));
+    }
+    let stalled = push_text_frames(&mut frames, &reply, |t| {
+        chunk(json!({"content": t}), Value::Null)
+    });
+    if !stalled {
+        for (idx, call) in reply.tool_calls.iter().enumerate() {
+            let args = call.arguments.to_string();
+            let (first, second) = args.split_at(args.len() / 2);
+            frames.push(Frame::Data(chunk(
+                json!({"tool_calls": [{"index": idx, "id": call.id, "type": "function",
+                        "function": {"name": call.name, "arguments": ""}}]}),
+                Value::Null,
+            )));
+            for part in [first, second] {
+                frames.push(Frame::Data(chunk(
+                    json!({"tool_calls": [{"index": idx, "function": {"arguments": part}}]}),
+                    Value::Null,
+                )));
+            }
+        }
+        let finish = match reply.finish {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::ToolUse => "tool_calls",
+            Finish::Refusal => "content_filter",
+        };
+        frames.push(Frame::Data(chunk(json!({}), json!(finish))));
+        let usage = json!({
+            "id": "chatcmpl-mock",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000,
+            "model": model,
+            "choices": [],
+            "usage": {
+                "prompt_tokens": reply.usage.input_tokens,
+                "completion_tokens": reply.usage.output_tokens,
+                "total_tokens": reply.usage.input_tokens + reply.usage.output_tokens,
+            },
+        });
+        frames.push(Frame::Data(format!("data: {usage}\n\n")));
+        frames.push(Frame::Data("data: [DONE]\n\n".to_owned()));
+    }
+    streaming_response(state, "text/event-stream", frames, reply.chunk_delay)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic Messages
+
+fn sse_event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+async fn anthropic_messages(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.record("POST", &uri, &headers, &body);
+    let reply = state.next_reply();
+    if let Some(status) = reply.status {
+        let (kind, message) = match status {
+            401 => ("authentication_error", "invalid x-api-key"),
+            429 => ("rate_limit_error", "Number of requests has exceeded your rate limit"),
+            529 => ("overloaded_error", "Overloaded"),
+            _ => ("api_error", "Internal server error"),
+        };
+        return json_response(
+            status,
+            json!({"type": "error", "error": {"type": kind, "message": message}}),
+        );
+    }
+    let model = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("model").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "mock-model".to_owned());
+
+    let mut frames = vec![
+        Frame::Data(sse_event(
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": reply.usage.input_tokens, "output_tokens": 1}}}),
+        )),
+        Frame::Data(sse_event("ping", json!({"type": "ping"}))),
+    ];
+    let mut block_idx = 0;
+    if !reply.thinking_chunks.is_empty() {
+        frames.push(Frame::Data(sse_event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": block_idx,
+                   "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        )));
+        for t in &reply.thinking_chunks {
+            frames.push(Frame::Data(sse_event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": block_idx,
+                       "delta": {"type": "thinking_delta", "thinking": t}}),
+            )));
+        }
+        frames.push(Frame::Data(sse_event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": block_idx,
+                   "delta": {"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"}}),
+        )));
+        frames.push(Frame::Data(sse_event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": block_idx}),
+        )));
+        block_idx += 1;
+    }
+    let mut stalled = false;
+    if !reply.text_chunks.is_empty() || reply.stall_after_text_chunks.is_some() {
+        frames.push(Frame::Data(sse_event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": block_idx,
+                   "content_block": {"type": "text", "text": ""}}),
+        )));
+        let idx = block_idx;
+        stalled = push_text_frames(&mut frames, &reply, |t| {
+            sse_event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": idx,
+                       "delta": {"type": "text_delta", "text": t}}),
+            )
+        });
+        if !stalled {
+            frames.push(Frame::Data(sse_event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": block_idx}),
+            )));
+        }
+        block_idx += 1;
+    }
+    if !stalled {
+        for call in &reply.tool_calls {
+            frames.push(Frame::Data(sse_event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": block_idx,
+                       "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}}),
+            )));
+            let args = call.arguments.to_string();
+            let (first, second) = args.split_at(args.len() / 2);
+            for part in [first, second] {
+                frames.push(Frame::Data(sse_event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": block_idx,
+                           "delta": {"type": "input_json_delta", "partial_json": part}}),
+                )));
+            }
+            frames.push(Frame::Data(sse_event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": block_idx}),
+            )));
+            block_idx += 1;
+        }
+        let stop_reason = match reply.finish {
+            Finish::Stop => "end_turn",
+            Finish::Length => "max_tokens",
+            Finish::ToolUse => "tool_use",
+            Finish::Refusal => "refusal",
+        };
+        frames.push(Frame::Data(sse_event(
+            "message_delta",
+            json!({"type": "message_delta",
+                   "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                   "usage": {"output_tokens": reply.usage.output_tokens}}),
+        )));
+        frames.push(Frame::Data(sse_event(
+            "message_stop",
+            json!({"type": "message_stop"}),
+        )));
+    }
+    streaming_response(state, "text/event-stream", frames, reply.chunk_delay)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ollama
+
+const OLLAMA_CREATED_AT: &str = "2025-01-01T00:00:00.000000Z";
+
+async fn ollama_chat(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.record("POST", &uri, &headers, &body);
+    let reply = state.next_reply();
+    if let Some(status) = reply.status {
+        let message = match status {
+            404 => "model not found, try pulling it first",
+            _ => "internal server error",
+        };
+        return json_response(status, json!({"error": message}));
+    }
+    let model = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("model").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_else(|| "mock-model".to_owned());
+    let line = |message: Value| {
+        format!(
+            "{}\n",
+            json!({"model": model, "created_at": OLLAMA_CREATED_AT, "message": message, "done": false})
+        )
+    };
+    let mut frames = Vec::new();
+    for t in &reply.thinking_chunks {
+        frames.push(Frame::Data(line(
+            json!({"role": "assistant", "content": "", "thinking": t}),
+        )));
+    }
+    let stalled = push_text_frames(&mut frames, &reply, |t| {
+        line(json!({"role": "assistant", "content": t}))
+    });
+    if !stalled {
+        if !reply.tool_calls.is_empty() {
+            let calls: Vec<Value> = reply
+                .tool_calls
+                .iter()
+                .map(|c| json!({"function": {"name": c.name, "arguments": c.arguments}}))
+                .collect();
+            frames.push(Frame::Data(line(
+                json!({"role": "assistant", "content": "", "tool_calls": calls}),
+            )));
+        }
+        let done_reason = match reply.finish {
+            Finish::Length => "length",
+            Finish::Stop | Finish::ToolUse | Finish::Refusal => "stop",
+        };
+        frames.push(Frame::Data(format!(
+            "{}\n",
+            json!({
+                "model": model, "created_at": OLLAMA_CREATED_AT,
+                "message": {"role": "assistant", "content": ""},
+                "done": true, "done_reason": done_reason,
+                "total_duration": 123_456_789u64, "load_duration": 1_000_000u64,
+                "prompt_eval_count": reply.usage.input_tokens, "prompt_eval_duration": 1_000_000u64,
+                "eval_count": reply.usage.output_tokens, "eval_duration": 1_000_000u64,
+            })
+        )));
+    }
+    streaming_response(state, "application/x-ndjson", frames, reply.chunk_delay)
+}
+
+async fn ollama_tags(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap) -> Response {
+    state.record("GET", &uri, &headers, &Bytes::new());
+    json_response(
+        200,
+        json!({"models": [{
+            "name": "mock-model:latest", "model": "mock-model:latest",
+            "modified_at": OLLAMA_CREATED_AT, "size": 1_000_000u64,
+            "digest": "0000000000000000000000000000000000000000000000000000000000000000",
+            "details": {"format": "gguf", "family": "llama", "parameter_size": "1B", "quantization_level": "Q4_0"}
+        }]}),
+    )
+}
