@@ -353,7 +353,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<String>,
     closed: CancellationToken,
 ) {
-    while let Some(line) = rx.recv().await {
+    loop {
+        let line = tokio::select! {
+            biased;
+            line = rx.recv() => line,
+            // Closed while some `Peer` clone still lives: write what is queued, then stop.
+            () = closed.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(line) = line else { break };
         let write = async {
             writer.write_all(line.as_bytes()).await?;
             writer.write_all(b"\n").await?;

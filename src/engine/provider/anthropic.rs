@@ -10,13 +10,15 @@
 use std::collections::HashMap;
 
 use futures::future::BoxFuture;
+use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::engine::content::{ContentPart, ToolCall, ToolResult, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
+    ProviderRequest,
 };
 
 /// The base URL when none is configured (without `/v1`).
@@ -35,7 +37,8 @@ pub struct AnthropicProvider {
     client: reqwest::Client,
     /// Without a trailing `/` and without `/v1`.
     base_url: String,
-    api_key: Option<String>,
+    /// The `x-api-key` header value.
+    api_key: Option<HeaderValue>,
     retry: RetryPolicy,
 }
 
@@ -48,7 +51,9 @@ impl AnthropicProvider {
         Ok(AnthropicProvider {
             client: http::new_client()?,
             base_url,
-            api_key,
+            api_key: api_key
+                .map(|key| http::secret_header(LABELS, &key))
+                .transpose()?,
             retry: RetryPolicy::DEFAULT,
         })
     }
@@ -63,25 +68,15 @@ impl AnthropicProvider {
                 .header("anthropic-version", API_VERSION)
                 .json(&body);
             match &self.api_key {
-                Some(key) => builder.header("x-api-key", sensitive(key)),
+                Some(key) => builder.header("x-api-key", key.clone()),
                 None => builder,
             }
         })
         .await?;
-        Ok(http::decode_stream(http::sse_events(response, LABELS), EventDecoder::default()))
-    }
-}
-
-/// The key as a header value that is marked sensitive (kept out of debug output).
-fn sensitive(key: &str) -> reqwest::header::HeaderValue {
-    match reqwest::header::HeaderValue::from_str(key) {
-        Ok(mut value) => {
-            value.set_sensitive(true);
-            value
-        }
-        // A key with control characters cannot be sent; the server answers 401, which says
-        // which variable to fix.
-        Err(_) => reqwest::header::HeaderValue::from_static("invalid-key"),
+        Ok(http::decode_stream(
+            http::sse_events(response, LABELS),
+            EventDecoder::default(),
+        ))
     }
 }
 
@@ -90,7 +85,10 @@ impl Provider for AnthropicProvider {
         LABELS.provider
     }
 
-    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
 }
@@ -124,8 +122,13 @@ fn messages_json(messages: &[ProviderMessage]) -> Vec<Value> {
     for message in messages {
         let (role, mut blocks) = match message {
             ProviderMessage::User(parts) => ("user", user_blocks(parts)),
-            ProviderMessage::Assistant { content, tool_calls } => ("assistant", assistant_blocks(content, tool_calls)),
-            ProviderMessage::ToolResults(results) => ("user", results.iter().map(tool_result_block).collect()),
+            ProviderMessage::Assistant {
+                content,
+                tool_calls,
+            } => ("assistant", assistant_blocks(content, tool_calls)),
+            ProviderMessage::ToolResults(results) => {
+                ("user", results.iter().map(tool_result_block).collect())
+            }
         };
         match turns.last_mut() {
             Some((last_role, last_blocks)) if *last_role == role => last_blocks.append(&mut blocks),
@@ -167,7 +170,9 @@ fn assistant_blocks(content: &[ContentPart], tool_calls: &[ToolCall]) -> Vec<Val
                 text,
                 signature: Some(signature),
             } => Some(json!({"type": "thinking", "thinking": text, "signature": signature})),
-            ContentPart::Text { text } if !text.is_empty() => Some(json!({"type": "text", "text": text})),
+            ContentPart::Text { text } if !text.is_empty() => {
+                Some(json!({"type": "text", "text": text}))
+            }
             _ => None,
         })
         .collect();
@@ -196,10 +201,20 @@ fn tool_result_block(result: &ToolResult) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireEvent {
-    MessageStart { message: StartMessage },
-    ContentBlockStart { index: u64, content_block: StartBlock },
-    ContentBlockDelta { index: u64, delta: BlockDelta },
-    ContentBlockStop { index: u64 },
+    MessageStart {
+        message: StartMessage,
+    },
+    ContentBlockStart {
+        index: u64,
+        content_block: StartBlock,
+    },
+    ContentBlockDelta {
+        index: u64,
+        delta: BlockDelta,
+    },
+    ContentBlockStop {
+        index: u64,
+    },
     MessageDelta {
         #[serde(default)]
         delta: MessageDeltaBody,
@@ -207,7 +222,9 @@ enum WireEvent {
         usage: Option<WireUsage>,
     },
     MessageStop,
-    Error { error: WireError },
+    Error {
+        error: WireError,
+    },
     /// `ping` and anything newer than this code.
     #[serde(other)]
     Other,
@@ -244,10 +261,18 @@ enum StartBlock {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum BlockDelta {
-    TextDelta { text: String },
-    ThinkingDelta { thinking: String },
-    SignatureDelta { signature: String },
-    InputJsonDelta { partial_json: String },
+    TextDelta {
+        text: String,
+    },
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -281,8 +306,15 @@ struct WireError {
 /// A content block that is still streaming.
 #[derive(Debug)]
 enum OpenBlock {
-    Thinking { signature: String },
-    ToolUse { id: String, name: String, initial: Value, json: String },
+    Thinking {
+        signature: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        initial: Value,
+        json: String,
+    },
     Other,
 }
 
@@ -299,19 +331,23 @@ struct EventDecoder {
 impl Decoder for EventDecoder {
     type Input = eventsource_stream::Event;
 
-    fn feed(&mut self, event: eventsource_stream::Event) -> Result<Vec<ProviderEvent>, ProviderError> {
+    fn feed(
+        &mut self,
+        event: eventsource_stream::Event,
+    ) -> Result<Vec<ProviderEvent>, ProviderError> {
         if event.data.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let wire: WireEvent =
-            serde_json::from_str(&event.data).map_err(|e| http::malformed(LABELS, "an event", &e))?;
+        let wire: WireEvent = serde_json::from_str(&event.data)
+            .map_err(|e| http::malformed(LABELS, "an event", &e))?;
         self.on_event(wire)
     }
 
     fn end(&mut self) -> Result<Vec<ProviderEvent>, ProviderError> {
         Err(ProviderError::Protocol {
             provider: LABELS.provider,
-            detail: "the stream ended before message_stop (the answer is incomplete); try again".to_string(),
+            detail: "the stream ended before message_stop (the answer is incomplete); try again"
+                .to_string(),
         })
     }
 }
@@ -323,7 +359,10 @@ impl EventDecoder {
                 self.on_usage(message.usage.unwrap_or_default());
                 Vec::new()
             }
-            WireEvent::ContentBlockStart { index, content_block } => self.on_block_start(index, content_block),
+            WireEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => self.on_block_start(index, content_block),
             WireEvent::ContentBlockDelta { index, delta } => self.on_delta(index, delta),
             WireEvent::ContentBlockStop { index } => self.on_block_stop(index),
             WireEvent::MessageDelta { delta, usage } => {
@@ -347,14 +386,25 @@ impl EventDecoder {
 
     fn on_block_start(&mut self, index: u64, block: StartBlock) -> Vec<ProviderEvent> {
         let (open, first) = match block {
-            StartBlock::Text { text } => (OpenBlock::Other, (!text.is_empty()).then_some(ProviderEvent::TextDelta(text))),
+            StartBlock::Text { text } => (
+                OpenBlock::Other,
+                (!text.is_empty()).then_some(ProviderEvent::TextDelta(text)),
+            ),
             StartBlock::Thinking { thinking } => (
-                OpenBlock::Thinking { signature: String::new() },
+                OpenBlock::Thinking {
+                    signature: String::new(),
+                },
                 (!thinking.is_empty()).then_some(ProviderEvent::ThoughtDelta(thinking)),
             ),
-            StartBlock::ToolUse { id, name, input } => {
-                (OpenBlock::ToolUse { id, name, initial: input, json: String::new() }, None)
-            }
+            StartBlock::ToolUse { id, name, input } => (
+                OpenBlock::ToolUse {
+                    id,
+                    name,
+                    initial: input,
+                    json: String::new(),
+                },
+                None,
+            ),
             StartBlock::Other => (OpenBlock::Other, None),
         };
         self.blocks.insert(index, open);
@@ -365,12 +415,20 @@ impl EventDecoder {
         let block = self.blocks.get_mut(&index);
         match (delta, block) {
             (BlockDelta::TextDelta { text }, _) => vec![ProviderEvent::TextDelta(text)],
-            (BlockDelta::ThinkingDelta { thinking }, _) => vec![ProviderEvent::ThoughtDelta(thinking)],
-            (BlockDelta::SignatureDelta { signature: piece }, Some(OpenBlock::Thinking { signature })) => {
+            (BlockDelta::ThinkingDelta { thinking }, _) => {
+                vec![ProviderEvent::ThoughtDelta(thinking)]
+            }
+            (
+                BlockDelta::SignatureDelta { signature: piece },
+                Some(OpenBlock::Thinking { signature }),
+            ) => {
                 signature.push_str(&piece);
                 Vec::new()
             }
-            (BlockDelta::InputJsonDelta { partial_json }, Some(OpenBlock::ToolUse { json, .. })) => {
+            (
+                BlockDelta::InputJsonDelta { partial_json },
+                Some(OpenBlock::ToolUse { json, .. }),
+            ) => {
                 json.push_str(&partial_json);
                 Vec::new()
             }
@@ -383,8 +441,17 @@ impl EventDecoder {
             Some(OpenBlock::Thinking { signature }) if !signature.is_empty() => {
                 vec![ProviderEvent::ThoughtSignature(signature)]
             }
-            Some(OpenBlock::ToolUse { id, name, initial, json }) => {
-                vec![ProviderEvent::ToolCall(ToolCall { id, name, arguments: tool_input(initial, &json) })]
+            Some(OpenBlock::ToolUse {
+                id,
+                name,
+                initial,
+                json,
+            }) => {
+                vec![ProviderEvent::ToolCall(ToolCall {
+                    id,
+                    name,
+                    arguments: tool_input(initial, &json),
+                })]
             }
             _ => Vec::new(),
         }
@@ -407,7 +474,11 @@ impl EventDecoder {
 /// not parse is kept as a string for the engine to report.
 fn tool_input(initial: Value, streamed: &str) -> Value {
     if streamed.trim().is_empty() {
-        return if initial.is_object() { initial } else { json!({}) };
+        return if initial.is_object() {
+            initial
+        } else {
+            json!({})
+        };
     }
     serde_json::from_str(streamed).unwrap_or_else(|_| Value::String(streamed.to_string()))
 }
@@ -430,7 +501,11 @@ fn stream_error(error: &WireError) -> ProviderError {
         "api_error" => Some(500),
         _ => None,
     };
-    let message = if error.message.is_empty() { &error.kind } else { &error.message };
+    let message = if error.message.is_empty() {
+        &error.kind
+    } else {
+        &error.message
+    };
     http::in_stream_error(LABELS, status, message)
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::engine::content::ContentPart;
@@ -90,7 +90,12 @@ pub fn new_client() -> Result<reqwest::Client, ProviderError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()
-        .map_err(|e| ProviderError::Config(format!("cannot set up the HTTP client: {}", error_chain(&e))))
+        .map_err(|e| {
+            ProviderError::Config(format!(
+                "cannot set up the HTTP client: {}",
+                error_chain(&e)
+            ))
+        })
 }
 
 /// Sends the request `build` makes, retrying 429, 5xx and connection failures with exponential
@@ -186,11 +191,25 @@ fn connect_error(labels: Labels, url: &str, error: &reqwest::Error) -> ProviderE
 
 fn invalid_url_error(labels: Labels, url: &str, error: &reqwest::Error) -> ProviderError {
     ProviderError::Config(format!(
-        "{} URL {url} is not usable: {}; fix {}",
+        "cannot build the {} request to {url}: {}; fix {}",
         labels.provider,
         error_chain(error),
         labels.url_env
     ))
+}
+
+/// A header value holding a secret (`value` is the key, or `Bearer <key>`), marked sensitive so
+/// it never shows in debug output. Fails when the key cannot be sent in a header.
+pub fn secret_header(labels: Labels, value: &str) -> Result<HeaderValue, ProviderError> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
+        ProviderError::Config(format!(
+            "the {} API key contains characters that cannot be sent (a newline or stray quote?); fix {}",
+            labels.provider,
+            labels.key_env.unwrap_or("the key")
+        ))
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// An error and its causes, joined with `: ` (reqwest hides the useful part in the sources).
@@ -268,10 +287,13 @@ pub fn ndjson_lines(response: Response, labels: Labels) -> BodyStream<String> {
         buffer: Vec::new(),
         ended: false,
     };
-    Box::pin(futures::stream::unfold(state, move |mut state| async move {
-        let item = state.next_line(labels).await?;
-        Some((item, state))
-    }))
+    Box::pin(futures::stream::unfold(
+        state,
+        move |mut state| async move {
+            let item = state.next_line(labels).await?;
+            Some((item, state))
+        },
+    ))
 }
 
 struct LineState {
@@ -405,7 +427,10 @@ pub fn part_as_text(part: &ContentPart) -> Option<String> {
 
 /// The error for an `error` object that arrives inside an otherwise successful stream.
 pub fn in_stream_error(labels: Labels, status: Option<u16>, message: &str) -> ProviderError {
-    let detail = format!("error inside the answer stream: {}", truncate_chars(message, MAX_DETAIL_CHARS));
+    let detail = format!(
+        "error inside the answer stream: {}",
+        truncate_chars(message, MAX_DETAIL_CHARS)
+    );
     match status {
         Some(429) => ProviderError::RateLimited {
             provider: labels.provider,

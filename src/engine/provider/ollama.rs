@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use crate::engine::content::{ContentPart, ToolCall, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
+    ProviderRequest,
 };
 
 /// The host when `OLLAMA_HOST` is not set.
@@ -55,9 +56,14 @@ impl OllamaProvider {
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/api/chat", self.host);
         let body = request_body(&request);
-        let response =
-            http::send_with_retry(LABELS, &url, self.retry, || self.client.post(&url).json(&body)).await?;
-        Ok(http::decode_stream(http::ndjson_lines(response, LABELS), LineDecoder::default()))
+        let response = http::send_with_retry(LABELS, &url, self.retry, || {
+            self.client.post(&url).json(&body)
+        })
+        .await?;
+        Ok(http::decode_stream(
+            http::ndjson_lines(response, LABELS),
+            LineDecoder::default(),
+        ))
     }
 }
 
@@ -66,7 +72,10 @@ impl Provider for OllamaProvider {
         LABELS.provider
     }
 
-    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
 }
@@ -83,7 +92,9 @@ pub fn normalize_host(raw: &str) -> String {
     }
     let has_port = match raw.rsplit_once(':') {
         // `[::1]:11434` or `host:11434`; a bare IPv6 address has colons but ends in `]`.
-        Some((_, port)) => !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && !raw.ends_with(']'),
+        Some((_, port)) => {
+            !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && !raw.ends_with(']')
+        }
         None => false,
     };
     if has_port {
@@ -123,22 +134,31 @@ fn request_body(request: &ProviderRequest) -> Value {
     for message in &request.messages {
         match message {
             ProviderMessage::User(parts) => messages.push(user_message(parts)),
-            ProviderMessage::Assistant { content, tool_calls } => {
-                tool_names = tool_calls.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
+            ProviderMessage::Assistant {
+                content,
+                tool_calls,
+            } => {
+                tool_names = tool_calls
+                    .iter()
+                    .map(|c| (c.id.as_str(), c.name.as_str()))
+                    .collect();
                 messages.push(assistant_message(content, tool_calls));
             }
-            ProviderMessage::ToolResults(results) => messages.extend(results.iter().map(|result| {
-                let content = if result.is_error {
-                    format!("Error: {}", result.content)
-                } else {
-                    result.content.clone()
-                };
-                let mut message = json!({"role": "tool", "content": content});
-                if let Some((_, name)) = tool_names.iter().find(|(id, _)| *id == result.call_id) {
-                    message["tool_name"] = json!(name);
-                }
-                message
-            })),
+            ProviderMessage::ToolResults(results) => {
+                messages.extend(results.iter().map(|result| {
+                    let content = if result.is_error {
+                        format!("Error: {}", result.content)
+                    } else {
+                        result.content.clone()
+                    };
+                    let mut message = json!({"role": "tool", "content": content});
+                    if let Some((_, name)) = tool_names.iter().find(|(id, _)| *id == result.call_id)
+                    {
+                        message["tool_name"] = json!(name);
+                    }
+                    message
+                }))
+            }
         }
     }
     let mut body = json!({
@@ -151,9 +171,11 @@ fn request_body(request: &ProviderRequest) -> Value {
         let tools: Vec<Value> = request
             .tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {
-                "name": t.name, "description": t.description, "parameters": t.parameters,
-            }}))
+            .map(|t| {
+                json!({"type": "function", "function": {
+                    "name": t.name, "description": t.description, "parameters": t.parameters,
+                }})
+            })
             .collect();
         body["tools"] = json!(tools);
     }
@@ -189,7 +211,11 @@ fn assistant_message(content: &[ContentPart], tool_calls: &[ToolCall]) -> Value 
         let calls: Vec<Value> = tool_calls
             .iter()
             .map(|c| {
-                let arguments = if c.arguments.is_object() { c.arguments.clone() } else { json!({}) };
+                let arguments = if c.arguments.is_object() {
+                    c.arguments.clone()
+                } else {
+                    json!({})
+                };
                 json!({"function": {"name": c.name, "arguments": arguments}})
             })
             .collect();
@@ -249,7 +275,8 @@ impl Decoder for LineDecoder {
     type Input = String;
 
     fn feed(&mut self, line: String) -> Result<Vec<ProviderEvent>, ProviderError> {
-        let line: Line = serde_json::from_str(&line).map_err(|e| http::malformed(LABELS, "a line", &e))?;
+        let line: Line =
+            serde_json::from_str(&line).map_err(|e| http::malformed(LABELS, "a line", &e))?;
         if let Some(error) = line.error {
             return Err(http::in_stream_error(LABELS, None, &error));
         }
@@ -263,7 +290,9 @@ impl Decoder for LineDecoder {
                 output_tokens: line.eval_count.unwrap_or(0),
                 ..Usage::default()
             }));
-            events.push(ProviderEvent::Finish(self.finish(line.done_reason.as_deref())));
+            events.push(ProviderEvent::Finish(
+                self.finish(line.done_reason.as_deref()),
+            ));
         }
         Ok(events)
     }

@@ -2,21 +2,22 @@
 //!
 //! Besides OpenAI itself this speaks to most local and hosted servers that copy the API
 //! (vLLM, llama.cpp, LM Studio, Ollama's `/v1`, OpenRouter), so it is lenient where they differ:
-//! no `Authorization` header without a key, `max_tokens` rather than
-//! `max_completion_tokens`, reasoning read from `reasoning_content` or `reasoning`, and tool
-//! calls honoured even when the server reports `finish_reason: "stop"`.
+//! no `Authorization` header without a key, `max_tokens` (switching to `max_completion_tokens`
+//! only when the server asks for it), reasoning read from `reasoning_content` or `reasoning`,
+//! and tool calls honoured even when the server reports `finish_reason: "stop"`.
 
 use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::engine::content::{ContentPart, ToolCall, ToolResult, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
-    ToolSpec,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
+    ProviderRequest, ToolSpec,
 };
 
 /// The base URL when none is configured.
@@ -33,7 +34,8 @@ pub struct OpenAiProvider {
     client: reqwest::Client,
     /// Without a trailing `/`, including `/v1`.
     base_url: String,
-    api_key: Option<String>,
+    /// The `Authorization: Bearer` header value.
+    authorization: Option<HeaderValue>,
     retry: RetryPolicy,
 }
 
@@ -44,23 +46,52 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             client: http::new_client()?,
             base_url: base_url.trim_end_matches('/').to_string(),
-            api_key,
+            authorization: api_key
+                .map(|key| http::secret_header(LABELS, &format!("Bearer {key}")))
+                .transpose()?,
             retry: RetryPolicy::DEFAULT,
         })
     }
 
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/chat/completions", self.base_url);
-        let body = request_body(&request);
-        let response = http::send_with_retry(LABELS, &url, self.retry, || {
-            let builder = self.client.post(&url).json(&body);
-            match &self.api_key {
-                Some(key) => builder.bearer_auth(key),
+        let mut body = request_body(&request);
+        let response = match self.send(&url, &body).await {
+            // Reasoning models reject `max_tokens` and name its replacement.
+            Err(ProviderError::Http {
+                status: 400,
+                detail,
+                ..
+            }) if detail.contains("max_completion_tokens") => {
+                use_max_completion_tokens(&mut body);
+                self.send(&url, &body).await?
+            }
+            other => other?,
+        };
+        Ok(http::decode_stream(
+            http::sse_events(response, LABELS),
+            ChunkDecoder::default(),
+        ))
+    }
+
+    async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, ProviderError> {
+        http::send_with_retry(LABELS, url, self.retry, || {
+            let builder = self.client.post(url).json(body);
+            match &self.authorization {
+                Some(value) => builder.header(AUTHORIZATION, value.clone()),
                 None => builder,
             }
         })
-        .await?;
-        Ok(http::decode_stream(http::sse_events(response, LABELS), ChunkDecoder::default()))
+        .await
+    }
+}
+
+/// Renames `max_tokens` to `max_completion_tokens` (what OpenAI's reasoning models accept).
+fn use_max_completion_tokens(body: &mut Value) {
+    if let Some(fields) = body.as_object_mut()
+        && let Some(limit) = fields.remove("max_tokens")
+    {
+        fields.insert("max_completion_tokens".to_string(), limit);
     }
 }
 
@@ -69,7 +100,10 @@ impl Provider for OpenAiProvider {
         LABELS.provider
     }
 
-    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
 }
@@ -83,10 +117,13 @@ fn request_body(request: &ProviderRequest) -> Value {
     for message in &request.messages {
         match message {
             ProviderMessage::User(parts) => messages.push(user_message(parts)),
-            ProviderMessage::Assistant { content, tool_calls } => {
-                messages.push(assistant_message(content, tool_calls))
+            ProviderMessage::Assistant {
+                content,
+                tool_calls,
+            } => messages.push(assistant_message(content, tool_calls)),
+            ProviderMessage::ToolResults(results) => {
+                messages.extend(results.iter().map(tool_message))
             }
-            ProviderMessage::ToolResults(results) => messages.extend(results.iter().map(tool_message)),
         }
     }
     let mut body = json!({
@@ -253,7 +290,11 @@ impl WireUsage {
         Usage {
             input_tokens: self.prompt_tokens,
             output_tokens: self.completion_tokens,
-            cached_input_tokens: self.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
+            cached_input_tokens: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
             reasoning_tokens: self
                 .completion_tokens_details
                 .as_ref()
@@ -284,7 +325,10 @@ struct ChunkDecoder {
 impl Decoder for ChunkDecoder {
     type Input = eventsource_stream::Event;
 
-    fn feed(&mut self, event: eventsource_stream::Event) -> Result<Vec<ProviderEvent>, ProviderError> {
+    fn feed(
+        &mut self,
+        event: eventsource_stream::Event,
+    ) -> Result<Vec<ProviderEvent>, ProviderError> {
         let data = event.data.trim();
         if data.is_empty() {
             return Ok(Vec::new());
@@ -292,7 +336,8 @@ impl Decoder for ChunkDecoder {
         if data == "[DONE]" {
             return self.complete();
         }
-        let chunk: Chunk = serde_json::from_str(data).map_err(|e| http::malformed(LABELS, "a chunk", &e))?;
+        let chunk: Chunk =
+            serde_json::from_str(data).map_err(|e| http::malformed(LABELS, "a chunk", &e))?;
         self.on_chunk(chunk)
     }
 
@@ -336,16 +381,21 @@ impl ChunkDecoder {
 
     fn on_tool_fragment(&mut self, fragment: ToolCallDelta) {
         // Servers that omit `index` start a new call with each `id`.
-        let call_idx = fragment.index.unwrap_or_else(|| match (&fragment.id, self.last_call_idx) {
-            (None, Some(last)) => last,
-            _ => self.calls.keys().next_back().map_or(0, |k| k + 1),
-        });
+        let call_idx = fragment
+            .index
+            .unwrap_or_else(|| match (&fragment.id, self.last_call_idx) {
+                (None, Some(last)) => last,
+                _ => self.calls.keys().next_back().map_or(0, |k| k + 1),
+            });
         self.last_call_idx = Some(call_idx);
         let call = self.calls.entry(call_idx).or_default();
         if let Some(id) = fragment.id.filter(|id| !id.is_empty()) {
             call.id = id;
         }
-        let function = fragment.function.unwrap_or(FunctionDelta { name: None, arguments: None });
+        let function = fragment.function.unwrap_or(FunctionDelta {
+            name: None,
+            arguments: None,
+        });
         if let Some(name) = function.name.filter(|n| !n.is_empty())
             && call.name.is_empty()
         {
@@ -361,8 +411,9 @@ impl ChunkDecoder {
         let Some(mut finish) = self.finish else {
             return Err(ProviderError::Protocol {
                 provider: LABELS.provider,
-                detail: "the stream ended without a finish_reason (the answer is incomplete); try again"
-                    .to_string(),
+                detail:
+                    "the stream ended without a finish_reason (the answer is incomplete); try again"
+                        .to_string(),
             });
         };
         let calls = std::mem::take(&mut self.calls);

@@ -1,6 +1,21 @@
 //! Which provider to use: `RATCHET_PROVIDER`/`RATCHET_MODEL`, else `config.toml`, else the first
 //! API key present (Anthropic, then OpenAI), else Ollama if it answers, else a clear error.
-// (implementation pending)
+//!
+//! [`choose`] is the pure part (environment snapshot and config file in, choice out), so the
+//! precedence rules are unit-tested without I/O; [`resolve`] adds the Ollama probe; [`build`]
+//! turns a choice into a running [`Provider`]. The `scripted` provider is never chosen unless
+//! asked for by name. Environment values win over the config file's endpoint settings.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::engine::config::{ConfigFile, EndpointConfig, EnvSnapshot};
+use crate::engine::provider::anthropic::{self, AnthropicProvider};
+use crate::engine::provider::ollama::{self, OllamaProvider};
+use crate::engine::provider::openai::{self, OpenAiProvider};
+use crate::engine::provider::scripted::ScriptedProvider;
+use crate::engine::provider::{Provider, ProviderError};
 
 /// Which wire format a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,22 +26,330 @@ pub enum ProviderKind {
     Scripted,
 }
 
-/// A resolved provider configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl ProviderKind {
+    /// Every kind, in the order names are listed in messages.
+    pub const ALL: [ProviderKind; 4] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Anthropic,
+        ProviderKind::Ollama,
+        ProviderKind::Scripted,
+    ];
+
+    /// The name used in `RATCHET_PROVIDER` and `config.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Scripted => "scripted",
+        }
+    }
+
+    /// Parses a provider name (case-insensitive, surrounding spaces ignored).
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        let name = name.trim();
+        ProviderKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// The model used when none is configured.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "gpt-4o-mini",
+            ProviderKind::Anthropic => "claude-sonnet-4-5",
+            ProviderKind::Ollama => "llama3.2",
+            ProviderKind::Scripted => "scripted-demo",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resolved provider configuration. Its `Debug` output never shows the key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderChoice {
     pub kind: ProviderKind,
     pub model: String,
+    /// The endpoint, normalized (OpenAI: with `/v1`; Anthropic: without; Ollama: `http://host:port`).
+    /// `None` for the scripted provider.
+    pub base_url: Option<String>,
+    /// The API key, if one was found (Ollama and the scripted provider never have one).
+    pub api_key: Option<String>,
+    /// The scripted provider's script file; `None` plays the built-in demo.
+    pub script: Option<PathBuf>,
 }
 
-/// Temporary: provider selection is being written (returns an error until then).
-pub async fn resolve(
-    _env: &crate::engine::config::EnvSnapshot,
-    _file: &crate::engine::config::ConfigFile,
-) -> Result<ProviderChoice, super::ProviderError> {
-    Err(super::ProviderError::Config("provider selection is not implemented yet".into()))
+impl fmt::Debug for ProviderChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderChoice")
+            .field("kind", &self.kind)
+            .field("model", &self.model)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("script", &self.script)
+            .finish()
+    }
 }
 
-/// Temporary: provider construction is being written (returns an error until then).
-pub fn build(_choice: &ProviderChoice) -> Result<std::sync::Arc<dyn super::Provider>, super::ProviderError> {
-    Err(super::ProviderError::Config("provider construction is not implemented yet".into()))
+/// Why no provider could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// `RATCHET_PROVIDER` or the config's `provider` names no known provider.
+    #[error(
+        "unknown provider {name:?} in {origin}; use one of: openai, anthropic, ollama, scripted"
+    )]
+    UnknownProvider { name: String, origin: &'static str },
+    /// A hosted provider was asked for but its key is missing.
+    #[error(
+        "{kind} was selected ({origin}) but no API key was found; set {env_var} (or point the base URL at a server that needs none)"
+    )]
+    MissingKey {
+        kind: ProviderKind,
+        origin: &'static str,
+        env_var: String,
+    },
+    /// Nothing is configured and no local Ollama answered.
+    #[error("{}", NOTHING_CONFIGURED)]
+    NothingConfigured,
 }
+
+const NOTHING_CONFIGURED: &str = "no LLM provider is configured, and no Ollama server answered on OLLAMA_HOST (default http://127.0.0.1:11434). Configure one of these ways:
+  1. set an API key: ANTHROPIC_API_KEY=... or OPENAI_API_KEY=... (OPENAI_BASE_URL / ANTHROPIC_BASE_URL change the endpoint);
+  2. name it explicitly: RATCHET_PROVIDER=openai|anthropic|ollama and RATCHET_MODEL=<model>;
+  3. write config.toml in ratchet's home directory (RATCHET_HOME, default ~/.ratchet), for example:
+       provider = \"ollama\"
+       model = \"llama3.2\"
+       [ollama]
+       base_url = \"http://127.0.0.1:11434\"
+To try ratchet without any model, run the offline demo: RATCHET_PROVIDER=scripted";
+
+/// Answers for environment variables the snapshot does not carry (custom `api_key_env` names).
+pub type KeyLookup = dyn Fn(&str) -> Option<String> + Sync;
+
+/// Where the provider name came from, for messages.
+const FROM_ENV: &str = "RATCHET_PROVIDER";
+const FROM_CONFIG: &str = "config.toml `provider`";
+const FROM_KEY: &str = "an API key in the environment";
+
+/// Chooses the provider from the environment snapshot and the config file, without probing
+/// the network. Returns [`SelectError::NothingConfigured`] when only an Ollama probe could
+/// still find one (see [`resolve`]).
+///
+/// A config `api_key_env` naming a variable other than the conventional one is read from the
+/// process environment (the snapshot only carries the conventional names); see
+/// [`choose_with_lookup`] for the fully pure form.
+pub fn choose(env: &EnvSnapshot, file: &ConfigFile) -> Result<ProviderChoice, SelectError> {
+    choose_with_lookup(env, file, &|name| {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    })
+}
+
+/// [`choose`], with `lookup` answering for custom `api_key_env` variable names.
+pub fn choose_with_lookup(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    lookup: &KeyLookup,
+) -> Result<ProviderChoice, SelectError> {
+    let named = match (&env.ratchet_provider, &file.provider) {
+        (Some(name), _) => Some((parse_kind(name, FROM_ENV)?, FROM_ENV)),
+        (None, Some(name)) => Some((parse_kind(name, FROM_CONFIG)?, FROM_CONFIG)),
+        (None, None) => None,
+    };
+    let sources = Sources { env, file, lookup };
+    if let Some((kind, origin)) = named {
+        return sources.choice(kind, origin);
+    }
+    if sources.key(ProviderKind::Anthropic).is_some() {
+        return sources.choice(ProviderKind::Anthropic, FROM_KEY);
+    }
+    if sources.key(ProviderKind::OpenAi).is_some() {
+        return sources.choice(ProviderKind::OpenAi, FROM_KEY);
+    }
+    Err(SelectError::NothingConfigured)
+}
+
+/// [`choose`], and when nothing is configured, Ollama if a server answers on `OLLAMA_HOST` (or
+/// the config's `[ollama] base_url`, or the default address).
+pub async fn resolve(env: &EnvSnapshot, file: &ConfigFile) -> Result<ProviderChoice, SelectError> {
+    match choose(env, file) {
+        Err(SelectError::NothingConfigured) => {
+            let no_lookup = |_: &str| None;
+            let sources = Sources {
+                env,
+                file,
+                lookup: &no_lookup,
+            };
+            let host = sources
+                .base_url(ProviderKind::Ollama)
+                .unwrap_or_else(|| ollama::DEFAULT_HOST.to_string());
+            let choice = sources.choice(ProviderKind::Ollama, "a local Ollama server answered");
+            if ollama::probe(&host).await {
+                return choice;
+            }
+            Err(SelectError::NothingConfigured)
+        }
+        other => other,
+    }
+}
+
+/// Builds the provider a choice describes. A bad script file is a `Config` error.
+pub fn build(choice: &ProviderChoice) -> Result<Arc<dyn Provider>, ProviderError> {
+    let base_url = |default: &str| {
+        choice
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let provider: Arc<dyn Provider> = match choice.kind {
+        ProviderKind::OpenAi => Arc::new(OpenAiProvider::new(
+            &base_url(openai::DEFAULT_BASE_URL),
+            choice.api_key.clone(),
+        )?),
+        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(
+            &base_url(anthropic::DEFAULT_BASE_URL),
+            choice.api_key.clone(),
+        )?),
+        ProviderKind::Ollama => Arc::new(OllamaProvider::new(&base_url(ollama::DEFAULT_HOST))?),
+        ProviderKind::Scripted => match &choice.script {
+            Some(path) => Arc::new(ScriptedProvider::from_file(path)?),
+            None => Arc::new(ScriptedProvider::demo()),
+        },
+    };
+    Ok(provider)
+}
+
+fn parse_kind(name: &str, origin: &'static str) -> Result<ProviderKind, SelectError> {
+    ProviderKind::parse(name).ok_or_else(|| SelectError::UnknownProvider {
+        name: name.to_string(),
+        origin,
+    })
+}
+
+/// The environment and the config file, read with "environment wins".
+struct Sources<'a> {
+    env: &'a EnvSnapshot,
+    file: &'a ConfigFile,
+    lookup: &'a KeyLookup,
+}
+
+impl Sources<'_> {
+    fn choice(
+        &self,
+        kind: ProviderKind,
+        origin: &'static str,
+    ) -> Result<ProviderChoice, SelectError> {
+        let base_url = self.base_url(kind);
+        let api_key = self.key(kind);
+        let needs_key = matches!(kind, ProviderKind::OpenAi | ProviderKind::Anthropic);
+        // Without a key only a custom endpoint (a local server or a proxy) can work.
+        if needs_key && api_key.is_none() && base_url.is_none() {
+            return Err(SelectError::MissingKey {
+                kind,
+                origin,
+                env_var: self.key_env_name(kind),
+            });
+        }
+        Ok(ProviderChoice {
+            kind,
+            model: self.model(kind),
+            base_url: base_url.or_else(|| default_base_url(kind).map(str::to_string)),
+            api_key,
+            script: self.script(kind),
+        })
+    }
+
+    /// `RATCHET_MODEL`, else the config's `model` (unless the config names another provider),
+    /// else the kind's default.
+    fn model(&self, kind: ProviderKind) -> String {
+        let config_applies = match &self.file.provider {
+            Some(name) => ProviderKind::parse(name) == Some(kind),
+            None => true,
+        };
+        let from_config = self.file.model.clone().filter(|_| config_applies);
+        self.env
+            .ratchet_model
+            .clone()
+            .or(from_config)
+            .unwrap_or_else(|| kind.default_model().to_string())
+    }
+
+    /// The configured (not default) endpoint, normalized.
+    fn base_url(&self, kind: ProviderKind) -> Option<String> {
+        let (from_env, endpoint) = match kind {
+            ProviderKind::OpenAi => (&self.env.openai_base_url, &self.file.openai),
+            ProviderKind::Anthropic => (&self.env.anthropic_base_url, &self.file.anthropic),
+            ProviderKind::Ollama => (&self.env.ollama_host, &self.file.ollama),
+            ProviderKind::Scripted => return None,
+        };
+        let raw = from_env.clone().or_else(|| endpoint.base_url.clone())?;
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        Some(match kind {
+            ProviderKind::Ollama => ollama::normalize_host(raw),
+            _ => raw.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The conventional variable, else the one the config's `api_key_env` names.
+    fn key(&self, kind: ProviderKind) -> Option<String> {
+        let (conventional, endpoint) = match kind {
+            ProviderKind::OpenAi => (&self.env.openai_api_key, &self.file.openai),
+            ProviderKind::Anthropic => (&self.env.anthropic_api_key, &self.file.anthropic),
+            ProviderKind::Ollama | ProviderKind::Scripted => return None,
+        };
+        conventional.clone().or_else(|| self.custom_key(endpoint))
+    }
+
+    fn custom_key(&self, endpoint: &EndpointConfig) -> Option<String> {
+        let name = endpoint.api_key_env.as_deref()?.trim();
+        match name {
+            "" => None,
+            "OPENAI_API_KEY" => self.env.openai_api_key.clone(),
+            "ANTHROPIC_API_KEY" => self.env.anthropic_api_key.clone(),
+            other => (self.lookup)(other),
+        }
+    }
+
+    fn key_env_name(&self, kind: ProviderKind) -> String {
+        let (conventional, endpoint) = match kind {
+            ProviderKind::Anthropic => ("ANTHROPIC_API_KEY", &self.file.anthropic),
+            _ => ("OPENAI_API_KEY", &self.file.openai),
+        };
+        match endpoint.api_key_env.as_deref().map(str::trim) {
+            Some(custom) if !custom.is_empty() && custom != conventional => {
+                format!("{conventional} or {custom}")
+            }
+            _ => conventional.to_string(),
+        }
+    }
+
+    fn script(&self, kind: ProviderKind) -> Option<PathBuf> {
+        if kind != ProviderKind::Scripted {
+            return None;
+        }
+        self.env
+            .ratchet_script
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| self.file.script.clone())
+    }
+}
+
+fn default_base_url(kind: ProviderKind) -> Option<&'static str> {
+    match kind {
+        ProviderKind::OpenAi => Some(openai::DEFAULT_BASE_URL),
+        ProviderKind::Anthropic => Some(anthropic::DEFAULT_BASE_URL),
+        ProviderKind::Ollama => Some(ollama::DEFAULT_HOST),
+        ProviderKind::Scripted => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -166,13 +166,18 @@ pub struct AcpClient {
 impl AcpClient {
     /// Spawns the binary with `args` in `env` (cleared environment plus the env's vars).
     pub async fn spawn(env: &TestEnv, args: &[&str]) -> AcpClient {
-        let mut cmd = env.command(args);
+        AcpClient::spawn_command(env.command(args))
+    }
+
+    /// Spawns any command as the agent (used by the harness self-tests with a fake agent).
+    pub fn spawn_command(mut cmd: tokio::process::Command) -> AcpClient {
+        cmd.kill_on_drop(true);
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", super::ratchet_bin()));
+            .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
         let stdin = child.stdin.take().expect("child stdin");
         let stdout = child.stdout.take().expect("child stdout");
         let stderr_pipe = child.stderr.take().expect("child stderr");
@@ -760,5 +765,129 @@ fn check_capability(method: &str, caps: &Value) -> Result<(), String> {
             "the agent called `{method}` although the client did not advertise the capability \
              (clientCapabilities: {caps})"
         ))
+    }
+}
+
+/// Self-tests of the client's checks against a fake agent (a shell script with canned lines),
+/// so a violation by the real agent is known to fail a test.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake agent: for each step, read one line from stdin and print the step's lines.
+    fn fake_agent(steps: &[&[&str]]) -> AcpClient {
+        let mut script = String::new();
+        for lines in steps {
+            script.push_str("read -r l\n");
+            for line in *lines {
+                assert!(!line.contains('\''));
+                script.push_str(&format!("printf '%s\\n' '{line}'\n"));
+            }
+        }
+        script.push_str("cat >/dev/null\n");
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.arg("-c").arg(script);
+        AcpClient::spawn_command(cmd)
+    }
+
+    const INIT_OK: &str =
+        r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{},"authMethods":[]}}"#;
+
+    /// Runs `f` on its own task and returns its panic message (panics if it did not panic).
+    async fn panic_message<F>(f: F) -> String
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let err = tokio::spawn(f).await.expect_err("expected the client to panic");
+        let payload = err.into_panic();
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn accepts_well_formed_traffic_and_collects_a_turn() {
+        let mut client = fake_agent(&[
+            &[INIT_OK],
+            &[
+                r#"{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"s","update":{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"hi"}}}}"#,
+                r#"{"jsonrpc":"2.0","id":2,"result":{"stopReason":"end_turn"}}"#,
+            ],
+        ]);
+        client.initialize().await;
+        let turn = client.prompt_text("s", "hello").await;
+        assert_eq!(turn.stop_reason(), "end_turn");
+        assert_eq!(turn.text(), "hi");
+    }
+
+    #[tokio::test]
+    async fn rejects_a_stdout_line_that_is_not_json() {
+        let msg = panic_message(async {
+            let mut client = fake_agent(&[&[INIT_OK], &["Starting ratchet v0.1.0..."]]);
+            client.initialize().await;
+            let _ = client.request("session/list", json!({})).await;
+        })
+        .await;
+        assert!(msg.contains("not JSON"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn rejects_a_result_that_violates_the_schema() {
+        let msg = panic_message(async {
+            let mut client = fake_agent(&[
+                &[INIT_OK],
+                &[r#"{"jsonrpc":"2.0","id":2,"result":{"stopReason":"bogus"}}"#],
+            ]);
+            client.initialize().await;
+            client.prompt_text("s", "x").await;
+        })
+        .await;
+        assert!(msg.contains("PromptResponse"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn rejects_a_session_update_that_violates_the_schema() {
+        let msg = panic_message(async {
+            let mut client = fake_agent(&[
+                &[INIT_OK],
+                &[r#"{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"s","update":{"sessionUpdate":"agent_message_chunk"}}}"#],
+            ]);
+            client.initialize().await;
+            client.prompt_text("s", "x").await;
+        })
+        .await;
+        assert!(msg.contains("SessionNotification"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn rejects_an_fs_request_the_client_did_not_advertise() {
+        let msg = panic_message(async {
+            let mut client = fake_agent(&[
+                &[INIT_OK],
+                &[r#"{"jsonrpc":"2.0","id":"a1","method":"fs/read_text_file","params":{"sessionId":"s","path":"/etc/hosts"}}"#],
+            ]);
+            client.initialize().await;
+            client.prompt_text("s", "x").await;
+        })
+        .await;
+        assert!(msg.contains("did not advertise"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn rejects_a_wrong_jsonrpc_version_and_responses_to_unknown_ids() {
+        let msg = panic_message(async {
+            let mut client = fake_agent(&[&[r#"{"jsonrpc":"1.0","id":1,"result":{"protocolVersion":1}}"#]]);
+            client.initialize().await;
+        })
+        .await;
+        assert!(msg.contains("jsonrpc"), "{msg}");
+        let msg = panic_message(async {
+            let mut client = fake_agent(&[&[r#"{"jsonrpc":"2.0","id":99,"result":{}}"#]]);
+            client.initialize().await;
+        })
+        .await;
+        assert!(msg.contains("never sent"), "{msg}");
     }
 }

@@ -365,12 +365,12 @@ enum Frame {
 /// Counts a stream as completed or aborted when it is dropped.
 struct StreamGuard {
     state: Arc<MockState>,
-    completed: bool,
+    completed: std::cell::Cell<bool>,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if self.completed {
+        if self.completed.get() {
             self.state.n_completed_streams.send_modify(|c| *c += 1);
         } else {
             self.state.n_aborted_streams.send_modify(|c| *c += 1);
@@ -386,14 +386,14 @@ fn streaming_response(
 ) -> Response {
     let guard = StreamGuard {
         state,
-        completed: false,
+        completed: std::cell::Cell::new(false),
     };
     let stream = futures::stream::unfold(
         (frames.into_iter(), guard),
-        move |(mut frames, mut guard)| async move {
+        move |(mut frames, guard)| async move {
             match frames.next() {
                 None => {
-                    guard.completed = true;
+                    guard.completed.set(true);
                     None
                 }
                 Some(Frame::Stall) => {
@@ -758,4 +758,167 @@ async fn ollama_tags(State(state): State<Arc<MockState>>, uri: Uri, headers: Hea
             "details": {"format": "gguf", "family": "llama", "parameter_size": "1B", "quantization_level": "Q4_0"}
         }]}),
     )
+}
+
+/// Self-tests of the mock: the wire formats are what real clients parse.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder().build().expect("reqwest client")
+    }
+
+    async fn post(mock: &MockLlm, path: &str, body: Value) -> (u16, String) {
+        let resp = within_timeout(
+            http()
+                .post(format!("{}{path}", mock.base_url()))
+                .header("authorization", "Bearer k")
+                .json(&body)
+                .send(),
+        )
+        .await
+        .expect("POST to mock");
+        let status = resp.status().as_u16();
+        (status, within_timeout(resp.text()).await.expect("body"))
+    }
+
+    async fn within_timeout<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(TIMEOUT, f).await.expect("mock self-test timed out")
+    }
+
+    fn sse_data(body: &str) -> Vec<String> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn openai_stream_carries_reasoning_text_tool_calls_finish_usage_and_done() {
+        let mock = MockLlm::start().await;
+        mock.enqueue(
+            MockReply::text(["Hel", "lo"])
+                .thinking(["hmm"])
+                .tool_call("call_1", "read_file", json!({"path": "/a"}))
+                .usage(3, 4),
+        );
+        let (status, body) = post(&mock, "/v1/chat/completions", json!({"model": "m", "stream": true})).await;
+        assert_eq!(status, 200);
+        let data = sse_data(&body);
+        assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+        let chunks: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let field = |name: &str| -> String {
+            chunks
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"][name].as_str())
+                .collect()
+        };
+        assert_eq!(field("reasoning_content"), "hmm");
+        assert_eq!(field("content"), "Hello");
+        let args: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+            .collect();
+        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"path": "/a"}));
+        assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+        let usage = chunks.last().unwrap();
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(usage["usage"]["prompt_tokens"], 3);
+        assert_eq!(usage["usage"]["completion_tokens"], 4);
+        let req = mock.last_model_request();
+        assert_eq!(req.path, "/v1/chat/completions");
+        assert_eq!(req.header("Authorization"), Some("Bearer k"));
+        assert_eq!(req.model(), Some("m"));
+    }
+
+    #[tokio::test]
+    async fn anthropic_stream_has_the_documented_event_sequence() {
+        let mock = MockLlm::start().await;
+        mock.enqueue(MockReply::text(["A", "B"]).thinking(["t"]).finish(Finish::Length));
+        let (status, body) = post(&mock, "/v1/messages", json!({"model": "m"})).await;
+        assert_eq!(status, 200);
+        let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        assert_eq!(
+            events,
+            [
+                "message_start", "ping",
+                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+                "message_delta", "message_stop"
+            ]
+        );
+        let data: Vec<Value> = sse_data(&body).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let text: String = data.iter().filter_map(|d| d["delta"]["text"].as_str()).collect();
+        assert_eq!(text, "AB");
+        assert!(data.iter().any(|d| d["delta"]["type"] == "signature_delta"));
+        assert!(data.iter().any(|d| d["delta"]["stop_reason"] == "max_tokens"));
+    }
+
+    #[tokio::test]
+    async fn ollama_stream_is_ndjson_ending_with_done() {
+        let mock = MockLlm::start().await;
+        mock.enqueue(MockReply::text(["x", "y"]).thinking(["t"]).usage(5, 6));
+        let (status, body) = post(&mock, "/api/chat", json!({"model": "m"})).await;
+        assert_eq!(status, 200);
+        let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let text: String = lines.iter().filter_map(|l| l["message"]["content"].as_str()).collect();
+        let thinking: String = lines.iter().filter_map(|l| l["message"]["thinking"].as_str()).collect();
+        assert_eq!((text.as_str(), thinking.as_str()), ("xy", "t"));
+        let last = lines.last().unwrap();
+        assert_eq!(last["done"], true);
+        assert_eq!(last["done_reason"], "stop");
+        assert_eq!((last["prompt_eval_count"].as_u64(), last["eval_count"].as_u64()), (Some(5), Some(6)));
+        assert!(lines[..lines.len() - 1].iter().all(|l| l["done"] == false));
+    }
+
+    #[tokio::test]
+    async fn error_replies_use_each_providers_error_body() {
+        let mock = MockLlm::start().await;
+        mock.enqueue(MockReply::error(401));
+        mock.enqueue(MockReply::error(401));
+        mock.enqueue(MockReply::error(500));
+        let (s, b) = post(&mock, "/v1/chat/completions", json!({})).await;
+        assert_eq!(s, 401);
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["code"], "invalid_api_key");
+        let (s, b) = post(&mock, "/v1/messages", json!({})).await;
+        assert_eq!(s, 401);
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["type"], "authentication_error");
+        let (s, b) = post(&mock, "/api/chat", json!({})).await;
+        assert_eq!(s, 500);
+        assert!(serde_json::from_str::<Value>(&b).unwrap()["error"].is_string());
+        // An empty queue answers with the default reply.
+        let (s, b) = post(&mock, "/api/chat", json!({})).await;
+        assert_eq!(s, 200);
+        assert!(b.contains("Default mock "));
+    }
+
+    #[tokio::test]
+    async fn a_stalled_stream_dropped_by_the_client_counts_as_aborted() {
+        let mock = MockLlm::start().await;
+        mock.enqueue(MockReply::text(["one", "two"]).stall_after(1));
+        let mut resp = within_timeout(
+            http()
+                .post(format!("{}/v1/chat/completions", mock.base_url()))
+                .json(&json!({}))
+                .send(),
+        )
+        .await
+        .unwrap();
+        // Read until the first text chunk arrived, then hang up.
+        let mut seen = String::new();
+        while !seen.contains("one") {
+            let chunk = within_timeout(resp.chunk()).await.unwrap().expect("stream ended early");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(!seen.contains("two"));
+        assert_eq!(mock.n_aborted_streams(), 0);
+        drop(resp);
+        mock.wait_for_aborted_streams(1).await;
+        assert_eq!(mock.n_completed_streams(), 0);
+    }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub use acp_client::{AcpClient, Message, RpcError, Turn};
+pub use acp_client::{AcpClient, Message, RpcError};
 pub use mock_llm::{Finish, MockLlm, MockReply};
 
 /// Upper bound for any single wait in a test. A hang fails the test instead of blocking CI.

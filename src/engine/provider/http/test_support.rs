@@ -48,8 +48,8 @@ impl Reply {
         }
     }
 
-    /// A JSON error answer.
-    pub fn error(status: u16, body: serde_json::Value) -> Reply {
+    /// A plain JSON answer (an error body, or a non-streaming success).
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
         Reply {
             status,
             content_type: "application/json",
@@ -77,7 +77,10 @@ pub fn sse_named(name: &str, json: serde_json::Value) -> String {
 
 fn split_body(body: &str, piece_len: usize) -> Vec<String> {
     let chars: Vec<char> = body.chars().collect();
-    chars.chunks(piece_len).map(|c| c.iter().collect()).collect()
+    chars
+        .chunks(piece_len)
+        .map(|c| c.iter().collect())
+        .collect()
 }
 
 /// One request the server received.
@@ -93,7 +96,10 @@ pub struct Captured {
 impl Captured {
     /// A header's value as text, if present.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -117,7 +123,9 @@ impl MockServer {
         super::install_crypto_provider();
         let state = Arc::new(MockState::default());
         state.replies.lock().unwrap().extend(replies);
-        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -132,7 +140,11 @@ impl MockServer {
     /// The only request received; fails the test if there were more or none.
     pub fn single_request(&self) -> Captured {
         let requests = self.requests();
-        assert_eq!(requests.len(), 1, "expected exactly one request: {requests:#?}");
+        assert_eq!(
+            requests.len(),
+            1,
+            "expected exactly one request: {requests:#?}"
+        );
         requests.into_iter().next().unwrap()
     }
 }
@@ -153,7 +165,8 @@ async fn handle(
         body,
     });
     let reply = state.replies.lock().unwrap().pop_front();
-    let reply = reply.unwrap_or_else(|| Reply::error(500, serde_json::json!({"error": "mock: no reply left"})));
+    let reply = reply
+        .unwrap_or_else(|| Reply::json(500, serde_json::json!({"error": "mock: no reply left"})));
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap())
         .header("content-type", reply.content_type);
@@ -205,7 +218,12 @@ pub fn thought_of(events: &[ProviderEvent]) -> String {
 pub fn non_text(events: &[ProviderEvent]) -> Vec<ProviderEvent> {
     events
         .iter()
-        .filter(|e| !matches!(e, ProviderEvent::TextDelta(_) | ProviderEvent::ThoughtDelta(_)))
+        .filter(|e| {
+            !matches!(
+                e,
+                ProviderEvent::TextDelta(_) | ProviderEvent::ThoughtDelta(_)
+            )
+        })
         .cloned()
         .collect()
 }

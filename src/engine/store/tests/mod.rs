@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use super::*;
 use crate::engine::content::ContentPart;
 
-pub(super) fn new_session(cwd: &str) -> NewSession {
+fn new_session(cwd: &str) -> NewSession {
     NewSession {
         id: None,
         cwd: PathBuf::from(cwd),
@@ -26,23 +26,23 @@ pub(super) fn new_session(cwd: &str) -> NewSession {
     }
 }
 
-pub(super) fn named_session(id: &str, cwd: &str) -> NewSession {
+fn named_session(id: &str, cwd: &str) -> NewSession {
     NewSession {
         id: Some(id.to_owned()),
         ..new_session(cwd)
     }
 }
 
-pub(super) async fn open_in(dir: &Path) -> SessionStore {
+async fn open_in(dir: &Path) -> SessionStore {
     SessionStore::open(&dir.join("ratchet.db")).await.unwrap()
 }
 
 /// Lets the clock move so that successive updates get distinct timestamps.
-pub(super) async fn tick() {
+async fn tick() {
     tokio::time::sleep(Duration::from_millis(3)).await;
 }
 
-pub(super) fn ids(sessions: &[SessionRecord]) -> Vec<&str> {
+fn ids(sessions: &[SessionRecord]) -> Vec<&str> {
     sessions.iter().map(|session| session.id.as_str()).collect()
 }
 
