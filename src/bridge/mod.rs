@@ -76,9 +76,17 @@ impl AcpAgent {
     }
 }
 
-/// Parses params into a wire type; a mismatch is -32602 naming the field.
+/// Parses params into a wire type; a mismatch is -32602 naming the field (its JSON path).
 fn parse<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
-    serde_json::from_value(params).map_err(RpcError::invalid_params)
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || inner.to_string().contains(&format!("`{path}`")) {
+            RpcError::invalid_params(inner)
+        } else {
+            RpcError::invalid_params(format!("{path}: {inner}"))
+        }
+    })
 }
 
 fn to_value<T: serde::Serialize>(v: T) -> Result<Value, RpcError> {

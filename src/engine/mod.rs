@@ -11,6 +11,7 @@ pub mod event;
 pub mod provider;
 pub mod session;
 pub mod store;
+pub mod tools;
 mod title;
 mod turn;
 

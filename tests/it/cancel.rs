@@ -166,3 +166,61 @@ async fn close_during_a_turn_ends_it_with_cancelled() {
     let (_, result) = client.wait_response(close).await;
     assert_eq!(result.expect("session/close"), json!({}));
 }
+
+#[tokio::test]
+async fn cancel_before_the_first_token_ends_with_cancelled_and_keeps_the_user_message() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    mock.enqueue(MockReply::text(["never"]).stall_after(0));
+    let id = client
+        .send_request(
+            "session/prompt",
+            json!({"sessionId": session, "prompt": [{"type": "text", "text": "Think hard"}]}),
+        )
+        .await;
+    mock.wait_for_requests(1).await;
+    client.cancel(&session).await;
+    let turn = client.finish_turn(id).await;
+    assert_eq!(turn.outcome, Ok("cancelled".to_owned()));
+    assert_eq!(turn.text(), "");
+
+    let (replay, result) = client
+        .request_collect(
+            "session/load",
+            json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []}),
+        )
+        .await;
+    result.expect("session/load");
+    assert_eq!(
+        transcript(&replay).first(),
+        tr(&[("user", "Think hard")]).first()
+    );
+}
+
+#[tokio::test]
+async fn cancel_while_the_provider_request_is_being_retried_ends_with_cancelled() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    // Every attempt fails with 503, so the agent sits in its retry loop.
+    for _ in 0..10 {
+        mock.enqueue(MockReply::error(503));
+    }
+    let id = client
+        .send_request(
+            "session/prompt",
+            json!({"sessionId": session, "prompt": [{"type": "text", "text": "Hello"}]}),
+        )
+        .await;
+    mock.wait_for_requests(1).await;
+    client.cancel(&session).await;
+    let turn = client.finish_turn(id).await;
+    assert_eq!(
+        turn.outcome,
+        Ok("cancelled".to_owned()),
+        "a cancel during retries is still a cancellation, not an error"
+    );
+}

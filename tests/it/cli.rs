@@ -33,9 +33,17 @@ async fn exec_with_the_scripted_provider_prints_the_answer_and_exits_0() {
     let out = env.run(&["exec", "Say hi"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("hello from the script"), "{}", describe(&out));
+    assert!(
+        stdout.contains("hello from the script"),
+        "{}",
+        describe(&out)
+    );
     for noise in ["DEBUG", " INFO ", "TRACE"] {
-        assert!(!stdout.contains(noise), "logs must not go to stdout: {}", describe(&out));
+        assert!(
+            !stdout.contains(noise),
+            "logs must not go to stdout: {}",
+            describe(&out)
+        );
     }
 }
 
@@ -46,10 +54,16 @@ async fn exec_streams_the_answer_from_the_openai_mock() {
     mock.enqueue(MockReply::text(["Exec ", "answer ", "streams."]));
     let out = env.run(&["exec", "What is up?"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(text(&out.stdout).contains("Exec answer streams."), "{}", describe(&out));
+    assert!(
+        text(&out.stdout).contains("Exec answer streams."),
+        "{}",
+        describe(&out)
+    );
     let conversation = mock.last_model_request().conversation();
     assert!(
-        conversation.last().is_some_and(|(role, t)| role == "user" && t.contains("What is up?")),
+        conversation
+            .last()
+            .is_some_and(|(role, t)| role == "user" && t.contains("What is up?")),
         "{conversation:?}"
     );
 }
@@ -61,7 +75,11 @@ async fn exec_with_a_401_exits_1_naming_the_key_variable_on_stderr() {
     mock.enqueue(MockReply::error(401));
     let out = env.run(&["exec", "Hello"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(text(&out.stderr).contains("OPENAI_API_KEY"), "{}", describe(&out));
+    assert!(
+        text(&out.stderr).contains("OPENAI_API_KEY"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[tokio::test]
@@ -85,8 +103,15 @@ async fn sessions_list_prints_each_session_with_id_and_title() {
             .find(|l| l.contains(id.as_str()))
             .unwrap_or_else(|| panic!("no line for session {id}: {}", describe(&out)));
         // The title (derived from the first prompt) is on the same line.
-        let start: String = prompt.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        assert!(line.contains(&start), "line for {id} lacks the title: {line:?}");
+        let start: String = prompt
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            line.contains(&start),
+            "line for {id} lacks the title: {line:?}"
+        );
     }
 }
 
@@ -95,4 +120,17 @@ async fn sessions_list_on_an_empty_home_succeeds() {
     let env = TestEnv::scripted(&["ok"]);
     let out = env.run(&["sessions", "list"]).await;
     assert!(out.status.success(), "{}", describe(&out));
+}
+
+#[tokio::test]
+async fn exec_without_any_provider_exits_1_with_a_message() {
+    let mut env = TestEnv::new();
+    // Make sure no local Ollama is found either.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    env.set("OLLAMA_HOST", format!("http://127.0.0.1:{port}"));
+    let out = env.run(&["exec", "Hello"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(!text(&out.stderr).trim().is_empty(), "{}", describe(&out));
 }

@@ -72,8 +72,12 @@ async fn unknown_underscore_method_gets_method_not_found() {
 async fn unknown_notifications_get_no_reply() {
     let (_env, mut client) = initialized().await;
     client.notify("_acme.dev/ping", json!({"x": 1})).await;
-    client.notify("session/made_up_notification", json!({})).await;
-    client.notify("$/cancel_request", json!({"requestId": 12345})).await;
+    client
+        .notify("session/made_up_notification", json!({}))
+        .await;
+    client
+        .notify("$/cancel_request", json!({"requestId": 12345}))
+        .await;
     // Notifications never get a response: the next line is the answer to this request.
     let id = client.send_request("session/list", json!({})).await;
     let (rid, outcome) = next_response(&mut client).await;
@@ -89,7 +93,10 @@ async fn session_new_without_cwd_is_invalid_params_naming_cwd() {
         .await
         .expect_err("missing cwd");
     assert_eq!(err.code, -32602, "{err}");
-    assert!(err.full_text().contains("cwd"), "the error must name the field: {err}");
+    assert!(
+        err.full_text().contains("cwd"),
+        "the error must name the field: {err}"
+    );
     assert_still_serving(&mut client, &env).await;
 }
 
@@ -178,7 +185,10 @@ async fn jsonrpc_1_0_request_is_invalid_request() {
         )
         .await;
     let (id, outcome) = next_response(&mut client).await;
-    assert!(id == json!(77) || id.is_null(), "id must be echoed (or null): {id}");
+    assert!(
+        id == json!(77) || id.is_null(),
+        "id must be echoed (or null): {id}"
+    );
     assert_eq!(outcome.expect_err("invalid request").code, -32600);
     assert_still_serving(&mut client, &env).await;
 }
@@ -190,7 +200,10 @@ async fn message_without_method_or_result_is_invalid_request() {
         .send_raw_request(r#"{"jsonrpc":"2.0","id":78}"#, json!(78))
         .await;
     let (id, outcome) = next_response(&mut client).await;
-    assert!(id == json!(78) || id.is_null(), "id must be echoed (or null): {id}");
+    assert!(
+        id == json!(78) || id.is_null(),
+        "id must be echoed (or null): {id}"
+    );
     assert_eq!(outcome.expect_err("invalid request").code, -32600);
     assert_still_serving(&mut client, &env).await;
 }
@@ -209,4 +222,17 @@ async fn string_request_ids_are_echoed_exactly() {
     let list = outcome.expect("session/list");
     crate::support::schema::check(crate::support::schema::Kind::ListSessionsResponse, &list)
         .unwrap();
+}
+
+#[tokio::test]
+async fn resume_of_an_unknown_session_is_an_error_naming_the_id() {
+    let (env, mut client) = initialized().await;
+    let err = client
+        .request(
+            "session/resume",
+            json!({"sessionId": "no-such-session-789", "cwd": env.cwd(), "mcpServers": []}),
+        )
+        .await
+        .expect_err("unknown session");
+    assert!(err.full_text().contains("no-such-session-789"), "{err}");
 }

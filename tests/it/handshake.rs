@@ -25,7 +25,10 @@ fn assert_capabilities(result: &Value) {
     let caps = &result["agentCapabilities"];
     assert_eq!(caps["loadSession"], true, "{result:#}");
     assert_eq!(caps["promptCapabilities"]["image"], true, "{result:#}");
-    assert_eq!(caps["promptCapabilities"]["embeddedContext"], true, "{result:#}");
+    assert_eq!(
+        caps["promptCapabilities"]["embeddedContext"], true,
+        "{result:#}"
+    );
     for member in ["list", "resume", "close"] {
         assert_eq!(
             caps["sessionCapabilities"][member],
@@ -126,7 +129,9 @@ async fn new_session_ids_are_unique() {
     let mut client = env.spawn_initialized().await;
     let a = client.new_session(&env.cwd()).await;
     let b = client.new_session(&env.cwd()).await;
-    let c = client.new_session(&env.workspace_b().to_string_lossy()).await;
+    let c = client
+        .new_session(&env.workspace_b().to_string_lossy())
+        .await;
     assert_ne!(a, b);
     assert_ne!(a, c);
     assert_ne!(b, c);

@@ -66,7 +66,11 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
 
     for u in &turn.updates {
         if crate::support::update_kind(u) != "available_commands_update" {
-            assert_eq!(u["sessionId"], session.as_str(), "update for another session: {u}");
+            assert_eq!(
+                u["sessionId"],
+                session.as_str(),
+                "update for another session: {u}"
+            );
         }
     }
     // The reasoning came first on the wire, so it is reported first.
@@ -80,13 +84,19 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
         .iter()
         .position(|u| crate::support::update_kind(u) == "agent_message_chunk")
         .unwrap();
-    assert!(first_thought < first_text, "thought chunks must precede the answer text");
+    assert!(
+        first_thought < first_text,
+        "thought chunks must precede the answer text"
+    );
 
     let usage = turn.of_kind("usage_update");
     let last = usage
         .last()
         .unwrap_or_else(|| panic!("no usage_update in the turn: {:#?}", turn.updates));
-    assert_eq!(last["update"]["size"], 32000, "size is the configured context window: {last}");
+    assert_eq!(
+        last["update"]["size"], 32000,
+        "size is the configured context window: {last}"
+    );
     let used = last["update"]["used"].as_u64().expect("used");
     assert!(
         (42..=49).contains(&used),
@@ -98,7 +108,11 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
         .into_iter()
         .filter(|u| u["update"]["title"].is_string())
         .collect();
-    assert_eq!(titles.len(), 1, "exactly one title on the first prompt: {titles:#?}");
+    assert_eq!(
+        titles.len(),
+        1,
+        "exactly one title on the first prompt: {titles:#?}"
+    );
     assert_title_derived_from(titles[0]["update"]["title"].as_str().unwrap(), prompt);
 
     let requests = mock.model_requests();
@@ -112,15 +126,25 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
     match wire {
         Wire::OpenAi => {
             assert_eq!(req.path, "/v1/chat/completions");
-            assert_eq!(req.header("authorization"), Some(format!("Bearer {OPENAI_KEY}").as_str()));
+            assert_eq!(
+                req.header("authorization"),
+                Some(format!("Bearer {OPENAI_KEY}").as_str())
+            );
             assert_eq!(req.body["stream"], true, "{}", req.raw_body);
         }
         Wire::Anthropic => {
             assert_eq!(req.path, "/v1/messages");
             assert_eq!(req.header("x-api-key"), Some(ANTHROPIC_KEY));
-            assert!(req.header("anthropic-version").is_some(), "anthropic-version header missing");
+            assert!(
+                req.header("anthropic-version").is_some(),
+                "anthropic-version header missing"
+            );
             assert_eq!(req.body["stream"], true, "{}", req.raw_body);
-            assert!(req.body["max_tokens"].is_u64(), "max_tokens is required: {}", req.raw_body);
+            assert!(
+                req.body["max_tokens"].is_u64(),
+                "max_tokens is required: {}",
+                req.raw_body
+            );
         }
         Wire::Ollama => {
             assert_eq!(req.path, "/api/chat");
@@ -138,7 +162,10 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
         .into_iter()
         .filter(|u| u["update"].get("title").is_some())
         .collect();
-    assert!(titles2.is_empty(), "the title must not change on later prompts: {titles2:#?}");
+    assert!(
+        titles2.is_empty(),
+        "the title must not change on later prompts: {titles2:#?}"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +190,11 @@ async fn finish_maps_to_stop_reason(wire: Wire, finish: Finish, expected: &str) 
     let (mut client, session) = open_session(&env).await;
     let turn = client.prompt_text(&session, "Write a long essay").await;
     assert_eq!(turn.stop_reason(), expected, "updates: {:#?}", turn.updates);
-    assert_eq!(turn.text(), "This answer was cut", "the partial text is still shown");
+    assert_eq!(
+        turn.text(),
+        "This answer was cut",
+        "the partial text is still shown"
+    );
 }
 
 #[tokio::test]
@@ -284,4 +315,86 @@ async fn config_max_tokens_is_sent_to_anthropic() {
 async fn config_max_tokens_is_sent_to_ollama_as_num_predict() {
     let body = config_max_tokens_reaches_the_request(Wire::Ollama).await;
     assert_eq!(body["options"]["num_predict"], 321, "{body}");
+}
+
+#[tokio::test]
+async fn anthropic_429_then_200_is_retried_transparently() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::anthropic(&mock);
+    mock.enqueue(MockReply::error(429));
+    mock.enqueue(MockReply::text(["After the rate limit."]));
+    let (mut client, session) = open_session(&env).await;
+    let turn = client.prompt_text(&session, "Hello?").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    assert_eq!(turn.text(), "After the rate limit.");
+    assert_eq!(mock.model_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn unreachable_provider_fails_the_prompt_naming_the_base_url_variable() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    env.set("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"));
+    let (mut client, session) = open_session(&env).await;
+    let turn = client.prompt_text(&session, "Anyone there?").await;
+    let err = turn.error();
+    assert!(err.full_text().contains("OPENAI_BASE_URL"), "{err}");
+    // Still serving.
+    let again = client.new_session(&env.cwd()).await;
+    assert!(!again.is_empty());
+}
+
+#[tokio::test]
+async fn answer_text_with_newlines_and_unicode_round_trips_exactly() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let chunks = [
+        "Line one\n",
+        "\tindented \"quoted\" \\ back\\slash\n",
+        "emoji 🦀 and CJK 漢字, ",
+        "separators \u{2028}\u{2029} and NUL-free control \u{1b}[0m\r\n",
+        "end",
+    ];
+    mock.enqueue(MockReply::text(chunks));
+    let (mut client, session) = open_session(&env).await;
+    let prompt = "Multi-line\nprompt with 🦀 and \"quotes\"";
+    let turn = client.prompt_text(&session, prompt).await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    assert_eq!(turn.text(), chunks.concat());
+    assert!(
+        mock.last_model_request().conversation()[0]
+            .1
+            .contains(prompt)
+    );
+}
+
+#[tokio::test]
+async fn a_large_answer_streams_completely() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::ollama(&mock);
+    let chunks: Vec<String> = (0..400)
+        .map(|i| format!("chunk-{i:04} {}\n", "x".repeat(200)))
+        .collect();
+    mock.enqueue(MockReply::text(chunks.clone()).delay(std::time::Duration::ZERO));
+    let (mut client, session) = open_session(&env).await;
+    let turn = client.prompt_text(&session, "Dump it all").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    assert_eq!(turn.text(), chunks.concat());
+}
+
+#[tokio::test]
+async fn stdout_stays_clean_with_trace_logging() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("RUST_LOG", "trace");
+    mock.enqueue(MockReply::text(["Clean."]).thinking(["quiet"]));
+    let (mut client, session) = open_session(&env).await;
+    let turn = client.prompt_text(&session, "Hi").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    // Every stdout line was checked by the client; drain the rest through shutdown.
+    client.shutdown().await;
 }

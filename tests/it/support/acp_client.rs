@@ -90,7 +90,10 @@ impl Turn {
     pub fn stop_reason(&self) -> &str {
         match &self.outcome {
             Ok(s) => s,
-            Err(e) => panic!("session/prompt failed with {e}; updates: {:#?}", self.updates),
+            Err(e) => panic!(
+                "session/prompt failed with {e}; updates: {:#?}",
+                self.updates
+            ),
         }
     }
 
@@ -273,7 +276,10 @@ impl AcpClient {
 
     /// Writes one line (a newline is appended) to the agent's stdin.
     pub async fn send_raw_line(&mut self, line: &str) {
-        assert!(!line.contains('\n'), "a raw line must not contain a newline");
+        assert!(
+            !line.contains('\n'),
+            "a raw line must not contain a newline"
+        );
         let stdin = self.stdin.as_mut().expect("stdin already closed");
         let mut bytes = line.as_bytes().to_vec();
         bytes.push(b'\n');
@@ -338,14 +344,16 @@ impl AcpClient {
     /// The next message from the agent, in arrival order (including ones read earlier but
     /// not handed out). Panics on a protocol violation, on EOF and on timeout.
     pub async fn next_message(&mut self) -> Message {
+        self.next_message_before(tokio::time::Instant::now() + TIMEOUT)
+            .await
+    }
+
+    /// Like [`next_message`](Self::next_message) with an explicit deadline.
+    async fn next_message_before(&mut self, deadline: tokio::time::Instant) -> Message {
         if let Some(m) = self.unclaimed.pop_front() {
             return m;
         }
-        self.read_from_agent().await
-    }
-
-    async fn read_from_agent(&mut self) -> Message {
-        match tokio::time::timeout(TIMEOUT, self.incoming.recv()).await {
+        match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
             Ok(Some(Incoming::Message(m))) => {
                 self.log.push(format!("{m:?}"));
                 m
@@ -395,8 +403,12 @@ impl AcpClient {
             };
             self.respond(&id, json!({"outcome": outcome})).await;
         } else {
-            self.respond_error(&id, -32601, &format!("test client does not implement {method}"))
-                .await;
+            self.respond_error(
+                &id,
+                -32601,
+                &format!("test client does not implement {method}"),
+            )
+            .await;
         }
     }
 
@@ -415,9 +427,10 @@ impl AcpClient {
         if let Some(r) = self.stashed_responses.remove(&key) {
             return (Vec::new(), r);
         }
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
         let mut before = Vec::new();
         loop {
-            let msg = self.next_message().await;
+            let msg = self.next_message_before(deadline).await;
             match msg {
                 Message::Response { id: rid, outcome } => {
                     if rid.to_string() == key {
@@ -480,8 +493,13 @@ impl AcpClient {
     /// The next `session/update` params. Responses read on the way are stashed for
     /// [`wait_response`](Self::wait_response); agent requests are answered.
     pub async fn next_update(&mut self) -> Value {
+        self.next_update_before(tokio::time::Instant::now() + TIMEOUT)
+            .await
+    }
+
+    async fn next_update_before(&mut self, deadline: tokio::time::Instant) -> Value {
         loop {
-            match self.next_message().await {
+            match self.next_message_before(deadline).await {
                 Message::Notification { method, params } if method == "session/update" => {
                     return params;
                 }
@@ -498,9 +516,10 @@ impl AcpClient {
 
     /// Reads updates until one satisfies `pred`; returns all updates read, the matching one last.
     pub async fn updates_until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
         let mut seen = Vec::new();
         loop {
-            let u = self.next_update().await;
+            let u = self.next_update_before(deadline).await;
             let done = pred(&u);
             seen.push(u);
             if done {
@@ -664,11 +683,16 @@ fn check_line(line: &str, shared: &mut Shared) -> Result<Message, String> {
     if let Some(id) = id
         && !(id.is_string() || id.is_null() || id.is_i64() || id.is_u64())
     {
-        return Err(format!("`id` must be a string, an integer or null, got {id}"));
+        return Err(format!(
+            "`id` must be a string, an integer or null, got {id}"
+        ));
     }
 
     if let Some(method) = obj.get("method") {
-        let method = method.as_str().ok_or("`method` must be a string")?.to_owned();
+        let method = method
+            .as_str()
+            .ok_or("`method` must be a string")?
+            .to_owned();
         if obj.contains_key("result") || obj.contains_key("error") {
             return Err("a message with `method` must not carry `result`/`error`".to_owned());
         }
@@ -703,7 +727,9 @@ fn check_line(line: &str, shared: &mut Shared) -> Result<Message, String> {
             }
         }
     } else {
-        let id = id.ok_or("a message with neither `method` nor `id`")?.clone();
+        let id = id
+            .ok_or("a message with neither `method` nor `id`")?
+            .clone();
         let has_result = obj.contains_key("result");
         let has_error = obj.contains_key("error");
         if has_result == has_error {
@@ -739,9 +765,8 @@ fn check_line(line: &str, shared: &mut Shared) -> Result<Message, String> {
         } else {
             let result = obj["result"].clone();
             if let Some(kind) = method.as_deref().and_then(schema::response_kind) {
-                schema::check(kind, &result).map_err(|e| {
-                    format!("result of {} {e}", method.as_deref().unwrap_or("?"))
-                })?;
+                schema::check(kind, &result)
+                    .map_err(|e| format!("result of {} {e}", method.as_deref().unwrap_or("?")))?;
             }
             Ok(result)
         };
@@ -790,15 +815,16 @@ mod tests {
         AcpClient::spawn_command(cmd)
     }
 
-    const INIT_OK: &str =
-        r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{},"authMethods":[]}}"#;
+    const INIT_OK: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{},"authMethods":[]}}"#;
 
     /// Runs `f` on its own task and returns its panic message (panics if it did not panic).
     async fn panic_message<F>(f: F) -> String
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let err = tokio::spawn(f).await.expect_err("expected the client to panic");
+        let err = tokio::spawn(f)
+            .await
+            .expect_err("expected the client to panic");
         let payload = err.into_panic();
         payload
             .downcast_ref::<String>()
@@ -878,7 +904,8 @@ mod tests {
     #[tokio::test]
     async fn rejects_a_wrong_jsonrpc_version_and_responses_to_unknown_ids() {
         let msg = panic_message(async {
-            let mut client = fake_agent(&[&[r#"{"jsonrpc":"1.0","id":1,"result":{"protocolVersion":1}}"#]]);
+            let mut client =
+                fake_agent(&[&[r#"{"jsonrpc":"1.0","id":1,"result":{"protocolVersion":1}}"#]]);
             client.initialize().await;
         })
         .await;

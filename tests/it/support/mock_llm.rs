@@ -168,7 +168,9 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The `model` field of the body.
@@ -446,7 +448,10 @@ fn push_text_frames(
         }
         frames.push(Frame::Data(to_frame(chunk)));
     }
-    if reply.stall_after_text_chunks.is_some_and(|n| n >= reply.text_chunks.len()) {
+    if reply
+        .stall_after_text_chunks
+        .is_some_and(|n| n >= reply.text_chunks.len())
+    {
         frames.push(Frame::Stall);
         return true;
     }
@@ -471,8 +476,16 @@ async fn openai_chat(
                 "invalid_api_key",
                 "Incorrect API key provided: sk-test. You can find your API key at https://platform.openai.com/account/api-keys.",
             ),
-            429 => ("rate_limit_exceeded", "rate_limit_exceeded", "Rate limit reached"),
-            _ => ("server_error", "server_error", "The server had an error while processing your request."),
+            429 => (
+                "rate_limit_exceeded",
+                "rate_limit_exceeded",
+                "Rate limit reached",
+            ),
+            _ => (
+                "server_error",
+                "server_error",
+                "The server had an error while processing your request.",
+            ),
         };
         return json_response(
             status,
@@ -500,7 +513,10 @@ async fn openai_chat(
         Value::Null,
     ))];
     for t in &reply.thinking_chunks {
-        frames.push(Frame::Data(chunk(json!({"reasoning_content": t}), Value::Null)));
+        frames.push(Frame::Data(chunk(
+            json!({"reasoning_content": t}),
+            Value::Null,
+        )));
     }
     let stalled = push_text_frames(&mut frames, &reply, |t| {
         chunk(json!({"content": t}), Value::Null)
@@ -564,7 +580,10 @@ async fn anthropic_messages(
     if let Some(status) = reply.status {
         let (kind, message) = match status {
             401 => ("authentication_error", "invalid x-api-key"),
-            429 => ("rate_limit_error", "Number of requests has exceeded your rate limit"),
+            429 => (
+                "rate_limit_error",
+                "Number of requests has exceeded your rate limit",
+            ),
             529 => ("overloaded_error", "Overloaded"),
             _ => ("api_error", "Internal server error"),
         };
@@ -747,7 +766,11 @@ async fn ollama_chat(
     streaming_response(state, "application/x-ndjson", frames, reply.chunk_delay)
 }
 
-async fn ollama_tags(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn ollama_tags(
+    State(state): State<Arc<MockState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     state.record("GET", &uri, &headers, &Bytes::new());
     json_response(
         200,
@@ -785,7 +808,9 @@ mod tests {
     }
 
     async fn within_timeout<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::time::timeout(TIMEOUT, f).await.expect("mock self-test timed out")
+        tokio::time::timeout(TIMEOUT, f)
+            .await
+            .expect("mock self-test timed out")
     }
 
     fn sse_data(body: &str) -> Vec<String> {
@@ -804,7 +829,12 @@ mod tests {
                 .tool_call("call_1", "read_file", json!({"path": "/a"}))
                 .usage(3, 4),
         );
-        let (status, body) = post(&mock, "/v1/chat/completions", json!({"model": "m", "stream": true})).await;
+        let (status, body) = post(
+            &mock,
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true}),
+        )
+        .await;
         assert_eq!(status, 200);
         let data = sse_data(&body);
         assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
@@ -822,10 +852,19 @@ mod tests {
         assert_eq!(field("content"), "Hello");
         let args: String = chunks
             .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
             .collect();
-        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"path": "/a"}));
-        assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).unwrap(),
+            json!({"path": "/a"})
+        );
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+        );
         let usage = chunks.last().unwrap();
         assert_eq!(usage["choices"], json!([]));
         assert_eq!(usage["usage"]["prompt_tokens"], 3);
@@ -839,24 +878,48 @@ mod tests {
     #[tokio::test]
     async fn anthropic_stream_has_the_documented_event_sequence() {
         let mock = MockLlm::start().await;
-        mock.enqueue(MockReply::text(["A", "B"]).thinking(["t"]).finish(Finish::Length));
+        mock.enqueue(
+            MockReply::text(["A", "B"])
+                .thinking(["t"])
+                .finish(Finish::Length),
+        );
         let (status, body) = post(&mock, "/v1/messages", json!({"model": "m"})).await;
         assert_eq!(status, 200);
-        let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        let events: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
         assert_eq!(
             events,
             [
-                "message_start", "ping",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "message_delta", "message_stop"
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
             ]
         );
-        let data: Vec<Value> = sse_data(&body).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
-        let text: String = data.iter().filter_map(|d| d["delta"]["text"].as_str()).collect();
+        let data: Vec<Value> = sse_data(&body)
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let text: String = data
+            .iter()
+            .filter_map(|d| d["delta"]["text"].as_str())
+            .collect();
         assert_eq!(text, "AB");
         assert!(data.iter().any(|d| d["delta"]["type"] == "signature_delta"));
-        assert!(data.iter().any(|d| d["delta"]["stop_reason"] == "max_tokens"));
+        assert!(
+            data.iter()
+                .any(|d| d["delta"]["stop_reason"] == "max_tokens")
+        );
     }
 
     #[tokio::test]
@@ -865,14 +928,29 @@ mod tests {
         mock.enqueue(MockReply::text(["x", "y"]).thinking(["t"]).usage(5, 6));
         let (status, body) = post(&mock, "/api/chat", json!({"model": "m"})).await;
         assert_eq!(status, 200);
-        let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        let text: String = lines.iter().filter_map(|l| l["message"]["content"].as_str()).collect();
-        let thinking: String = lines.iter().filter_map(|l| l["message"]["thinking"].as_str()).collect();
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let text: String = lines
+            .iter()
+            .filter_map(|l| l["message"]["content"].as_str())
+            .collect();
+        let thinking: String = lines
+            .iter()
+            .filter_map(|l| l["message"]["thinking"].as_str())
+            .collect();
         assert_eq!((text.as_str(), thinking.as_str()), ("xy", "t"));
         let last = lines.last().unwrap();
         assert_eq!(last["done"], true);
         assert_eq!(last["done_reason"], "stop");
-        assert_eq!((last["prompt_eval_count"].as_u64(), last["eval_count"].as_u64()), (Some(5), Some(6)));
+        assert_eq!(
+            (
+                last["prompt_eval_count"].as_u64(),
+                last["eval_count"].as_u64()
+            ),
+            (Some(5), Some(6))
+        );
         assert!(lines[..lines.len() - 1].iter().all(|l| l["done"] == false));
     }
 
@@ -884,10 +962,16 @@ mod tests {
         mock.enqueue(MockReply::error(500));
         let (s, b) = post(&mock, "/v1/chat/completions", json!({})).await;
         assert_eq!(s, 401);
-        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["code"], "invalid_api_key");
+        assert_eq!(
+            serde_json::from_str::<Value>(&b).unwrap()["error"]["code"],
+            "invalid_api_key"
+        );
         let (s, b) = post(&mock, "/v1/messages", json!({})).await;
         assert_eq!(s, 401);
-        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["type"], "authentication_error");
+        assert_eq!(
+            serde_json::from_str::<Value>(&b).unwrap()["error"]["type"],
+            "authentication_error"
+        );
         let (s, b) = post(&mock, "/api/chat", json!({})).await;
         assert_eq!(s, 500);
         assert!(serde_json::from_str::<Value>(&b).unwrap()["error"].is_string());
@@ -912,7 +996,10 @@ mod tests {
         // Read until the first text chunk arrived, then hang up.
         let mut seen = String::new();
         while !seen.contains("one") {
-            let chunk = within_timeout(resp.chunk()).await.unwrap().expect("stream ended early");
+            let chunk = within_timeout(resp.chunk())
+                .await
+                .unwrap()
+                .expect("stream ended early");
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
         assert!(!seen.contains("two"));

@@ -180,9 +180,12 @@ impl TestEnv {
     pub async fn run(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = self.command(args);
         cmd.stdin(std::process::Stdio::null());
-        within(&format!("`ratchet {}` to exit", args.join(" ")), cmd.output())
-            .await
-            .expect("run ratchet")
+        within(
+            &format!("`ratchet {}` to exit", args.join(" ")),
+            cmd.output(),
+        )
+        .await
+        .expect("run ratchet")
     }
 
     /// Spawns `ratchet acp`.
@@ -249,7 +252,10 @@ pub fn transcript(updates: &[Value]) -> Vec<(String, String)> {
             continue;
         }
         let text = match u["update"]["content"]["type"].as_str() {
-            Some("text") => u["update"]["content"]["text"].as_str().unwrap_or("").to_owned(),
+            Some("text") => u["update"]["content"]["text"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
             Some(other) => format!("<{other}>"),
             None => String::new(),
         };

@@ -214,7 +214,11 @@ mod tests {
         )
         .unwrap();
         assert!(
-            check(Kind::ListSessionsResponse, &json!({"sessions": [{"sessionId": "a"}]})).is_err()
+            check(
+                Kind::ListSessionsResponse,
+                &json!({"sessions": [{"sessionId": "a"}]})
+            )
+            .is_err()
         );
     }
 

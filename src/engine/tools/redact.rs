@@ -1,0 +1,4 @@
+//! (pending) The secret guard.
+/// Redacts secret values from text.
+#[derive(Debug, Default)]
+pub struct Redactor;
