@@ -22,6 +22,7 @@ pub fn update(event: &ChatEvent) -> Option<SessionUpdate> {
             SessionUpdate::UsageUpdate(UsageUpdate::new(usage.total(), *context_window))
         }
         ChatEvent::Complete { .. } | ChatEvent::Error { .. } => return None,
+        _ => return None,
     })
 }
 

@@ -57,12 +57,39 @@ pub struct ConfigFile {
     pub context_window: Option<u64>,
     /// Script file for the `scripted` provider.
     pub script: Option<PathBuf>,
+    /// Model calls allowed in one turn before it stops with `max_turn_requests`.
+    pub max_turn_requests: Option<u32>,
+    /// Default timeout of a `shell` tool call, in seconds.
+    pub shell_timeout_secs: Option<u64>,
+    /// Compact the history automatically when a model call used more than this fraction of
+    /// the context window (0 turns it off).
+    pub compact_threshold: Option<f64>,
+    /// Messages kept verbatim when compacting.
+    pub compact_keep: Option<usize>,
+    #[serde(default)]
+    pub permissions: PermissionRules,
     #[serde(default)]
     pub openai: EndpointConfig,
     #[serde(default)]
     pub anthropic: EndpointConfig,
     #[serde(default)]
     pub ollama: EndpointConfig,
+}
+
+/// `[permissions]` in the config file: rules that decide tool calls without asking.
+///
+/// A rule is `tool` or `tool:pattern`; the pattern is a glob matched against the command
+/// (`shell`) or the path (file tools). Deny wins over allow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionRules {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Extra path globs no tool may touch (added to the built-in list: `~/.ssh`, `~/.aws`, ...).
+    #[serde(default)]
+    pub deny_paths: Vec<String>,
 }
 
 /// Per-provider endpoint settings in the config file. The environment wins over these.
@@ -134,6 +161,26 @@ impl EngineConfig {
         self.file.context_window.unwrap_or(DEFAULT_CONTEXT_WINDOW)
     }
 
+    /// Model calls allowed per turn.
+    pub fn max_turn_requests(&self) -> u32 {
+        self.file.max_turn_requests.unwrap_or(DEFAULT_MAX_TURN_REQUESTS)
+    }
+
+    /// Default shell timeout.
+    pub fn shell_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.file.shell_timeout_secs.unwrap_or(DEFAULT_SHELL_TIMEOUT_SECS))
+    }
+
+    /// Fraction of the context window that triggers automatic compaction (0 = never).
+    pub fn compact_threshold(&self) -> f64 {
+        self.file.compact_threshold.unwrap_or(DEFAULT_COMPACT_THRESHOLD)
+    }
+
+    /// Messages kept verbatim when compacting.
+    pub fn compact_keep(&self) -> usize {
+        self.file.compact_keep.unwrap_or(DEFAULT_COMPACT_KEEP)
+    }
+
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.home.join("ratchet.db")
@@ -142,6 +189,15 @@ impl EngineConfig {
 
 /// Default output limit: large enough for code, small enough for every current model.
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+/// Default cap on model calls per turn: enough for real multi-step work, low enough to stop
+/// a runaway loop before it burns much money.
+pub const DEFAULT_MAX_TURN_REQUESTS: u32 = 50;
+/// Default shell timeout: long enough for a test suite, short enough to notice a hang.
+pub const DEFAULT_SHELL_TIMEOUT_SECS: u64 = 120;
+/// Compact at 80 % of the context window, leaving room for the answer.
+pub const DEFAULT_COMPACT_THRESHOLD: f64 = 0.8;
+/// Keep the last 6 messages verbatim: the current exchange and a little before it.
+pub const DEFAULT_COMPACT_KEEP: usize = 6;
 /// Default context window when the config does not say: the common size of current models.
 pub const DEFAULT_CONTEXT_WINDOW: u64 = 128_000;
 

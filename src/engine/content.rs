@@ -90,6 +90,19 @@ pub struct ToolResult {
     /// True when the tool failed; the model sees the error text.
     #[serde(default)]
     pub is_error: bool,
+    /// How the call was shown to the user (its title), for replaying history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The tool's kind (`read`, `edit`, `execute`, ...), for replaying history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl ToolResult {
+    /// A result with no display metadata.
+    pub fn new(call_id: impl Into<String>, content: impl Into<String>, is_error: bool) -> Self {
+        ToolResult { call_id: call_id.into(), content: content.into(), is_error, title: None, kind: None }
+    }
 }
 
 /// Token counts reported by a provider for one model call.

@@ -3,7 +3,9 @@
 //! The ACP bridge turns these into `session/update` notifications, `ratchet exec` prints
 //! them, the daemon forwards them. The enum is the contract; front ends only render it.
 
+
 use super::content::Usage;
+use super::tools::{Display, Location, PlanEntry, ToolKind};
 
 /// One event of a running turn. The last event of every turn is `Complete` or `Error`.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +22,17 @@ pub enum ChatEvent {
         /// The model's context window, for "how full is it" displays.
         context_window: u64,
     },
+    /// The model asked for a tool call; it waits for permission or is about to run.
+    ToolCallStarted(ToolCallStart),
+    /// A tool call changed state (running, finished, failed).
+    ToolCallUpdated(ToolCallChange),
+    /// The turn waits for the user to allow or reject a tool call. Answer with
+    /// [`Engine::answer_permission`](super::Engine::answer_permission).
+    PermissionRequest(PermissionRequest),
+    /// The model published a plan (always the complete list).
+    Plan(Vec<PlanEntry>),
+    /// The session's mode or model changed (e.g. by a slash command).
+    SessionChanged { mode: super::Mode, model: String },
     /// The turn ended normally. Everything it produced is saved before this is sent.
     Complete { stop: StopReason },
     /// The turn failed. What was received before the failure is saved.
@@ -53,3 +66,61 @@ pub enum ErrorKind {
     /// The session store failed.
     Store,
 }
+
+/// A tool call as first announced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallStart {
+    /// The provider's call id; unique within the session.
+    pub id: String,
+    /// The tool's name as the model called it.
+    pub name: String,
+    pub title: String,
+    pub kind: ToolKind,
+    pub arguments: serde_json::Value,
+    pub locations: Vec<Location>,
+    /// A preview, e.g. the diff an edit would make.
+    pub display: Vec<Display>,
+}
+
+/// Where a tool call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolCallStatus {
+    Pending,
+    InProgress,
+    Completed,
+    Failed,
+}
+
+/// A change to an announced tool call. `None` fields are unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallChange {
+    pub id: String,
+    pub status: ToolCallStatus,
+    pub display: Option<Vec<Display>>,
+    pub locations: Option<Vec<Location>>,
+    /// The text the model got back.
+    pub output: Option<String>,
+}
+
+/// A question to the user: may this tool call run?
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermissionRequest {
+    /// Answer with this id.
+    pub request_id: u64,
+    pub tool_call_id: String,
+    pub tool: String,
+    pub title: String,
+    pub kind: ToolKind,
+}
+
+/// The user's answer to a [`PermissionRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermissionAnswer {
+    AllowOnce,
+    AllowAlways,
+    RejectOnce,
+    RejectAlways,
+    /// The prompt was cancelled while the question was open: stop the turn.
+    Cancelled,
+}
+

@@ -282,11 +282,11 @@ async fn list_filters_by_exact_cwd() {
         .await;
 
     let list_a = client.call("session/list", json!({"cwd": env.cwd()})).await;
-    assert_eq!(listed_ids(&list_a), [in_a.clone()]);
+    assert_eq!(listed_ids(&list_a), [in_a]);
     let list_b = client
         .call("session/list", json!({"cwd": env.workspace_b()}))
         .await;
-    assert_eq!(listed_ids(&list_b), [in_b.clone()]);
+    assert_eq!(listed_ids(&list_b), [in_b]);
     // Exact match only: a parent directory matches nothing.
     let parent = env.workspace().parent().unwrap().to_path_buf();
     let list_parent = client.call("session/list", json!({"cwd": parent})).await;

@@ -433,7 +433,7 @@ impl AcpClient {
             let msg = self.next_message_before(deadline).await;
             match msg {
                 Message::Response { id: rid, outcome } => {
-                    if rid.to_string() == key {
+                    if rid == *id {
                         return (before, outcome);
                     }
                     self.stashed_responses.insert(rid.to_string(), outcome);

@@ -323,7 +323,7 @@ fn request_body_maps_history_and_tools() {
             ProviderMessage::ToolResults(vec![ToolResult {
                 call_id: "t1".into(),
                 content: "no".into(),
-                is_error: true,
+                is_error: true, title: None, kind: None,
             }]),
             ProviderMessage::User(vec![ContentPart::text("why?")]),
         ],

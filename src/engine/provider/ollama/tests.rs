@@ -252,7 +252,7 @@ fn request_body_maps_history_images_and_tool_names() {
             ProviderMessage::ToolResults(vec![ToolResult {
                 call_id: "call_9".into(),
                 content: "png".into(),
-                is_error: false,
+                is_error: false, title: None, kind: None,
             }]),
         ],
         tools: vec![ToolSpec {

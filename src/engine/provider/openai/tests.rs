@@ -323,12 +323,12 @@ async fn sends_the_documented_request_body() {
                 ToolResult {
                     call_id: "c1".into(),
                     content: "data".into(),
-                    is_error: false,
+                    is_error: false, title: None, kind: None,
                 },
                 ToolResult {
                     call_id: "c2".into(),
                     content: "denied".into(),
-                    is_error: true,
+                    is_error: true, title: None, kind: None,
                 },
             ]),
             ProviderMessage::User(vec![ContentPart::text("and?")]),

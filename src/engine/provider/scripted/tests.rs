@@ -150,7 +150,7 @@ async fn tool_calls_then_a_follow_up_turn() {
         ProviderMessage::ToolResults(vec![ToolResult {
             call_id: "script_call_1".into(),
             content: "".into(),
-            is_error: false,
+            is_error: false, title: None, kind: None,
         }]),
     ];
     let events = answer(&provider, follow_up).await;

@@ -50,7 +50,7 @@ async fn append_assigns_sequence_numbers_and_round_trips_content() {
         ..NewMessage::tool(vec![ToolResult {
             call_id: "call_1".to_owned(),
             content: "cancelled by the user".to_owned(),
-            is_error: true,
+            is_error: true, title: None, kind: None,
         }])
     };
 
