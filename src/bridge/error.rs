@@ -19,7 +19,7 @@ impl From<EngineError> for RpcError {
             EngineError::UnknownMode(_) => INVALID_PARAMS,
             EngineError::Store(StoreError::BadCursor(_)) => INVALID_PARAMS,
             EngineError::Store(StoreError::NotFound(_)) => RESOURCE_NOT_FOUND,
-            EngineError::Store(_) => INTERNAL_ERROR,
+            EngineError::Store(_) | EngineError::Config(_) => INTERNAL_ERROR,
         };
         RpcError::new(code, e.to_string())
     }

@@ -9,6 +9,7 @@
 
 mod error;
 mod from_acp;
+mod host;
 mod prompt;
 mod session_methods;
 mod to_acp;

@@ -1,15 +1,22 @@
-//! `session/prompt` and `session/cancel`: one turn, streamed as `session/update`s.
+//! `session/prompt` and `session/cancel`: one turn, streamed as `session/update`s, with
+//! permission questions put to the editor as `session/request_permission`.
 
 use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
+use tokio::task::JoinSet;
 
+use super::host::AcpHost;
 use super::{AcpAgent, error, from_acp, to_acp, to_value};
-use crate::acp::schema::{CancelNotification, PromptRequest, PromptResponse};
+use crate::acp::schema::{
+    CancelNotification, ConfigOptionUpdate, CurrentModeUpdate, PermissionOption, PermissionOptionKind,
+    PromptRequest, PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
+    SessionUpdate, ToolCallUpdate, ToolCallUpdateFields,
+};
 use crate::acp::{RequestContext, RpcError};
-use crate::engine::{ChatEvent, EngineError};
+use crate::engine::{ChatEvent, EngineError, PermissionAnswer, PermissionRequest};
 
 impl AcpAgent {
     /// Claims the session at once (in wire order, so a following `session/cancel` finds the
@@ -29,7 +36,11 @@ impl AcpAgent {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let mut events = self.engine.run_turn(claim, content).await?;
+            let host = Arc::new(AcpHost { peer: self.peer.clone(), session_id: id.clone(), caps: self.client_capabilities() });
+            let mut events = self.engine.run_turn(claim, content, host).await?;
+            // Permission questions wait for the editor without blocking the event stream;
+            // dropping the set at the end aborts any the editor never answered.
+            let mut questions = JoinSet::new();
             loop {
                 let event = tokio::select! {
                     event = events.recv() => event,
@@ -42,18 +53,69 @@ impl AcpAgent {
                 let Some(event) = event else {
                     return Err(RpcError::internal("the turn ended without a result"));
                 };
-                if let Some(update) = to_acp::update(&event) {
-                    self.send_update(&id, update).await;
-                    continue;
+                match event {
+                    ChatEvent::Complete { stop } => return to_value(PromptResponse::new(to_acp::stop_reason(stop))),
+                    ChatEvent::Error { kind, message } => return Err(error::turn_failed(kind, message)),
+                    ChatEvent::PermissionRequest(q) => {
+                        let this = self.clone();
+                        let sid = id.clone();
+                        questions.spawn(async move { this.ask_permission(&sid, q).await });
+                    }
+                    ChatEvent::SessionChanged { .. } => self.send_session_state(&id).await,
+                    other => {
+                        for update in to_acp::updates(&other) {
+                            self.send_update(&id, update).await;
+                        }
+                    }
                 }
-                return match event {
-                    ChatEvent::Complete { stop } => to_value(PromptResponse::new(to_acp::stop_reason(stop))),
-                    ChatEvent::Error { kind, message } => Err(error::turn_failed(kind, message)),
-                    _ => continue,
-                };
             }
         }
         .boxed()
+    }
+
+    /// Puts one question to the editor and hands the answer to the engine.
+    async fn ask_permission(&self, session_id: &str, q: PermissionRequest) {
+        let options = vec![
+            PermissionOption::new("allow_once", "Allow", PermissionOptionKind::AllowOnce),
+            PermissionOption::new("allow_always", format!("Always allow {}", q.tool), PermissionOptionKind::AllowAlways),
+            PermissionOption::new("reject_once", "Reject", PermissionOptionKind::RejectOnce),
+            PermissionOption::new("reject_always", format!("Always reject {}", q.tool), PermissionOptionKind::RejectAlways),
+        ];
+        let tool_call = ToolCallUpdate::new(
+            q.tool_call_id.clone(),
+            ToolCallUpdateFields::new().title(q.title.clone()).kind(to_acp::tool_kind(q.kind)),
+        );
+        let request = RequestPermissionRequest::new(session_id.to_string(), tool_call, options);
+        let answer = match self.peer.request("session/request_permission", request).await {
+            Ok(v) => match serde_json::from_value::<RequestPermissionResponse>(v) {
+                Ok(r) => match r.outcome {
+                    RequestPermissionOutcome::Selected(s) => match s.option_id.0.as_ref() {
+                        "allow_once" => PermissionAnswer::AllowOnce,
+                        "allow_always" => PermissionAnswer::AllowAlways,
+                        "reject_always" => PermissionAnswer::RejectAlways,
+                        _ => PermissionAnswer::RejectOnce,
+                    },
+                    _ => PermissionAnswer::Cancelled,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "malformed permission answer; treating it as a rejection");
+                    PermissionAnswer::RejectOnce
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "permission request failed; treating it as cancelled");
+                PermissionAnswer::Cancelled
+            }
+        };
+        self.engine.answer_permission(session_id, q.request_id, answer);
+    }
+
+    /// Sends the session's current mode and config options (after a slash command changed them).
+    async fn send_session_state(&self, id: &str) {
+        let Ok(record) = self.engine.session(id).await else { return };
+        let (modes, options) = self.session_state(&record);
+        self.send_update(id, SessionUpdate::CurrentModeUpdate(CurrentModeUpdate::new(modes.current_mode_id))).await;
+        self.send_update(id, SessionUpdate::ConfigOptionUpdate(ConfigOptionUpdate::new(options))).await;
     }
 
     /// `session/cancel`: stops the running turn; with none running it does nothing.

@@ -42,10 +42,9 @@ impl AcpAgent {
     pub(super) async fn load_session(&self, req: LoadSessionRequest) -> Result<Value, RpcError> {
         let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
         // Replay the whole conversation before answering, as the spec requires.
-        for message in self.engine.history(&record.id).await? {
-            for update in to_acp::replay(&message) {
-                self.send_update(&record.id, update).await;
-            }
+        let history = self.engine.history(&record.id).await?;
+        for update in to_acp::replay_history(&history) {
+            self.send_update(&record.id, update).await;
         }
         let (modes, options) = self.session_state(&record);
         to_value(LoadSessionResponse::new().modes(modes).config_options(options))
@@ -131,7 +130,7 @@ impl AcpAgent {
     }
 
     /// The mode state and config options of a session.
-    fn session_state(&self, record: &SessionRecord) -> (SessionModeState, Vec<SessionConfigOption>) {
+    pub(super) fn session_state(&self, record: &SessionRecord) -> (SessionModeState, Vec<SessionConfigOption>) {
         let mode = Mode::parse(&record.mode).unwrap_or(Mode::Ask);
         let mut models = self.engine.model_options(&record.model);
         let current = if record.model.is_empty() {

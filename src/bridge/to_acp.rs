@@ -1,5 +1,6 @@
 //! Engine values into ACP wire values.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::acp::schema::{
@@ -8,11 +9,18 @@ use crate::acp::schema::{
     SessionInfoUpdate, SessionMode, SessionModeState, SessionUpdate, TextContent,
     TextResourceContents, UsageUpdate,
 };
-use crate::engine::{ChatEvent, ContentPart, Mode, Role, SessionRecord, StopReason, StoredMessage};
+use crate::acp::schema::{
+    Diff, PlanEntryPriority, PlanEntryStatus, Terminal, ToolCall, ToolCallContent, ToolCallLocation,
+    ToolCallUpdate, ToolCallUpdateFields,
+};
+use crate::engine::content::ToolResult;
+use crate::engine::tools::{Display, Location, PlanEntry, ToolKind};
+use crate::engine::{self, ChatEvent, ContentPart, Mode, Role, SessionRecord, StopReason, StoredMessage, ToolCallStatus};
 
-/// The live update for an event, if it has one (`Complete` and `Error` end the prompt instead).
-pub fn update(event: &ChatEvent) -> Option<SessionUpdate> {
-    Some(match event {
+/// The live updates for an event (`Complete`, `Error`, permission questions and session
+/// changes are handled by the prompt loop instead).
+pub fn updates(event: &ChatEvent) -> Vec<SessionUpdate> {
+    let update = match event {
         ChatEvent::TextDelta(t) => SessionUpdate::AgentMessageChunk(ContentChunk::new(text(t))),
         ChatEvent::ThoughtDelta(t) => SessionUpdate::AgentThoughtChunk(ContentChunk::new(text(t))),
         ChatEvent::TitleChanged(title) => SessionUpdate::SessionInfoUpdate(
@@ -21,13 +29,75 @@ pub fn update(event: &ChatEvent) -> Option<SessionUpdate> {
         ChatEvent::Usage { usage, context_window } => {
             SessionUpdate::UsageUpdate(UsageUpdate::new(usage.total(), *context_window))
         }
-        ChatEvent::Complete { .. } | ChatEvent::Error { .. } => return None,
-        _ => return None,
-    })
+        ChatEvent::ToolCallStarted(start) => SessionUpdate::ToolCall(
+            ToolCall::new(start.id.clone(), start.title.clone())
+                .kind(tool_kind(start.kind))
+                .status(schema::ToolCallStatus::Pending)
+                .content(start.display.iter().map(tool_content).collect())
+                .locations(start.locations.iter().map(location).collect())
+                .raw_input(start.arguments.clone()),
+        ),
+        ChatEvent::ToolCallUpdated(change) => {
+            let mut fields = ToolCallUpdateFields::new().status(tool_status(change.status));
+            if let Some(display) = &change.display {
+                fields = fields.content(display.iter().map(tool_content).collect::<Vec<_>>());
+            }
+            if let Some(locations) = &change.locations {
+                fields = fields.locations(locations.iter().map(location).collect::<Vec<_>>());
+            }
+            if let Some(output) = &change.output {
+                fields = fields.raw_output(serde_json::json!({ "output": output }));
+            }
+            SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(change.id.clone(), fields))
+        }
+        ChatEvent::Plan(entries) => SessionUpdate::Plan(plan(entries)),
+        ChatEvent::PermissionRequest(_)
+        | ChatEvent::SessionChanged { .. }
+        | ChatEvent::Complete { .. }
+        | ChatEvent::Error { .. } => return Vec::new(),
+    };
+    vec![update]
 }
 
-/// The updates that replay one stored message in `session/load`.
-pub fn replay(message: &StoredMessage) -> Vec<SessionUpdate> {
+/// The updates that replay a stored conversation in `session/load`, in order.
+pub fn replay_history(history: &[StoredMessage]) -> Vec<SessionUpdate> {
+    let results: HashMap<&str, &ToolResult> = history
+        .iter()
+        .flat_map(|m| m.tool_results.iter())
+        .map(|r| (r.call_id.as_str(), r))
+        .collect();
+    let mut out = Vec::new();
+    for message in history {
+        out.extend(replay(message));
+        for call in &message.tool_calls {
+            out.extend(replay_tool_call(call, results.get(call.id.as_str()).copied()));
+        }
+    }
+    out
+}
+
+fn replay_tool_call(call: &engine::content::ToolCall, result: Option<&ToolResult>) -> Vec<SessionUpdate> {
+    let title = result.and_then(|r| r.title.clone()).unwrap_or_else(|| call.name.clone());
+    let kind = result.and_then(|r| r.kind.as_deref()).map(ToolKind::parse).unwrap_or(ToolKind::Other);
+    let status = match result {
+        Some(r) if !r.is_error => schema::ToolCallStatus::Completed,
+        _ => schema::ToolCallStatus::Failed,
+    };
+    let start = ToolCall::new(call.id.clone(), title)
+        .kind(tool_kind(kind))
+        .status(schema::ToolCallStatus::Pending)
+        .raw_input(call.arguments.clone());
+    let mut fields = ToolCallUpdateFields::new().status(status);
+    if let Some(r) = result {
+        fields = fields
+            .content(vec![ToolCallContent::from(text(&r.content))])
+            .raw_output(serde_json::json!({ "output": r.content }));
+    }
+    vec![SessionUpdate::ToolCall(start), SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(call.id.clone(), fields))]
+}
+
+/// The updates that replay one stored message's content (not its tool calls).
+fn replay(message: &StoredMessage) -> Vec<SessionUpdate> {
     message
         .content
         .iter()
@@ -47,6 +117,62 @@ pub fn replay(message: &StoredMessage) -> Vec<SessionUpdate> {
             }
         })
         .collect()
+}
+
+/// The ACP tool kind.
+pub fn tool_kind(kind: ToolKind) -> schema::ToolKind {
+    match kind {
+        ToolKind::Read => schema::ToolKind::Read,
+        ToolKind::Edit => schema::ToolKind::Edit,
+        ToolKind::Delete => schema::ToolKind::Delete,
+        ToolKind::Move => schema::ToolKind::Move,
+        ToolKind::Search => schema::ToolKind::Search,
+        ToolKind::Execute => schema::ToolKind::Execute,
+        ToolKind::Fetch => schema::ToolKind::Fetch,
+        ToolKind::Think => schema::ToolKind::Think,
+        ToolKind::Other => schema::ToolKind::Other,
+    }
+}
+
+fn tool_status(status: ToolCallStatus) -> schema::ToolCallStatus {
+    match status {
+        ToolCallStatus::Pending => schema::ToolCallStatus::Pending,
+        ToolCallStatus::InProgress => schema::ToolCallStatus::InProgress,
+        ToolCallStatus::Completed => schema::ToolCallStatus::Completed,
+        ToolCallStatus::Failed => schema::ToolCallStatus::Failed,
+    }
+}
+
+fn tool_content(display: &Display) -> ToolCallContent {
+    match display {
+        Display::Text(t) => ToolCallContent::from(text(t)),
+        Display::Diff { path, old, new } => ToolCallContent::Diff(Diff::new(path.clone(), new.clone()).old_text(old.clone())),
+        Display::Terminal(id) => ToolCallContent::Terminal(Terminal::new(id.clone())),
+    }
+}
+
+fn location(l: &Location) -> ToolCallLocation {
+    ToolCallLocation::new(l.path.clone()).line(l.line)
+}
+
+fn plan(entries: &[PlanEntry]) -> schema::Plan {
+    let entries = entries
+        .iter()
+        .map(|e| {
+            let priority = match e.priority.as_str() {
+                "high" => PlanEntryPriority::High,
+                "low" => PlanEntryPriority::Low,
+                _ => PlanEntryPriority::Medium,
+            };
+            let status = match e.status.as_str() {
+                "in_progress" => PlanEntryStatus::InProgress,
+                "completed" => PlanEntryStatus::Completed,
+                _ => PlanEntryStatus::Pending,
+            };
+            schema::PlanEntry::new(e.content.clone(), priority, status)
+        })
+        .collect();
+    schema::Plan::new(entries)
 }
 
 /// A stored content part as an ACP content block.
@@ -157,7 +283,7 @@ mod tests {
             status: crate::engine::store::MessageStatus::Complete,
             created_at: 0,
         };
-        let u = replay(&m);
+        let u = replay_history(&[m]);
         assert!(matches!(u[0], SessionUpdate::AgentThoughtChunk(_)));
         assert!(matches!(u[1], SessionUpdate::AgentMessageChunk(_)));
     }

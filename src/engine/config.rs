@@ -20,6 +20,9 @@ pub struct EnvSnapshot {
     pub ratchet_model: Option<String>,
     /// Path of a script for the `scripted` provider.
     pub ratchet_script: Option<String>,
+    /// Variables whose names mark them as secrets (`*_KEY`, `*_TOKEN`, ...): their values are
+    /// redacted from tool output.
+    pub secret_vars: Vec<(String, String)>,
 }
 
 impl EnvSnapshot {
@@ -36,6 +39,9 @@ impl EnvSnapshot {
             ratchet_provider: get("RATCHET_PROVIDER"),
             ratchet_model: get("RATCHET_MODEL"),
             ratchet_script: get("RATCHET_SCRIPT"),
+            secret_vars: std::env::vars()
+                .filter(|(k, _)| crate::engine::tools::redact::is_secret_name(k))
+                .collect(),
         }
     }
 }

@@ -8,11 +8,15 @@
 pub mod config;
 pub mod content;
 pub mod event;
+pub mod mcp;
+pub mod permission;
 pub mod provider;
 pub mod session;
 pub mod store;
 pub mod tools;
+mod instructions;
 mod title;
+mod tool_call;
 mod turn;
 
 use std::path::PathBuf;
@@ -25,11 +29,18 @@ use tokio_util::task::TaskTracker;
 
 pub use config::EngineConfig;
 pub use content::{ContentPart, Role, Usage};
-pub use event::{ChatEvent, ErrorKind, StopReason};
+pub use event::{
+    ChatEvent, ErrorKind, PermissionAnswer, PermissionRequest, StopReason, ToolCallChange, ToolCallStart,
+    ToolCallStatus,
+};
 pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
+use permission::{PendingPermissions, Policy};
 use provider::{Provider, ProviderChoice};
+use tools::redact::Redactor;
+use tools::registry::ToolRegistry;
+use tools::{Host, NoHost};
 use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
 
@@ -53,6 +64,8 @@ pub enum EngineError {
     UnknownMode(String),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The agent engine. Cheap to clone; all clones share one store and one set of sessions.
@@ -71,6 +84,14 @@ struct Inner {
     turns: TaskTracker,
     /// Parent of every turn's token.
     shutdown: CancellationToken,
+    /// Allow/deny rules from the config file.
+    policy: Policy,
+    /// Open permission questions.
+    pending: PendingPermissions,
+    /// Secret values to keep out of tool output.
+    redactor: Arc<Redactor>,
+    /// Path globs no tool may touch.
+    deny_paths: Vec<String>,
 }
 
 /// A session as front ends see it.
@@ -79,6 +100,11 @@ pub type SessionInfo = SessionRecord;
 impl Engine {
     /// Opens the store under `config.home` and returns a ready engine.
     pub async fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        let policy = Policy::new(&config.file.permissions).map_err(EngineError::Config)?;
+        let redactor = Arc::new(redactor(&config));
+        let home = dirs::home_dir().unwrap_or_default();
+        let mut deny_paths = tools::sandbox::default_deny_globs(&home);
+        deny_paths.extend(config.file.permissions.deny_paths.iter().cloned());
         let store = SessionStore::open(&config.db_path()).await?;
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -88,6 +114,10 @@ impl Engine {
                 provider: AsyncMutex::new(None),
                 turns: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
+                policy,
+                pending: PendingPermissions::default(),
+                redactor,
+                deny_paths,
             }),
         })
     }
@@ -226,7 +256,7 @@ impl Engine {
         content: Vec<ContentPart>,
     ) -> Result<mpsc::Receiver<ChatEvent>, EngineError> {
         let claim = self.claim_turn(session_id)?;
-        self.run_turn(claim, content).await
+        self.run_turn(claim, content, Arc::new(NoHost)).await
     }
 
     /// Claims a session for a turn without blocking; pair with [`Engine::run_turn`]. Front
@@ -241,11 +271,13 @@ impl Engine {
             })
     }
 
-    /// Runs a claimed turn; see [`Engine::send_message`].
+    /// Runs a claimed turn; see [`Engine::send_message`]. `host` is the editor that owns the
+    /// prompt: tools read and write files and run commands through it when it can.
     pub async fn run_turn(
         &self,
         claim: TurnClaim,
         content: Vec<ContentPart>,
+        host: Arc<dyn Host>,
     ) -> Result<mpsc::Receiver<ChatEvent>, EngineError> {
         let session = self.session(claim.session_id()).await?;
         let first_prompt = session.title.is_none();
@@ -261,6 +293,7 @@ impl Engine {
             events: tx,
             first_prompt,
             prompt: content,
+            host,
         };
         let span = tracing::info_span!("turn", session = %turn.session.id);
         self.inner.turns.spawn(tracing::Instrument::instrument(turn.run(), span));
@@ -270,6 +303,33 @@ impl Engine {
     /// Cancels the running turn of a session. Returns false if none was running.
     pub fn cancel(&self, session_id: &str) -> bool {
         self.inner.open.cancel(session_id)
+    }
+
+    /// Answers a [`PermissionRequest`]. False if that question is not open (answered
+    /// already, timed out, or not this session's).
+    pub fn answer_permission(&self, session_id: &str, request_id: u64, answer: PermissionAnswer) -> bool {
+        self.inner.pending.answer(session_id, request_id, answer)
+    }
+
+    /// The tools a session's turns can use.
+    async fn tools_for(&self, _session_id: &str) -> ToolRegistry {
+        ToolRegistry::builtin()
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    fn pending_permissions(&self) -> &PendingPermissions {
+        &self.inner.pending
+    }
+
+    fn redactor(&self) -> Arc<Redactor> {
+        self.inner.redactor.clone()
+    }
+
+    fn deny_paths(&self) -> &[String] {
+        &self.inner.deny_paths
     }
 
     /// Number of turns running now.
@@ -308,6 +368,19 @@ impl Engine {
         *slot = Some((choice.clone(), built.clone()));
         Ok((choice, built))
     }
+}
+
+/// The secret guard: provider keys plus every variable named like a secret.
+fn redactor(config: &EngineConfig) -> Redactor {
+    let env = &config.env;
+    let keys = [("OPENAI_API_KEY", &env.openai_api_key), ("ANTHROPIC_API_KEY", &env.anthropic_api_key)];
+    let mut secrets: Vec<(String, String)> = env.secret_vars.clone();
+    for (name, value) in keys {
+        if let Some(v) = value {
+            secrets.push((name.to_string(), v.clone()));
+        }
+    }
+    Redactor::from_env_vars_with(secrets, &["OPENAI_API_KEY", "ANTHROPIC_API_KEY"])
 }
 
 fn provider_name(choice: &ProviderChoice) -> &'static str {

@@ -1,19 +1,28 @@
-//! One turn: the user's message is already stored; call the model, stream its answer as
-//! [`ChatEvent`]s, store what came back, end with `Complete` or `Error`.
+//! One turn: the user's message is already stored; call the model, run the tools it asks
+//! for, feed their results back, and repeat until it answers without tools (or a limit).
 //!
-//! Cancellation drops the provider stream (which aborts the HTTP request) and keeps what was
-//! received, marked as cancelled. The final event is sent only after the answer is stored,
-//! so whatever a front end acknowledges is durable.
+//! Every model answer and every batch of tool results is stored as it completes, so a crash
+//! loses at most the call in flight. Cancellation drops the provider stream (aborting the HTTP
+//! request) or stops the running tool; what was received is kept, marked as cancelled. The
+//! final event is sent only after everything is stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::content::{ContentPart, ToolCall, Usage};
+use super::content::{ContentPart, ToolCall, ToolResult, Usage};
 use super::event::{ChatEvent, ErrorKind, StopReason};
-use super::provider::{FinishReason, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest};
+use super::provider::{FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest};
 use super::session::TurnClaim;
 use super::store::{MessageStatus, NewMessage, SessionPatch, SessionRecord, StoredMessage};
-use super::{Engine, Role, title};
+use super::tool_call::ToolRunner;
+use super::tools::Host;
+use super::{Engine, Mode, Role, instructions, title};
+
+/// A failing call repeated this many times with the same arguments ends the turn.
+const LOOP_LIMIT: usize = 3;
 
 pub(super) struct Turn {
     pub engine: Engine,
@@ -22,6 +31,7 @@ pub(super) struct Turn {
     pub events: mpsc::Sender<ChatEvent>,
     pub first_prompt: bool,
     pub prompt: Vec<ContentPart>,
+    pub host: Arc<dyn Host>,
 }
 
 /// What one model call produced.
@@ -32,12 +42,11 @@ struct Answer {
     signature: Option<String>,
     tool_calls: Vec<ToolCall>,
     usage: Option<Usage>,
-    finish: Option<FinishReason>,
 }
 
-/// How the streaming part of a turn ended.
-enum Ending {
-    Finished(FinishReason),
+/// How the turn (or one model call) ended.
+pub(super) enum Ending {
+    Finished(StopReason),
     Cancelled,
     Failed(ErrorKind, String),
 }
@@ -47,27 +56,9 @@ impl Turn {
         if self.first_prompt {
             self.set_title().await;
         }
-        let mut answer = Answer::default();
-        let ending = self.call_model(&mut answer).await;
-        let status = match ending {
-            Ending::Finished(_) => MessageStatus::Complete,
-            Ending::Cancelled => MessageStatus::Cancelled,
-            Ending::Failed(..) => MessageStatus::Error,
-        };
-        if let Err(e) = self.save_answer(&answer, status).await {
-            self.emit(ChatEvent::Error {
-                kind: ErrorKind::Store,
-                message: format!("cannot save the answer: {e}"),
-            })
-            .await;
-            return;
-        }
-        if let Some(usage) = answer.usage {
-            let context_window = self.engine.config().context_window();
-            self.emit(ChatEvent::Usage { usage, context_window }).await;
-        }
+        let ending = self.run_loop().await;
         let last = match ending {
-            Ending::Finished(finish) => ChatEvent::Complete { stop: stop_reason(finish) },
+            Ending::Finished(stop) => ChatEvent::Complete { stop },
             Ending::Cancelled => ChatEvent::Complete { stop: StopReason::Cancelled },
             Ending::Failed(kind, message) => ChatEvent::Error { kind, message },
         };
@@ -75,7 +66,7 @@ impl Turn {
     }
 
     /// Sends an event; a front end that went away does not stop the turn.
-    async fn emit(&self, event: ChatEvent) {
+    pub(super) async fn emit(&self, event: ChatEvent) {
         let _ = self.events.send(event).await;
     }
 
@@ -88,73 +79,120 @@ impl Turn {
         }
     }
 
-    async fn call_model(&self, answer: &mut Answer) -> Ending {
-        let token = self.claim.token().clone();
+    async fn run_loop(&self) -> Ending {
         let (choice, provider) = match self.engine.provider().await {
             Ok(p) => p,
             Err(message) => return Ending::Failed(ErrorKind::Config, message),
         };
-        let history = match self.engine.store().messages(&self.session.id).await {
-            Ok(h) => h,
-            Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
+        let runner = match ToolRunner::new(self).await {
+            Ok(r) => r,
+            Err(e) => return Ending::Failed(ErrorKind::Store, e),
         };
-        let model = if self.session.model.is_empty() { choice.model.clone() } else { self.session.model.clone() };
-        let request = ProviderRequest {
-            model,
-            system: Some(system_prompt(&self.session)),
-            messages: to_provider_messages(&history),
-            tools: Vec::new(),
-            max_tokens: self.engine.config().max_tokens(),
-        };
+        let system = instructions::system_prompt(&self.session, self.engine.config());
+        let mut failures: HashMap<String, usize> = HashMap::new();
+        for _ in 0..self.engine.config().max_turn_requests() {
+            let session = match self.engine.session(&self.session.id).await {
+                Ok(s) => s,
+                Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
+            };
+            let history = match self.engine.store().messages(&self.session.id).await {
+                Ok(h) => h,
+                Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
+            };
+            let read_only = Mode::parse(&session.mode) == Some(Mode::Plan);
+            let model = if session.model.is_empty() { choice.model.clone() } else { session.model.clone() };
+            let request = ProviderRequest {
+                model,
+                system: Some(system.clone()),
+                messages: to_provider_messages(&history),
+                tools: runner.specs(read_only),
+                max_tokens: self.engine.config().max_tokens(),
+            };
+            let mut answer = Answer::default();
+            let streamed = self.stream_answer(provider.as_ref(), request, &mut answer).await;
+            let (status, finish) = match &streamed {
+                Ok(f) => (MessageStatus::Complete, Some(*f)),
+                Err(Ending::Cancelled) => (MessageStatus::Cancelled, None),
+                Err(_) => (MessageStatus::Error, None),
+            };
+            if finish.is_none() {
+                // Half-streamed tool calls would leave the history unanswerable.
+                answer.tool_calls.clear();
+            }
+            if let Err(e) = self.save_answer(&answer, status).await {
+                return Ending::Failed(ErrorKind::Store, format!("cannot save the answer: {e}"));
+            }
+            if let Some(usage) = answer.usage {
+                let context_window = self.engine.config().context_window();
+                self.emit(ChatEvent::Usage { usage, context_window }).await;
+            }
+            let finish = match streamed {
+                Ok(f) => f,
+                Err(ending) => return ending,
+            };
+            if answer.tool_calls.is_empty() {
+                return Ending::Finished(stop_reason(finish));
+            }
+            let (results, cancelled) = runner.run_all(self, &answer.tool_calls).await;
+            let message = NewMessage { status: if cancelled { MessageStatus::Cancelled } else { MessageStatus::Complete }, ..NewMessage::tool(results.clone()) };
+            if let Err(e) = self.engine.store().append_message(&self.session.id, message).await {
+                return Ending::Failed(ErrorKind::Store, format!("cannot save tool results: {e}"));
+            }
+            if cancelled {
+                return Ending::Cancelled;
+            }
+            if let Some(call) = repeated_failure(&answer.tool_calls, &results, &mut failures) {
+                let note = format!(
+                    "\n\nStopped: the model called `{}` with the same arguments {LOOP_LIMIT} times and it failed each time.",
+                    call
+                );
+                self.emit(ChatEvent::TextDelta(note.clone())).await;
+                let _ = self.save_answer(&Answer { text: note, ..Default::default() }, MessageStatus::Complete).await;
+                return Ending::Finished(StopReason::EndTurn);
+            }
+        }
+        Ending::Finished(StopReason::MaxTurnRequests)
+    }
+
+    /// Streams one model call into `answer`, forwarding deltas.
+    async fn stream_answer(
+        &self,
+        provider: &dyn Provider,
+        request: ProviderRequest,
+        answer: &mut Answer,
+    ) -> Result<FinishReason, Ending> {
+        let token = self.claim.token().clone();
         let mut stream = tokio::select! {
             biased;
-            () = token.cancelled() => return Ending::Cancelled,
-            started = provider.stream(request) => match started {
-                Ok(s) => s,
-                Err(e) => return failed(e),
-            },
+            () = token.cancelled() => return Err(Ending::Cancelled),
+            started = provider.stream(request) => started.map_err(failed)?,
         };
         loop {
             let next = tokio::select! {
                 biased;
-                () = token.cancelled() => return Ending::Cancelled,
+                () = token.cancelled() => return Err(Ending::Cancelled),
                 next = stream.next() => next,
             };
             match next {
-                Some(Ok(event)) => {
-                    if let Some(ending) = self.on_event(event, answer).await {
-                        return ending;
-                    }
+                Some(Ok(ProviderEvent::TextDelta(t))) => {
+                    answer.text.push_str(&t);
+                    self.emit(ChatEvent::TextDelta(t)).await;
                 }
-                Some(Err(e)) => return failed(e),
+                Some(Ok(ProviderEvent::ThoughtDelta(t))) => {
+                    answer.thought.push_str(&t);
+                    self.emit(ChatEvent::ThoughtDelta(t)).await;
+                }
+                Some(Ok(ProviderEvent::ThoughtSignature(s))) => answer.signature = Some(s),
+                Some(Ok(ProviderEvent::ToolCall(call))) => answer.tool_calls.push(call),
+                Some(Ok(ProviderEvent::Usage(u))) => answer.usage = Some(u),
+                Some(Ok(ProviderEvent::Finish(f))) => return Ok(f),
+                Some(Err(e)) => return Err(failed(e)),
                 None => {
-                    return answer.finish.map(Ending::Finished).unwrap_or_else(|| {
-                        Ending::Failed(ErrorKind::Provider, format!("{} ended the stream without finishing the answer", provider.name()))
-                    });
+                    let message = format!("{} ended the stream without finishing the answer", provider.name());
+                    return Err(Ending::Failed(ErrorKind::Provider, message));
                 }
             }
         }
-    }
-
-    async fn on_event(&self, event: ProviderEvent, answer: &mut Answer) -> Option<Ending> {
-        match event {
-            ProviderEvent::TextDelta(t) => {
-                answer.text.push_str(&t);
-                self.emit(ChatEvent::TextDelta(t)).await;
-            }
-            ProviderEvent::ThoughtDelta(t) => {
-                answer.thought.push_str(&t);
-                self.emit(ChatEvent::ThoughtDelta(t)).await;
-            }
-            ProviderEvent::ThoughtSignature(s) => answer.signature = Some(s),
-            ProviderEvent::ToolCall(call) => answer.tool_calls.push(call),
-            ProviderEvent::Usage(u) => answer.usage = Some(u),
-            ProviderEvent::Finish(f) => {
-                answer.finish = Some(f);
-                return Some(Ending::Finished(f));
-            }
-        }
-        None
     }
 
     async fn save_answer(&self, answer: &Answer, status: MessageStatus) -> Result<(), super::store::StoreError> {
@@ -169,18 +207,30 @@ impl Turn {
             return Ok(());
         }
         let message = NewMessage {
-            role: Role::Assistant,
-            content,
-            tool_calls: answer.tool_calls.clone(),
-            tool_results: Vec::new(),
-            usage: answer.usage,
             status,
+            ..NewMessage::assistant(content, answer.tool_calls.clone(), answer.usage)
         };
         self.engine.store().append_message(&self.session.id, message).await.map(|_| ())
     }
 }
 
-fn failed(e: ProviderError) -> Ending {
+/// Counts identical failing calls; returns the tool name once one reaches the limit.
+fn repeated_failure(calls: &[ToolCall], results: &[ToolResult], failures: &mut HashMap<String, usize>) -> Option<String> {
+    for (call, result) in calls.iter().zip(results) {
+        if !result.is_error {
+            continue;
+        }
+        let key = format!("{}\u{0}{}", call.name, call.arguments);
+        let n = failures.entry(key).or_default();
+        *n += 1;
+        if *n >= LOOP_LIMIT {
+            return Some(call.name.clone());
+        }
+    }
+    None
+}
+
+pub(super) fn failed(e: ProviderError) -> Ending {
     let kind = match e {
         ProviderError::Auth { .. } => ErrorKind::Auth,
         ProviderError::Config(_) => ErrorKind::Config,
@@ -211,13 +261,4 @@ pub(super) fn to_provider_messages(history: &[StoredMessage]) -> Vec<ProviderMes
             Role::Tool => None,
         })
         .collect()
-}
-
-fn system_prompt(session: &SessionRecord) -> String {
-    format!(
-        "You are ratchet, an AI coding agent working inside the user's editor.\n\
-         The user's project is at {}.\n\
-         Answer concisely and use Markdown for code.",
-        session.cwd.display()
-    )
 }

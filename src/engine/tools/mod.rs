@@ -30,6 +30,36 @@ pub enum ToolKind {
 }
 
 impl ToolKind {
+    /// The lowercase name, as stored with tool results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolKind::Read => "read",
+            ToolKind::Edit => "edit",
+            ToolKind::Delete => "delete",
+            ToolKind::Move => "move",
+            ToolKind::Search => "search",
+            ToolKind::Execute => "execute",
+            ToolKind::Fetch => "fetch",
+            ToolKind::Think => "think",
+            ToolKind::Other => "other",
+        }
+    }
+
+    /// Parses a stored name; anything unknown is `Other`.
+    pub fn parse(name: &str) -> ToolKind {
+        match name {
+            "read" => ToolKind::Read,
+            "edit" => ToolKind::Edit,
+            "delete" => ToolKind::Delete,
+            "move" => ToolKind::Move,
+            "search" => ToolKind::Search,
+            "execute" => ToolKind::Execute,
+            "fetch" => ToolKind::Fetch,
+            "think" => ToolKind::Think,
+            _ => ToolKind::Other,
+        }
+    }
+
     /// True for kinds that change things and so need permission (unless the mode allows).
     pub fn has_side_effects(self) -> bool {
         matches!(self, ToolKind::Edit | ToolKind::Delete | ToolKind::Move | ToolKind::Execute | ToolKind::Other)
@@ -196,3 +226,27 @@ pub trait Tool: Send + Sync {
 }
 
 pub mod redact;
+pub mod registry;
+pub mod sandbox;
+
+mod common;
+mod edit;
+mod glob;
+mod grep;
+mod list;
+mod plan;
+mod read;
+mod shell;
+mod write;
+#[cfg(test)]
+mod testutil;
+
+pub use edit::EditFileTool;
+pub use glob::GlobTool;
+pub use grep::GrepTool;
+pub use list::ListDirTool;
+pub use plan::UpdatePlanTool;
+pub use read::ReadFileTool;
+pub use registry::ToolRegistry;
+pub use shell::{DEFAULT_SHELL_TIMEOUT, ShellTool};
+pub use write::WriteFileTool;

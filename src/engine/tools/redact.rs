@@ -140,7 +140,7 @@ impl Redactor {
 }
 
 /// True for names like `OPENAI_API_KEY`, `github_token`, `DB_PASSWORD`.
-fn is_secret_name(name: &str) -> bool {
+pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }

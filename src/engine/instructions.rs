@@ -1,0 +1,121 @@
+//! The system prompt: a default that describes the agent and its tools, plus the project's
+//! own instructions (`AGENTS.md`, `CLAUDE.md`, `RATCHET.md`, `.ratchet/instructions/*.md`)
+//! and the user's (`RATCHET_HOME/instructions.md`).
+//!
+//! Files are read at the start of every turn, so edits apply to the next prompt.
+
+use std::path::Path;
+
+use super::config::EngineConfig;
+use super::store::SessionRecord;
+
+/// Instruction files looked for in the session's directory, in this order.
+const PROJECT_FILES: [&str; 3] = ["AGENTS.md", "CLAUDE.md", "RATCHET.md"];
+
+/// Largest instruction file used; a bigger one is cut (it would crowd out the conversation).
+const MAX_FILE_BYTES: usize = 64 * 1024;
+
+const DEFAULT_PROMPT: &str = "\
+You are ratchet, an AI coding agent working inside the user's editor.
+You help with software engineering tasks: reading and explaining code, fixing bugs, adding features, running tests.
+
+How to work:
+- Look before you change: use read_file, list_dir, glob and grep to understand the code first.
+- Make focused changes with edit_file (exact search and replace) or write_file (whole files).
+- Use shell to build, test and inspect; commands run in the project directory.
+- For multi-step work, publish a short plan with update_plan and keep its statuses current.
+- Paths may be relative to the project directory; tools refuse paths outside it.
+- The user may reject a tool call; then do not retry it, ask or change approach.
+- Answer concisely in Markdown. When done, say what you changed and how you checked it.";
+
+/// Builds the system prompt for a session.
+pub fn system_prompt(session: &SessionRecord, config: &EngineConfig) -> String {
+    let mut prompt = String::from(DEFAULT_PROMPT);
+    prompt.push_str(&format!("\n\nThe project directory is {}.", session.cwd.display()));
+    if !session.additional_dirs.is_empty() {
+        let dirs: Vec<_> = session.additional_dirs.iter().map(|d| d.display().to_string()).collect();
+        prompt.push_str(&format!("\nYou may also use these directories: {}.", dirs.join(", ")));
+    }
+    let mut sections = Vec::new();
+    if let Some(text) = read_capped(&config.home.join("instructions.md")) {
+        sections.push(("the user's instructions (instructions.md)".to_string(), text));
+    }
+    for name in PROJECT_FILES {
+        if let Some(text) = read_capped(&session.cwd.join(name)) {
+            sections.push((name.to_string(), text));
+        }
+    }
+    for path in instruction_dir_files(&session.cwd.join(".ratchet").join("instructions")) {
+        if let Some(text) = read_capped(&path) {
+            let name = path.strip_prefix(&session.cwd).unwrap_or(&path).display().to_string();
+            sections.push((name, text));
+        }
+    }
+    for (name, text) in sections {
+        prompt.push_str(&format!("\n\n# Instructions from {name}\n\n{}", text.trim()));
+    }
+    prompt
+}
+
+fn instruction_dir_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "md") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn read_capped(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_FILE_BYTES)]).into_owned();
+    if bytes.len() > MAX_FILE_BYTES {
+        text.push_str("\n[… cut: the file is longer than 64 KiB]");
+    }
+    (!text.trim().is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::config::{ConfigFile, EnvSnapshot};
+    use crate::engine::store::SessionStatus;
+
+    fn session(cwd: &Path) -> SessionRecord {
+        SessionRecord {
+            id: "s".into(),
+            title: None,
+            cwd: cwd.to_path_buf(),
+            additional_dirs: vec![],
+            provider: "scripted".into(),
+            model: "m".into(),
+            mode: "ask".into(),
+            status: SessionStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn project_and_user_instructions_are_included_in_order() {
+        let home = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("instructions.md"), "Be brief.").unwrap();
+        std::fs::write(cwd.path().join("AGENTS.md"), "Use tabs.").unwrap();
+        std::fs::write(cwd.path().join("RATCHET.md"), "Run cargo test.").unwrap();
+        std::fs::create_dir_all(cwd.path().join(".ratchet/instructions")).unwrap();
+        std::fs::write(cwd.path().join(".ratchet/instructions/b.md"), "B rule").unwrap();
+        std::fs::write(cwd.path().join(".ratchet/instructions/a.md"), "A rule").unwrap();
+        std::fs::write(cwd.path().join(".ratchet/instructions/skip.txt"), "no").unwrap();
+        let config = EngineConfig { home: home.path().to_path_buf(), env: EnvSnapshot::default(), file: ConfigFile::default() };
+        let p = system_prompt(&session(cwd.path()), &config);
+        let pos = |s: &str| p.find(s).unwrap_or_else(|| panic!("{s} missing from {p}"));
+        assert!(pos("You are ratchet") < pos("Be brief."));
+        assert!(pos("Be brief.") < pos("Use tabs."));
+        assert!(pos("Use tabs.") < pos("Run cargo test."));
+        assert!(pos("A rule") < pos("B rule"));
+        assert!(!p.contains("no\n") && !p.contains("CLAUDE.md"));
+        assert!(p.contains(&cwd.path().display().to_string()));
+    }
+}

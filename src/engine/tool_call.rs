@@ -1,0 +1,262 @@
+//! Running the tool calls of one model answer: announce, ask permission, run, report.
+//!
+//! Calls run one after another in the order the model gave them, so their effects are
+//! predictable. Each is announced (`ToolCallStarted`, status pending), checked by the
+//! permission [`Policy`], possibly put to the user, run, and reported
+//! (`ToolCallUpdated`). The model always gets a result for every call, even a refused or
+//! cancelled one, so the history stays valid for every provider.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::content::{ToolCall, ToolResult};
+use super::event::{ChatEvent, PermissionAnswer, PermissionRequest, ToolCallChange, ToolCallStart, ToolCallStatus};
+use super::permission::{Policy, Remembered, Verdict};
+use super::provider::ToolSpec;
+use super::tools::registry::ToolRegistry;
+use super::tools::{Display, Tool, ToolContext, ToolKind, ToolOutput};
+use super::turn::Turn;
+use super::Mode;
+
+/// The tools of one turn and what decides whether they may run.
+pub(super) struct ToolRunner {
+    tools: ToolRegistry,
+    cx: ToolContext,
+    policy: Policy,
+    /// "Always" answers for this session, by tool name.
+    remembered: Mutex<HashMap<String, Remembered>>,
+}
+
+/// How one call ended.
+enum CallOutcome {
+    Done(ToolResult),
+    /// The user cancelled while the call waited or ran.
+    Cancelled(ToolResult),
+}
+
+impl ToolRunner {
+    pub async fn new(turn: &Turn) -> Result<ToolRunner, String> {
+        let engine = &turn.engine;
+        let tools = engine.tools_for(&turn.session.id).await;
+        let remembered = engine
+            .store()
+            .permissions(&turn.session.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|(tool, d)| Remembered::parse(&d).map(|d| (tool, d)))
+            .collect();
+        let cx = ToolContext {
+            cwd: turn.session.cwd.clone(),
+            extra_roots: turn.session.additional_dirs.clone(),
+            deny_paths: engine.deny_paths().to_vec(),
+            host: turn.host.clone(),
+            cancel: turn.claim.token().clone(),
+            redactor: engine.redactor(),
+            shell_timeout: engine.config().shell_timeout(),
+        };
+        Ok(ToolRunner { tools, cx, policy: engine.policy().clone(), remembered: Mutex::new(remembered) })
+    }
+
+    /// Tool definitions for the model; only read-only tools in plan mode.
+    pub fn specs(&self, read_only: bool) -> Vec<ToolSpec> {
+        if read_only { self.tools.specs_filtered(true) } else { self.tools.specs() }
+    }
+
+    /// Runs every call; returns one result per call and whether the user cancelled.
+    pub async fn run_all(&self, turn: &Turn, calls: &[ToolCall]) -> (Vec<ToolResult>, bool) {
+        let mut results = Vec::with_capacity(calls.len());
+        let mut cancelled = false;
+        for call in calls {
+            if cancelled || self.cx.cancel.is_cancelled() {
+                cancelled = true;
+                results.push(ToolResult::new(call.id.clone(), "cancelled by the user before it ran", true));
+                continue;
+            }
+            match self.run_one(turn, call).await {
+                CallOutcome::Done(r) => results.push(r),
+                CallOutcome::Cancelled(r) => {
+                    cancelled = true;
+                    results.push(r);
+                }
+            }
+        }
+        (results, cancelled)
+    }
+
+    async fn run_one(&self, turn: &Turn, call: &ToolCall) -> CallOutcome {
+        let Some(tool) = self.tools.get(&call.name) else {
+            let names: Vec<_> = self.tools.specs().into_iter().map(|s| s.name).collect();
+            let message = format!("unknown tool `{}`; the tools are: {}", call.name, names.join(", "));
+            self.announce_unknown(turn, call, &message).await;
+            return CallOutcome::Done(ToolResult::new(call.id.clone(), message, true));
+        };
+        let kind = tool.kind();
+        let preview = tool.preview(&call.arguments, &self.cx).await;
+        let title = preview.title.clone();
+        turn.emit(ChatEvent::ToolCallStarted(ToolCallStart {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            title: title.clone(),
+            kind,
+            arguments: call.arguments.clone(),
+            locations: preview.locations,
+            display: preview.display,
+        }))
+        .await;
+        let result = |content: String, is_error: bool| ToolResult {
+            title: Some(title.clone()),
+            kind: Some(kind.as_str().to_string()),
+            ..ToolResult::new(call.id.clone(), content, is_error)
+        };
+        match self.permit(turn, call, kind, &title).await {
+            Permit::Run => {}
+            Permit::Refused(reason) => {
+                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason).await;
+                return CallOutcome::Done(result(reason, true));
+            }
+            Permit::Cancelled => {
+                let reason = "cancelled by the user".to_string();
+                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason).await;
+                return CallOutcome::Cancelled(result(reason, true));
+            }
+        }
+        turn.emit(ChatEvent::ToolCallUpdated(ToolCallChange {
+            id: call.id.clone(),
+            status: ToolCallStatus::InProgress,
+            display: None,
+            locations: None,
+            output: None,
+        }))
+        .await;
+        let output = self.execute(tool.as_ref(), call).await;
+        let cancelled = self.cx.cancel.is_cancelled();
+        let status = if output.is_error || cancelled { ToolCallStatus::Failed } else { ToolCallStatus::Completed };
+        if let Some(plan) = &output.plan {
+            self.publish_plan(turn, plan.clone()).await;
+        }
+        let locations = (!output.locations.is_empty()).then(|| output.locations.clone());
+        self.finish(turn, call, status, output.display.clone(), locations, &output.content).await;
+        let r = result(output.content, output.is_error || cancelled);
+        if cancelled { CallOutcome::Cancelled(r) } else { CallOutcome::Done(r) }
+    }
+
+    async fn execute(&self, tool: &dyn Tool, call: &ToolCall) -> ToolOutput {
+        let cancel = self.cx.cancel.clone();
+        tokio::select! {
+            out = tool.run(call.arguments.clone(), &self.cx) => out,
+            // Tools watch the token themselves; this is the backstop for one that does not.
+            () = async { cancel.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => {
+                ToolOutput::error("cancelled by the user")
+            }
+        }
+    }
+
+    /// Decides, asking the user if needed, whether the call may run.
+    async fn permit(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
+        let mode = turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask);
+        let subject = call.arguments.get("command").or_else(|| call.arguments.get("path")).and_then(|v| v.as_str());
+        let remembered = self.lock().get(&call.name).copied();
+        match self.policy.decide(mode, &call.name, kind, subject, remembered) {
+            Verdict::Allow => Permit::Run,
+            Verdict::Deny(reason) => Permit::Refused(format!("not allowed: {reason}")),
+            Verdict::Ask => self.ask(turn, call, kind, title).await,
+        }
+    }
+
+    async fn ask(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
+        let engine = &turn.engine;
+        let (request_id, answer) = engine.pending_permissions().open(&turn.session.id);
+        turn.emit(ChatEvent::PermissionRequest(PermissionRequest {
+            request_id,
+            tool_call_id: call.id.clone(),
+            tool: call.name.clone(),
+            title: title.to_string(),
+            kind,
+        }))
+        .await;
+        let answer = tokio::select! {
+            a = answer => a.unwrap_or(PermissionAnswer::Cancelled),
+            () = self.cx.cancel.cancelled() => PermissionAnswer::Cancelled,
+        };
+        engine.pending_permissions().forget(request_id);
+        let remember = |d: Remembered| async move {
+            self.lock().insert(call.name.clone(), d);
+            if let Err(e) = engine.store().set_permission(&turn.session.id, &call.name, d.as_str()).await {
+                tracing::warn!(error = %e, "cannot save the permission choice");
+            }
+        };
+        match answer {
+            PermissionAnswer::AllowOnce => Permit::Run,
+            PermissionAnswer::AllowAlways => {
+                remember(Remembered::Allow).await;
+                Permit::Run
+            }
+            PermissionAnswer::RejectOnce => Permit::Refused("the user rejected this tool call".into()),
+            PermissionAnswer::RejectAlways => {
+                remember(Remembered::Reject).await;
+                Permit::Refused("the user rejected this tool call (and all further calls of this tool)".into())
+            }
+            PermissionAnswer::Cancelled => Permit::Cancelled,
+        }
+    }
+
+    async fn publish_plan(&self, turn: &Turn, plan: Vec<super::tools::PlanEntry>) {
+        match serde_json::to_value(&plan) {
+            Ok(v) => {
+                if let Err(e) = turn.engine.store().save_plan(&turn.session.id, v).await {
+                    tracing::warn!(error = %e, "cannot save the plan");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot serialize the plan"),
+        }
+        turn.emit(ChatEvent::Plan(plan)).await;
+    }
+
+    async fn finish(
+        &self,
+        turn: &Turn,
+        call: &ToolCall,
+        status: ToolCallStatus,
+        display: Vec<Display>,
+        locations: Option<Vec<super::tools::Location>>,
+        output: &str,
+    ) {
+        turn.emit(ChatEvent::ToolCallUpdated(ToolCallChange {
+            id: call.id.clone(),
+            status,
+            display: Some(display),
+            locations,
+            output: Some(output.to_string()),
+        }))
+        .await;
+    }
+
+    async fn announce_unknown(&self, turn: &Turn, call: &ToolCall, message: &str) {
+        turn.emit(ChatEvent::ToolCallStarted(ToolCallStart {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            title: call.name.clone(),
+            kind: ToolKind::Other,
+            arguments: call.arguments.clone(),
+            locations: vec![],
+            display: vec![],
+        }))
+        .await;
+        self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(message.to_string())], None, message).await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.remembered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How long a cancelled tool gets to stop by itself before it is abandoned.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+enum Permit {
+    Run,
+    Refused(String),
+    Cancelled,
+}
+
