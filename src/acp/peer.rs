@@ -37,7 +37,23 @@ pub struct RequestContext {
     pub cancel: CancellationToken,
     /// The connection, for notifications and requests back to the client.
     pub peer: Peer,
+    /// Notifications to send right after the response (e.g. the command list after
+    /// `session/new`, which must follow the response that names the session).
+    after: Arc<Mutex<Vec<Value>>>,
 }
+
+impl RequestContext {
+    /// Queues a notification to be sent right after this request's response.
+    pub fn notify_after_response(&self, method: &str, params: impl Serialize) {
+        match serde_json::to_value(params) {
+            Ok(params) => lock(&self.after).push(json!({"jsonrpc": "2.0", "method": method, "params": params})),
+            Err(e) => tracing::warn!(error = %e, method, "notification dropped: cannot serialize"),
+        }
+    }
+}
+
+/// A request's answer: the peer, its id, the result, and notifications to follow it.
+type Answer = (Peer, Value, Result<Value, RpcError>, Vec<Value>);
 
 /// The application side of a connection.
 ///
@@ -257,8 +273,11 @@ impl<H: Handler> Connection<H> {
             single => {
                 if let Some(answer) = self.on_message(single) {
                     self.tracker.spawn(async move {
-                        let (peer, id, result) = answer.await;
+                        let (peer, id, result, after) = answer.await;
                         peer.respond(id, result).await;
+                        for message in after {
+                            let _ = peer.send(message).await;
+                        }
                     });
                 }
             }
@@ -278,23 +297,30 @@ impl<H: Handler> Connection<H> {
         }
         let peer = self.peer.clone();
         self.tracker.spawn(async move {
+            let mut follow_ups = Vec::new();
             let replies: Vec<Value> = futures::future::join_all(answers)
                 .await
                 .into_iter()
-                .map(|(_, id, result)| match result {
-                    Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                    Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+                .map(|(_, id, result, after)| {
+                    follow_ups.extend(after);
+                    match result {
+                        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+                    }
                 })
                 .collect();
             let _ = peer.send(Value::Array(replies)).await;
+            for message in follow_ups {
+                let _ = peer.send(message).await;
+            }
         });
     }
 
     /// Dispatches one message. Returns the future of its answer when it needs one.
-    fn on_message(&self, value: Value) -> Option<BoxFuture<'static, (Peer, Value, Result<Value, RpcError>)>> {
+    fn on_message(&self, value: Value) -> Option<BoxFuture<'static, Answer>> {
         let peer = self.peer.clone();
         match classify(value) {
-            Err((id, error)) => Some(Box::pin(async move { (peer, id, Err(error)) })),
+            Err((id, error)) => Some(Box::pin(async move { (peer, id, Err(error), Vec::new()) })),
             Ok(Incoming::Response { id, result }) => {
                 self.peer.complete(&id, result);
                 None
@@ -325,13 +351,15 @@ impl<H: Handler> Connection<H> {
         id: Value,
         method: &str,
         params: Value,
-    ) -> BoxFuture<'static, (Peer, Value, Result<Value, RpcError>)> {
+    ) -> BoxFuture<'static, Answer> {
         let key = id.to_string();
         let cancel = self.closing.child_token();
         lock(&self.in_flight).insert(key.clone(), cancel.clone());
+        let after = Arc::new(Mutex::new(Vec::new()));
         let cx = RequestContext {
             cancel,
             peer: self.peer.clone(),
+            after: after.clone(),
         };
         let work = self.handler.clone().handle_request(method, params, cx);
         let peer = self.peer.clone();
@@ -339,7 +367,8 @@ impl<H: Handler> Connection<H> {
         Box::pin(async move {
             let result = work.await;
             lock(&in_flight).remove(&key);
-            (peer, id, result)
+            let after = if result.is_ok() { std::mem::take(&mut *lock(&after)) } else { Vec::new() };
+            (peer, id, result, after)
         })
     }
 }

@@ -119,9 +119,9 @@ impl Handler for AcpAgent {
             "authenticate" => ready(Err(RpcError::invalid_params(
                 "ratchet advertises no authentication methods; configure a provider key instead",
             ))),
-            "session/new" => run(async move { this.new_session(parse(params)?).await }),
-            "session/load" => run(async move { this.load_session(parse(params)?).await }),
-            "session/resume" => run(async move { this.resume_session(parse(params)?).await }),
+            "session/new" => run(async move { this.new_session(parse(params)?, &cx).await }),
+            "session/load" => run(async move { this.load_session(parse(params)?, &cx).await }),
+            "session/resume" => run(async move { this.resume_session(parse(params)?, &cx).await }),
             "session/list" => run(async move { this.list_sessions(parse(params)?).await }),
             "session/close" => run(async move { this.close_session(parse(params)?).await }),
             "session/set_mode" => run(async move { this.set_mode(parse(params)?).await }),

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AcpAgent, from_acp, to_acp, to_value};
-use crate::acp::RpcError;
+use crate::acp::{RequestContext, RpcError};
 use crate::acp::schema::{
-    CloseSessionRequest, CloseSessionResponse, ConfigOptionUpdate, CurrentModeUpdate,
+    AvailableCommandsUpdate, CloseSessionRequest, CloseSessionResponse, ConfigOptionUpdate, CurrentModeUpdate,
     ListSessionsRequest, ListSessionsResponse, LoadSessionRequest, LoadSessionResponse,
     NewSessionRequest, NewSessionResponse, ResumeSessionRequest, ResumeSessionResponse,
     SessionConfigOption, SessionModeState, SessionNotification, SessionUpdate,
@@ -28,30 +28,33 @@ pub struct SetModelRequest {
 }
 
 impl AcpAgent {
-    pub(super) async fn new_session(&self, req: NewSessionRequest) -> Result<Value, RpcError> {
+    pub(super) async fn new_session(&self, req: NewSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let cwd = from_acp::absolute_dir("cwd", &req.cwd)?;
         let dirs = from_acp::absolute_dirs(req.additional_directories)?;
         if !req.mcp_servers.is_empty() {
             tracing::warn!(n = req.mcp_servers.len(), "MCP servers are not supported yet; ignoring them");
         }
         let record = self.engine.create_session(cwd, dirs).await?;
+        self.announce_commands(&record.id, cx);
         let (modes, options) = self.session_state(&record);
         to_value(NewSessionResponse::new(record.id.clone()).modes(modes).config_options(options))
     }
 
-    pub(super) async fn load_session(&self, req: LoadSessionRequest) -> Result<Value, RpcError> {
+    pub(super) async fn load_session(&self, req: LoadSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
         // Replay the whole conversation before answering, as the spec requires.
         let history = self.engine.history(&record.id).await?;
         for update in to_acp::replay_history(&history) {
             self.send_update(&record.id, update).await;
         }
+        self.announce_commands(&record.id, cx);
         let (modes, options) = self.session_state(&record);
         to_value(LoadSessionResponse::new().modes(modes).config_options(options))
     }
 
-    pub(super) async fn resume_session(&self, req: ResumeSessionRequest) -> Result<Value, RpcError> {
+    pub(super) async fn resume_session(&self, req: ResumeSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
+        self.announce_commands(&record.id, cx);
         let (modes, options) = self.session_state(&record);
         to_value(ResumeSessionResponse::new().modes(modes).config_options(options))
     }
@@ -142,6 +145,12 @@ impl AcpAgent {
             models.push(current.clone());
         }
         (to_acp::mode_state(mode), to_acp::config_options(mode, &current, &models))
+    }
+
+    /// Queues the slash-command list, sent right after the response that opens the session.
+    fn announce_commands(&self, session_id: &str, cx: &RequestContext) {
+        let update = SessionUpdate::AvailableCommandsUpdate(AvailableCommandsUpdate::new(to_acp::commands()));
+        cx.notify_after_response("session/update", SessionNotification::new(session_id.to_string(), update));
     }
 
     /// Sends one `session/update`. A closed connection only loses the update.

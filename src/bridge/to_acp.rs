@@ -10,7 +10,7 @@ use crate::acp::schema::{
     TextResourceContents, UsageUpdate,
 };
 use crate::acp::schema::{
-    Diff, PlanEntryPriority, PlanEntryStatus, Terminal, ToolCall, ToolCallContent, ToolCallLocation,
+    AvailableCommand, AvailableCommandInput, UnstructuredCommandInput, Diff, PlanEntryPriority, PlanEntryStatus, Terminal, ToolCall, ToolCallContent, ToolCallLocation,
     ToolCallUpdate, ToolCallUpdateFields,
 };
 use crate::engine::content::ToolResult;
@@ -114,6 +114,20 @@ fn replay(message: &StoredMessage) -> Vec<SessionUpdate> {
                 Role::User => Some(SessionUpdate::UserMessageChunk(chunk)),
                 Role::Assistant => Some(SessionUpdate::AgentMessageChunk(chunk)),
                 Role::Tool => None,
+            }
+        })
+        .collect()
+}
+
+/// The slash commands, as `available_commands_update` lists them.
+pub fn commands() -> Vec<AvailableCommand> {
+    engine::commands::COMMANDS
+        .iter()
+        .map(|c| {
+            let cmd = AvailableCommand::new(c.name, c.description);
+            match c.hint {
+                Some(hint) => cmd.input(AvailableCommandInput::Unstructured(UnstructuredCommandInput::new(hint))),
+                None => cmd,
             }
         })
         .collect()

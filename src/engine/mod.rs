@@ -14,6 +14,8 @@ pub mod provider;
 pub mod session;
 pub mod store;
 pub mod tools;
+pub mod commands;
+mod compact;
 mod instructions;
 mod title;
 mod tool_call;
@@ -281,10 +283,8 @@ impl Engine {
     ) -> Result<mpsc::Receiver<ChatEvent>, EngineError> {
         let session = self.session(claim.session_id()).await?;
         let first_prompt = session.title.is_none();
-        self.inner
-            .store
-            .append_message(&session.id, NewMessage::user(content.clone()))
-            .await?;
+        let (stored, action) = self.prepare(&session, content.clone()).await?;
+        self.inner.store.append_message(&session.id, NewMessage::user(stored)).await?;
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
         let turn = turn::Turn {
             engine: self.clone(),
@@ -294,10 +294,28 @@ impl Engine {
             first_prompt,
             prompt: content,
             host,
+            action,
         };
         let span = tracing::info_span!("turn", session = %turn.session.id);
         self.inner.turns.spawn(tracing::Instrument::instrument(turn.run(), span));
         Ok(rx)
+    }
+
+    /// Turns a slash command into what to store and what to do; other prompts go to the model.
+    async fn prepare(&self, session: &SessionRecord, content: Vec<ContentPart>) -> Result<(Vec<ContentPart>, turn::Action), EngineError> {
+        use commands::Command;
+        Ok(match commands::parse(&content) {
+            None => (content, turn::Action::Model),
+            Some(Command::Review) => match commands::review_prompt(&session.cwd).await {
+                Ok(prompt) => (vec![ContentPart::text(format!("/review\n\n{prompt}"))], turn::Action::Model),
+                Err(reply) => (content, turn::Action::Reply(reply)),
+            },
+            Some(Command::Plan(goal)) => {
+                self.set_mode(&session.id, Mode::Plan.id()).await?;
+                (vec![ContentPart::text(commands::plan_prompt(&goal))], turn::Action::ModelAfterModeChange)
+            }
+            Some(local) => (content, turn::Action::Local(local)),
+        })
     }
 
     /// Cancels the running turn of a session. Returns false if none was running.

@@ -19,6 +19,8 @@ use super::session::TurnClaim;
 use super::store::{MessageStatus, NewMessage, SessionPatch, SessionRecord, StoredMessage};
 use super::tool_call::ToolRunner;
 use super::tools::Host;
+use super::commands::{self, Command};
+use super::compact::{self, Compacted};
 use super::{Engine, Mode, Role, instructions, title};
 
 /// A failing call repeated this many times with the same arguments ends the turn.
@@ -32,6 +34,19 @@ pub(super) struct Turn {
     pub first_prompt: bool,
     pub prompt: Vec<ContentPart>,
     pub host: Arc<dyn Host>,
+    pub action: Action,
+}
+
+/// What a turn does with its prompt.
+pub(super) enum Action {
+    /// Run the model loop.
+    Model,
+    /// Run the model loop, after telling front ends the mode changed (`/plan`).
+    ModelAfterModeChange,
+    /// A command the engine answers itself.
+    Local(Command),
+    /// A fixed answer (e.g. "nothing to review").
+    Reply(String),
 }
 
 /// What one model call produced.
@@ -56,7 +71,15 @@ impl Turn {
         if self.first_prompt {
             self.set_title().await;
         }
-        let ending = self.run_loop().await;
+        let ending = match &self.action {
+            Action::Model => self.run_loop().await,
+            Action::ModelAfterModeChange => {
+                self.announce_session().await;
+                self.run_loop().await
+            }
+            Action::Local(command) => self.run_command(command.clone()).await,
+            Action::Reply(text) => self.reply(text.clone()).await,
+        };
         let last = match ending {
             Ending::Finished(stop) => ChatEvent::Complete { stop },
             Ending::Cancelled => ChatEvent::Complete { stop: StopReason::Cancelled },
@@ -88,22 +111,27 @@ impl Turn {
             Ok(r) => r,
             Err(e) => return Ending::Failed(ErrorKind::Store, e),
         };
-        let system = instructions::system_prompt(&self.session, self.engine.config());
+        let base_system = instructions::system_prompt(&self.session, self.engine.config());
         let mut failures: HashMap<String, usize> = HashMap::new();
         for _ in 0..self.engine.config().max_turn_requests() {
             let session = match self.engine.session(&self.session.id).await {
                 Ok(s) => s,
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             };
-            let history = match self.engine.store().messages(&self.session.id).await {
-                Ok(h) => h,
+            let model = if session.model.is_empty() { choice.model.clone() } else { session.model.clone() };
+            self.compact_if_full(provider.as_ref(), &model).await;
+            let (history, summary) = match compact::context(&self.engine, &self.session.id).await {
+                Ok(c) => c,
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             };
+            let system = match summary {
+                Some(s) => format!("{base_system}\n\n# Summary of the earlier conversation\n\n{s}"),
+                None => base_system.clone(),
+            };
             let read_only = Mode::parse(&session.mode) == Some(Mode::Plan);
-            let model = if session.model.is_empty() { choice.model.clone() } else { session.model.clone() };
             let request = ProviderRequest {
                 model,
-                system: Some(system.clone()),
+                system: Some(system),
                 messages: to_provider_messages(&history),
                 tools: runner.specs(read_only),
                 max_tokens: self.engine.config().max_tokens(),
@@ -152,6 +180,100 @@ impl Turn {
             }
         }
         Ending::Finished(StopReason::MaxTurnRequests)
+    }
+
+    /// Compacts the history first when the last model call filled the context window past
+    /// the configured fraction.
+    async fn compact_if_full(&self, provider: &dyn Provider, model: &str) {
+        let threshold = self.engine.config().compact_threshold();
+        if threshold <= 0.0 {
+            return;
+        }
+        let Ok((history, _)) = compact::context(&self.engine, &self.session.id).await else { return };
+        let used = history.iter().rev().find_map(|m| m.usage).map(|u| u.input_tokens + u.output_tokens).unwrap_or(0);
+        if (used as f64) < threshold * self.engine.config().context_window() as f64 {
+            return;
+        }
+        match compact::compact(&self.engine, &self.session.id, provider, model, self.claim.token()).await {
+            Ok(Compacted::Summarised { messages }) => {
+                tracing::info!(messages, "compacted the history automatically");
+                self.emit(ChatEvent::ThoughtDelta(format!("(Compacted {messages} older messages into a summary to free context.)\n"))).await;
+            }
+            Ok(Compacted::Nothing) => {}
+            Err(e) => tracing::warn!(error = %e, "automatic compaction failed"),
+        }
+    }
+
+    /// Runs a command the engine answers itself.
+    async fn run_command(&self, command: Command) -> Ending {
+        let id = &self.session.id;
+        let text = match command {
+            Command::Help => commands::help_text(),
+            Command::Clear => {
+                let ending = self.reply("Context cleared. Earlier messages stay in the history; the model no longer sees them.".into()).await;
+                if let Err(e) = compact::clear(&self.engine, id).await {
+                    return Ending::Failed(ErrorKind::Store, e.to_string());
+                }
+                return ending;
+            }
+            Command::Compact => {
+                let (choice, provider) = match self.engine.provider().await {
+                    Ok(p) => p,
+                    Err(message) => return Ending::Failed(ErrorKind::Config, message),
+                };
+                let model = if self.session.model.is_empty() { choice.model } else { self.session.model.clone() };
+                match compact::compact(&self.engine, id, provider.as_ref(), &model, self.claim.token()).await {
+                    Ok(Compacted::Summarised { messages }) => format!("Compacted {messages} older messages into a summary."),
+                    Ok(Compacted::Nothing) => "Nothing to compact yet: the conversation is still short.".into(),
+                    Err(e) if self.claim.token().is_cancelled() => {
+                        tracing::debug!(error = %e, "compaction cancelled");
+                        return Ending::Cancelled;
+                    }
+                    Err(e) => format!("Compaction failed: {e}"),
+                }
+            }
+            Command::Model(None) => {
+                let options = self.engine.model_options(&self.session.model);
+                format!("Model: `{}`. Configured models: {}.", self.session.model, options.join(", "))
+            }
+            Command::Model(Some(name)) => match self.engine.set_model(id, &name).await {
+                Ok(_) => {
+                    self.announce_session().await;
+                    format!("Model set to `{name}`.")
+                }
+                Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
+            },
+            Command::Mode(None) => {
+                let mode = Mode::parse(&self.session.mode).unwrap_or(Mode::Ask);
+                commands::mode_text(mode)
+            }
+            Command::Mode(Some(name)) => match self.engine.set_mode(id, &name).await {
+                Ok(mode) => {
+                    self.announce_session().await;
+                    format!("Mode set to `{}`: {}.", mode.id(), mode.description())
+                }
+                Err(e) => e.to_string(),
+            },
+            Command::Review | Command::Plan(_) => return self.run_loop().await,
+        };
+        self.reply(text).await
+    }
+
+    /// Answers with fixed text, stored like a model answer.
+    async fn reply(&self, text: String) -> Ending {
+        self.emit(ChatEvent::TextDelta(text.clone())).await;
+        match self.save_answer(&Answer { text, ..Default::default() }, MessageStatus::Complete).await {
+            Ok(()) => Ending::Finished(StopReason::EndTurn),
+            Err(e) => Ending::Failed(ErrorKind::Store, e.to_string()),
+        }
+    }
+
+    /// Tells front ends the session's mode or model changed.
+    async fn announce_session(&self) {
+        if let Ok(s) = self.engine.session(&self.session.id).await {
+            let mode = Mode::parse(&s.mode).unwrap_or(Mode::Ask);
+            self.emit(ChatEvent::SessionChanged { mode, model: s.model }).await;
+        }
     }
 
     /// Streams one model call into `answer`, forwarding deltas.

@@ -208,7 +208,7 @@ mod tests {
     fn names_are_prefixed_sanitized_and_bounded() {
         assert_eq!(tool_name("everything", "echo"), "mcp__everything__echo");
         assert_eq!(tool_name("my server", "read.file/v2"), "mcp__my_server__read_file_v2");
-        assert_eq!(tool_name("café", "ünï"), "mcp__caf___n_");
+        assert_eq!(tool_name("café", "ünï"), "mcp__caf____n_");
         assert_eq!(tool_name("", "t"), "mcp__server__t");
         let long = tool_name("s", &"x".repeat(100));
         assert_eq!(long.len(), MAX_NAME_LEN);

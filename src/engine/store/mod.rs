@@ -173,6 +173,20 @@ impl SessionStore {
             .await
     }
 
+    /// Sets what of the history the model sees: messages with `seq >= context_from`, after
+    /// `summary`. `NotFound` if there is no such session.
+    pub async fn set_context(&self, session_id: &str, context_from: i64, summary: Option<String>) -> Result<(), StoreError> {
+        let session_id = session_id.to_owned();
+        self.call(move |conn| queries::set_context(conn, &session_id, context_from, summary.as_deref()))
+            .await
+    }
+
+    /// The session's context window start and summary; `None` if never cleared or compacted.
+    pub async fn context(&self, session_id: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.call(move |conn| queries::context(conn, &session_id)).await
+    }
+
     /// SQLite's `PRAGMA integrity_check`: `"ok"`, or one problem per line.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         self.call(|conn| queries::integrity_check(conn)).await

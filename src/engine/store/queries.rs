@@ -300,6 +300,34 @@ pub(super) fn plan(
     Ok(plan)
 }
 
+pub(super) fn set_context(
+    conn: &mut Connection,
+    session_id: &str,
+    context_from: i64,
+    summary: Option<&str>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    session_updated_at(&tx, session_id)?;
+    tx.execute(
+        "INSERT INTO session_context (session_id, context_from, summary) VALUES (?1, ?2, ?3)
+         ON CONFLICT (session_id) DO UPDATE
+         SET context_from = excluded.context_from, summary = excluded.summary",
+        params![session_id, context_from, summary],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn context(conn: &Connection, session_id: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT context_from, summary FROM session_context WHERE session_id = ?1",
+            [session_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?)
+}
+
 pub(super) fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
     let lines = stmt

@@ -17,7 +17,17 @@ use super::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, oldest first. The database's version is the number applied.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// Version 2: what of a session's history the model still sees (after `/clear` or
+/// `/compact`): messages from `context_from` on, after `summary` if there is one.
+const V2: &str = "
+CREATE TABLE session_context (
+    session_id   TEXT PRIMARY KEY NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    context_from INTEGER NOT NULL,
+    summary      TEXT
+);
+";
 
 /// Version 1: sessions, their messages, remembered permission decisions, and plans.
 /// Times are Unix milliseconds; JSON columns hold serde encodings of engine types.

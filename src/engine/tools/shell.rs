@@ -161,8 +161,9 @@ async fn run_local(cx: &ToolContext, command: &str, timeout: Duration) -> Result
         group.kill();
         let _ = child.kill().await;
     }
+    let drained_by = tokio::time::Instant::now() + DRAIN_GRACE;
     for mut reader in readers {
-        if tokio::time::timeout(DRAIN_GRACE, &mut reader).await.is_err() {
+        if tokio::time::timeout_at(drained_by, &mut reader).await.is_err() {
             tracing::debug!("command output still open after it ended; not waiting for it");
             reader.abort();
         }

@@ -45,10 +45,14 @@ async fn timeout_kills_the_whole_process_group() {
     assert_eq!(out.content, "started\n[timed out after 1s; the command was killed]");
     assert!(out.is_error);
     let pid = std::fs::read_to_string(root.join("bg.pid")).unwrap();
-    // The background sleep died with the group (allow a moment for the signal to land).
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let alive = std::process::Command::new("kill").args(["-0", pid.trim()]).status().unwrap().success();
-    assert!(!alive, "background job {pid} survived the timeout");
+    // The background sleep died with the group (gone, or a zombie awaiting its reaper).
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let dead = || std::fs::read_to_string(&stat).map_or(true, |s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !dead() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dead(), "background job {} survived the timeout", pid.trim());
 }
 
 #[tokio::test]

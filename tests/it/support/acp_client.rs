@@ -83,6 +83,9 @@ impl Message {
 pub struct Turn {
     pub updates: Vec<Value>,
     pub outcome: Result<String, RpcError>,
+    /// Every message before the response, in order: the updates interleaved with the
+    /// agent→client requests (which were answered automatically).
+    pub messages: Vec<Message>,
 }
 
 impl Turn {
@@ -119,6 +122,24 @@ impl Turn {
     pub fn of_kind(&self, kind: &str) -> Vec<&Value> {
         super::updates_of(&self.updates, kind)
     }
+
+    /// The agent→client requests of this turn with the given method (params), in order.
+    pub fn requests(&self, method: &str) -> Vec<&Value> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Request {
+                    method: m, params, ..
+                } if m == method => Some(params),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The tool calls of this turn.
+    pub fn tool_calls(&self) -> Vec<super::ToolCallView> {
+        super::tool_calls(&self.updates)
+    }
 }
 
 /// How the client answers `session/request_permission`.
@@ -130,7 +151,27 @@ pub enum PermissionPolicy {
     RejectOnce,
     /// Answer `{outcome: "cancelled"}`.
     Cancelled,
+    /// Select the `allow_always` option.
+    AllowAlways,
+    /// Select the `reject_always` option.
+    RejectAlways,
 }
+
+/// How a test's [`RequestHandler`] answers one agent→client request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A successful response with this result.
+    Result(Value),
+    /// An error response.
+    Error(i64, String),
+    /// Do not answer (the request stays open; answer later with [`AcpClient::respond`]).
+    NoReply,
+}
+
+/// A test's own answers to agent→client requests (fs, terminal, permissions), consulted
+/// before the built-in behaviour. Gets the method and params; `None` falls back to the
+/// default (permission policy, or a -32601 error).
+pub type RequestHandler = Box<dyn FnMut(&str, &Value) -> Option<Reply> + Send>;
 
 enum Incoming {
     Message(Message),
@@ -164,6 +205,10 @@ pub struct AcpClient {
     pub permission_policy: PermissionPolicy,
     /// Every message ever received, in order (for debugging output).
     log: Vec<String>,
+    /// Answers agent→client requests before the built-in behaviour (see [`RequestHandler`]).
+    request_handler: Option<RequestHandler>,
+    /// Every raw stdout line, in order (as written by the agent, without the newline).
+    stdout_lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl AcpClient {
@@ -205,9 +250,11 @@ impl AcpClient {
         }
 
         let shared = Arc::new(Mutex::new(Shared::default()));
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let shared = shared.clone();
+            let stdout_lines = stdout_lines.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stdout);
                 let mut buf = Vec::new();
@@ -215,7 +262,13 @@ impl AcpClient {
                     buf.clear();
                     match reader.read_until(b'\n', &mut buf).await {
                         Ok(0) => break,
-                        Ok(_) => {}
+                        Ok(_) => {
+                            let raw = String::from_utf8_lossy(&buf);
+                            stdout_lines
+                                .lock()
+                                .unwrap()
+                                .push(raw.trim_end_matches(['\n', '\r']).to_owned());
+                        }
                         Err(e) => {
                             let _ = tx.send(Incoming::Violation(format!("reading stdout: {e}")));
                             break;
@@ -260,6 +313,8 @@ impl AcpClient {
             agent_requests: Vec::new(),
             permission_policy: PermissionPolicy::AllowOnce,
             log: Vec::new(),
+            request_handler: None,
+            stdout_lines,
         }
     }
 
@@ -270,6 +325,21 @@ impl AcpClient {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Every raw line the agent wrote to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout_lines.lock().unwrap().clone()
+    }
+
+    /// Installs a handler that answers agent→client requests before the built-in behaviour
+    /// (the permission policy, or -32601 for anything else). Requests it answers are still
+    /// recorded in [`agent_requests`](Self::agent_requests).
+    pub fn set_request_handler(
+        &mut self,
+        handler: impl FnMut(&str, &Value) -> Option<Reply> + Send + 'static,
+    ) {
+        self.request_handler = Some(Box::new(handler));
     }
 
     // -- writing ------------------------------------------------------------------------------
@@ -382,6 +452,16 @@ impl AcpClient {
     /// Handles an agent→client request the way an editor would, so turns do not hang.
     async fn auto_answer(&mut self, id: Value, method: String, params: Value) {
         self.agent_requests.push((method.clone(), params.clone()));
+        if let Some(handler) = self.request_handler.as_mut()
+            && let Some(reply) = handler(&method, &params)
+        {
+            match reply {
+                Reply::Result(result) => self.respond(&id, result).await,
+                Reply::Error(code, message) => self.respond_error(&id, code, &message).await,
+                Reply::NoReply => {}
+            }
+            return;
+        }
         if method == "session/request_permission" {
             let options = params["options"].as_array().cloned().unwrap_or_default();
             let pick = |kinds: &[&str]| {
@@ -396,6 +476,8 @@ impl AcpClient {
                 PermissionPolicy::AllowOnce => pick(&["allow_once", "allow_always"]),
                 PermissionPolicy::RejectOnce => pick(&["reject_once", "reject_always"]),
                 PermissionPolicy::Cancelled => None,
+                PermissionPolicy::AllowAlways => pick(&["allow_always"]),
+                PermissionPolicy::RejectAlways => pick(&["reject_always"]),
             };
             let outcome = match chosen {
                 Some(option_id) => json!({"outcome": "selected", "optionId": option_id}),
@@ -560,6 +642,33 @@ impl AcpClient {
         self.call("initialize", params).await
     }
 
+    /// `initialize` with protocol version 1 advertising exactly these client capabilities.
+    pub async fn initialize_with_caps(
+        &mut self,
+        read_text_file: bool,
+        write_text_file: bool,
+        terminal: bool,
+    ) -> Value {
+        self.initialize_with(json!({
+            "protocolVersion": 1,
+            "clientCapabilities": {
+                "fs": {"readTextFile": read_text_file, "writeTextFile": write_text_file},
+                "terminal": terminal
+            },
+            "clientInfo": {"name": "ratchet-it", "title": "ratchet integration tests", "version": "0.0.0"}
+        }))
+        .await
+    }
+
+    /// `session/set_mode`; panics on an error.
+    pub async fn set_mode(&mut self, session_id: &str, mode_id: &str) {
+        self.call(
+            "session/set_mode",
+            json!({"sessionId": session_id, "modeId": mode_id}),
+        )
+        .await;
+    }
+
     /// `session/new` in `cwd`; returns the whole result.
     pub async fn new_session_full(&mut self, cwd: &str) -> Value {
         self.call("session/new", json!({"cwd": cwd, "mcpServers": []}))
@@ -600,7 +709,11 @@ impl AcpClient {
                 .unwrap_or_else(|| panic!("prompt result has no stopReason: {r}"))
                 .to_owned()
         });
-        Turn { updates, outcome }
+        Turn {
+            updates,
+            outcome,
+            messages: before,
+        }
     }
 
     /// Sends a one-text-block prompt and collects the turn.

@@ -152,6 +152,47 @@ impl MockReply {
     pub fn full_text(&self) -> String {
         self.text_chunks.concat()
     }
+
+    /// A reply that makes one tool call and nothing else (finish: tool use).
+    pub fn tool(id: &str, name: &str, arguments: Value) -> Self {
+        MockReply::text(Vec::<String>::new()).tool_call(id, name, arguments)
+    }
+}
+
+/// A tool result found in a request body, in any of the three wire formats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentToolResult {
+    /// OpenAI `tool_call_id`, Anthropic `tool_use_id`; `None` for Ollama (no ids).
+    pub call_id: Option<String>,
+    /// Ollama `tool_name`, if given.
+    pub tool_name: Option<String>,
+    /// The result text (string content, or the text blocks joined).
+    pub text: String,
+    /// Anthropic `is_error`, if given.
+    pub is_error: Option<bool>,
+}
+
+/// A tool call of an assistant message found in a request body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentToolCall {
+    /// OpenAI `id`, Anthropic `tool_use.id`; Ollama calls may have none.
+    pub id: Option<String>,
+    pub name: String,
+    /// The arguments as JSON (OpenAI's argument string is parsed).
+    pub arguments: Value,
+}
+
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
 }
 
 /// One HTTP request the mock received.
@@ -167,6 +208,101 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// Names of the tool definitions in the body (OpenAI and Ollama `tools[].function.name`,
+    /// Anthropic `tools[].name`), in order. Empty when the body has no `tools`.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.body
+            .get("tools")
+            .and_then(Value::as_array)
+            .map(|tools| {
+                tools
+                    .iter()
+                    .filter_map(|t| {
+                        t.get("function")
+                            .and_then(|f| f.get("name"))
+                            .or_else(|| t.get("name"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every tool result in the conversation of the body, oldest first: OpenAI and Ollama
+    /// `role: "tool"` messages, Anthropic `tool_result` blocks.
+    pub fn tool_results(&self) -> Vec<SentToolResult> {
+        let Some(messages) = self.body.get("messages").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in messages {
+            if m.get("role").and_then(Value::as_str) == Some("tool") {
+                out.push(SentToolResult {
+                    call_id: m
+                        .get("tool_call_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    tool_name: m.get("tool_name").and_then(Value::as_str).map(str::to_owned),
+                    text: text_of(m.get("content")),
+                    is_error: None,
+                });
+            }
+            if let Some(blocks) = m.get("content").and_then(Value::as_array) {
+                for b in blocks {
+                    if b.get("type").and_then(Value::as_str) == Some("tool_result") {
+                        out.push(SentToolResult {
+                            call_id: b
+                                .get("tool_use_id")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
+                            tool_name: None,
+                            text: text_of(b.get("content")),
+                            is_error: b.get("is_error").and_then(Value::as_bool),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every tool call made by assistant messages of the body, oldest first: OpenAI and
+    /// Ollama `tool_calls`, Anthropic `tool_use` blocks.
+    pub fn assistant_tool_calls(&self) -> Vec<SentToolCall> {
+        let Some(messages) = self.body.get("messages").and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for m in messages {
+            if m.get("role").and_then(Value::as_str) != Some("assistant") {
+                continue;
+            }
+            for c in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+                let f = &c["function"];
+                let arguments = match &f["arguments"] {
+                    Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+                    other => other.clone(),
+                };
+                out.push(SentToolCall {
+                    id: c.get("id").and_then(Value::as_str).map(str::to_owned),
+                    name: f["name"].as_str().unwrap_or("").to_owned(),
+                    arguments,
+                });
+            }
+            for b in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+                if b.get("type").and_then(Value::as_str) == Some("tool_use") {
+                    out.push(SentToolCall {
+                        id: b.get("id").and_then(Value::as_str).map(str::to_owned),
+                        name: b["name"].as_str().unwrap_or("").to_owned(),
+                        arguments: b["input"].clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(&name.to_ascii_lowercase())

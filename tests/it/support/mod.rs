@@ -6,6 +6,7 @@
 pub mod acp_client;
 pub mod mock_llm;
 pub mod schema;
+pub mod tool_calls;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub use acp_client::{AcpClient, Message, RpcError};
+pub use acp_client::{AcpClient, Message, PermissionPolicy, Reply, RpcError};
 pub use mock_llm::{Finish, MockLlm, MockReply};
+pub use tool_calls::{ToolCallView, tool_calls, tool_events};
 
 /// Upper bound for any single wait in a test. A hang fails the test instead of blocking CI.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
