@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::acp::RpcError;
-use crate::acp::schema::{ContentBlock, EmbeddedResourceResource};
+use crate::acp::schema::{ContentBlock, EmbeddedResourceResource, McpServer};
 use crate::engine::ContentPart;
+use crate::engine::mcp::McpServerConfig;
 
 /// Converts a prompt. Audio is refused: it is not advertised.
 pub fn prompt(blocks: Vec<ContentBlock>) -> Result<Vec<ContentPart>, RpcError> {
@@ -49,4 +50,34 @@ pub fn absolute_dir(field: &str, path: &Path) -> Result<PathBuf, RpcError> {
 /// Checks every additional directory.
 pub fn absolute_dirs(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, RpcError> {
     paths.iter().map(|p| absolute_dir("additionalDirectories", p)).collect()
+}
+
+/// The editor's MCP server configurations as engine values.
+pub fn mcp_servers(servers: Vec<McpServer>) -> Vec<McpServerConfig> {
+    servers
+        .into_iter()
+        .filter_map(|s| match s {
+            McpServer::Stdio(s) => Some(McpServerConfig::Stdio {
+                name: s.name,
+                command: s.command,
+                args: s.args,
+                env: s.env.into_iter().map(|e| (e.name, e.value)).collect(),
+            }),
+            McpServer::Http(h) => Some(McpServerConfig::Http {
+                name: h.name,
+                url: h.url,
+                headers: h.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            }),
+            McpServer::Sse(h) => Some(McpServerConfig::Sse {
+                name: h.name,
+                url: h.url,
+                headers: h.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            }),
+            #[allow(unreachable_patterns)]
+            _ => {
+                tracing::warn!("ignoring an MCP server with an unsupported transport");
+                None
+            }
+        })
+        .collect()
 }

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::acp::schema::{
-    AgentCapabilities, ClientCapabilities, Implementation, InitializeRequest, InitializeResponse,
+    AgentCapabilities, ClientCapabilities, McpCapabilities, Implementation, InitializeRequest, InitializeResponse,
     PromptCapabilities, SessionCapabilities, SessionCloseCapabilities,
     SessionListCapabilities, SessionResumeCapabilities,
 };
@@ -66,6 +66,7 @@ impl AcpAgent {
                 AgentCapabilities::new()
                     .load_session(true)
                     .prompt_capabilities(PromptCapabilities::new().image(true).embedded_context(true))
+                    .mcp_capabilities(McpCapabilities::new().http(true))
                     .session_capabilities(
                         SessionCapabilities::new()
                             .list(SessionListCapabilities::new())

@@ -31,10 +31,8 @@ impl AcpAgent {
     pub(super) async fn new_session(&self, req: NewSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let cwd = from_acp::absolute_dir("cwd", &req.cwd)?;
         let dirs = from_acp::absolute_dirs(req.additional_directories)?;
-        if !req.mcp_servers.is_empty() {
-            tracing::warn!(n = req.mcp_servers.len(), "MCP servers are not supported yet; ignoring them");
-        }
         let record = self.engine.create_session(cwd, dirs).await?;
+        self.engine.set_mcp_servers(&record, from_acp::mcp_servers(req.mcp_servers));
         self.announce_commands(&record.id, cx);
         let (modes, options) = self.session_state(&record);
         to_value(NewSessionResponse::new(record.id.clone()).modes(modes).config_options(options))
@@ -42,6 +40,7 @@ impl AcpAgent {
 
     pub(super) async fn load_session(&self, req: LoadSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
+        self.engine.set_mcp_servers(&record, from_acp::mcp_servers(req.mcp_servers));
         // Replay the whole conversation before answering, as the spec requires.
         let history = self.engine.history(&record.id).await?;
         for update in to_acp::replay_history(&history) {
@@ -54,6 +53,7 @@ impl AcpAgent {
 
     pub(super) async fn resume_session(&self, req: ResumeSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
+        self.engine.set_mcp_servers(&record, from_acp::mcp_servers(req.mcp_servers));
         self.announce_commands(&record.id, cx);
         let (modes, options) = self.session_state(&record);
         to_value(ResumeSessionResponse::new().modes(modes).config_options(options))

@@ -42,6 +42,7 @@ use permission::{PendingPermissions, Policy};
 use provider::{Provider, ProviderChoice};
 use tools::redact::Redactor;
 use tools::registry::ToolRegistry;
+use mcp::{McpServerConfig, McpSession};
 use tools::{Host, NoHost};
 use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
@@ -94,6 +95,8 @@ struct Inner {
     redactor: Arc<Redactor>,
     /// Path globs no tool may touch.
     deny_paths: Vec<String>,
+    /// MCP servers per session, started on first use.
+    mcp: std::sync::Mutex<std::collections::HashMap<String, Arc<McpSession>>>,
 }
 
 /// A session as front ends see it.
@@ -120,6 +123,7 @@ impl Engine {
                 pending: PendingPermissions::default(),
                 redactor,
                 deny_paths,
+                mcp: Default::default(),
             }),
         })
     }
@@ -183,9 +187,40 @@ impl Engine {
         Ok(record)
     }
 
-    /// Closes a session here, cancelling its running turn. It stays in the store.
+    /// Closes a session here, cancelling its running turn and stopping its MCP servers. It
+    /// stays in the store.
     pub fn close_session(&self, id: &str) {
         self.inner.open.close(id);
+        if let Some(old) = self.mcp_lock().remove(id) {
+            self.inner.turns.spawn(async move { old.shutdown().await });
+        }
+    }
+
+    /// Sets the MCP servers a session's tools come from: the editor's `servers` plus the
+    /// project's `.ratchet/mcp.json`. They start on the next turn that needs tools.
+    pub fn set_mcp_servers(&self, session: &SessionRecord, servers: Vec<McpServerConfig>) {
+        let mcp = Arc::new(self.mcp_session(session, servers));
+        if let Some(old) = self.mcp_lock().insert(session.id.clone(), mcp) {
+            self.inner.turns.spawn(async move { old.shutdown().await });
+        }
+    }
+
+    fn mcp_session(&self, session: &SessionRecord, mut servers: Vec<McpServerConfig>) -> McpSession {
+        match mcp::project_servers(&session.cwd) {
+            Ok(project) => {
+                for p in project {
+                    if !servers.iter().any(|s| s.name() == p.name()) {
+                        servers.push(p);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring the project's MCP configuration"),
+        }
+        McpSession::new(servers).with_cwd(session.cwd.clone())
+    }
+
+    fn mcp_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<McpSession>>> {
+        self.inner.mcp.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads one session.
@@ -329,9 +364,21 @@ impl Engine {
         self.inner.pending.answer(session_id, request_id, answer)
     }
 
-    /// The tools a session's turns can use.
-    async fn tools_for(&self, _session_id: &str) -> ToolRegistry {
-        ToolRegistry::builtin()
+    /// The tools a session's turns can use: the built-in ones and its MCP servers'. Also
+    /// returns the servers that failed to start just now, so the turn can say so once.
+    async fn tools_for(&self, session: &SessionRecord) -> (ToolRegistry, Vec<mcp::McpFailure>) {
+        let mut registry = ToolRegistry::builtin();
+        let mcp = {
+            let mut map = self.mcp_lock();
+            map.entry(session.id.clone()).or_insert_with(|| Arc::new(self.mcp_session(session, Vec::new()))).clone()
+        };
+        let failures = mcp.start().await;
+        for tool in mcp.tools().await {
+            if !registry.add(tool.clone()) {
+                tracing::warn!(tool = %tool.spec().name, "MCP tool name clashes with another tool; skipped");
+            }
+        }
+        (registry, failures)
     }
 
     fn policy(&self) -> &Policy {
@@ -358,6 +405,10 @@ impl Engine {
     /// Cancels every running turn and waits (briefly) until each has saved its work.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        let servers: Vec<_> = self.mcp_lock().drain().map(|(_, m)| m).collect();
+        for m in servers {
+            self.inner.turns.spawn(async move { m.shutdown().await });
+        }
         self.inner.turns.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.turns.wait())
             .await

@@ -37,7 +37,11 @@ enum CallOutcome {
 impl ToolRunner {
     pub async fn new(turn: &Turn) -> Result<ToolRunner, String> {
         let engine = &turn.engine;
-        let tools = engine.tools_for(&turn.session.id).await;
+        let (tools, failures) = engine.tools_for(&turn.session).await;
+        for failure in failures {
+            // Say it in the chat: a silently missing MCP server is a common complaint.
+            turn.emit(ChatEvent::TextDelta(format!("⚠ {failure}\n\n"))).await;
+        }
         let remembered = engine
             .store()
             .permissions(&turn.session.id)

@@ -67,7 +67,7 @@ impl Redactor {
             kept.push(Secret { name, value: Hidden(value) });
         }
         // Stable sort: equal lengths keep their given order.
-        kept.sort_by(|a, b| b.value.0.len().cmp(&a.value.0.len()));
+        kept.sort_by_key(|s| std::cmp::Reverse(s.value.0.len()));
         let pattern = Self::compile(&kept);
         Redactor { secrets: kept, pattern }
     }
