@@ -13,6 +13,7 @@ mod host;
 mod prompt;
 mod session_methods;
 mod to_acp;
+mod watch;
 
 use std::sync::{Arc, Mutex};
 
@@ -28,23 +29,41 @@ use crate::acp::schema::{
 };
 use crate::acp::{Handler, Peer, RequestContext, RpcError};
 use agent_client_protocol_schema::ProtocolVersion;
-use crate::engine::Engine;
+use crate::engine::EngineApi;
+use tokio_util::task::TaskTracker;
 
 /// The ACP agent for one client connection.
 pub struct AcpAgent {
-    engine: Engine,
+    engine: Arc<dyn EngineApi>,
     peer: Peer,
     /// What the client said it can do; defaults (nothing) until `initialize`.
     client: Mutex<ClientCapabilities>,
+    /// Prompts running on this connection.
+    prompts: watch::Prompts,
+    /// Forwarders of other front ends' turns, by session.
+    watchers: Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
+    /// Short background work (forwarding a cancel, answering permissions).
+    tasks: TaskTracker,
+}
+
+impl Drop for AcpAgent {
+    fn drop(&mut self) {
+        for (_, task) in self.watchers.get_mut().unwrap_or_else(|p| p.into_inner()).drain() {
+            task.abort();
+        }
+    }
 }
 
 impl AcpAgent {
     /// An agent serving `peer` with `engine`.
-    pub fn new(engine: Engine, peer: Peer) -> Arc<Self> {
+    pub fn new(engine: Arc<dyn EngineApi>, peer: Peer) -> Arc<Self> {
         Arc::new(AcpAgent {
             engine,
             peer,
             client: Mutex::new(ClientCapabilities::default()),
+            prompts: watch::Prompts::default(),
+            watchers: Mutex::default(),
+            tasks: TaskTracker::new(),
         })
     }
 

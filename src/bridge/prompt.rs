@@ -24,20 +24,26 @@ impl AcpAgent {
     pub(super) fn prompt(self: Arc<Self>, req: PromptRequest, cx: RequestContext) -> BoxFuture<'static, Result<Value, RpcError>> {
         let id = req.session_id.0.to_string();
         let content = from_acp::prompt(req.prompt);
-        let claim = self.engine.claim_turn(&id);
+        // Registered now, in wire order, so a `session/cancel` right behind finds it.
+        let slot = self.begin_prompt(&id);
         async move {
+            let Some(_slot) = slot else { return Err(EngineError::Busy(id).into()) };
             let content = content?;
-            let claim = match claim {
-                Ok(c) => c,
+            let host = Arc::new(AcpHost { peer: self.peer.clone(), session_id: id.clone(), caps: self.client_capabilities() });
+            let turn = match self.engine.send_message(id.clone(), content, host).await {
+                Ok(t) => t,
                 Err(EngineError::NotOpen(_)) => {
                     // Distinguish "never heard of it" from "not loaded here".
-                    self.engine.session(&id).await?;
+                    self.engine.session(id.clone()).await?;
                     return Err(EngineError::NotOpen(id).into());
                 }
                 Err(e) => return Err(e.into()),
             };
-            let host = Arc::new(AcpHost { peer: self.peer.clone(), session_id: id.clone(), caps: self.client_capabilities() });
-            let mut events = self.engine.run_turn(claim, content, host).await?;
+            self.prompts.started(&id, turn.turn);
+            if self.prompts.cancel_requested(&id) {
+                self.engine.cancel(id.clone()).await;
+            }
+            let mut events = turn.events;
             // Permission questions wait for the editor without blocking the event stream;
             // dropping the set at the end aborts any the editor never answered.
             let mut questions = JoinSet::new();
@@ -46,7 +52,7 @@ impl AcpAgent {
                     event = events.recv() => event,
                     // `$/cancel_request` for this prompt, or the connection closing.
                     () = cx.cancel.cancelled(), if !cx.cancel.is_cancelled() => {
-                        self.engine.cancel(&id);
+                        self.engine.cancel(id.clone()).await;
                         continue;
                     }
                 };
@@ -107,22 +113,28 @@ impl AcpAgent {
                 PermissionAnswer::Cancelled
             }
         };
-        self.engine.answer_permission(session_id, q.request_id, answer);
+        self.engine.answer_permission(session_id.to_string(), q.request_id, answer).await;
     }
 
     /// Sends the session's current mode and config options (after a slash command changed them).
     async fn send_session_state(&self, id: &str) {
-        let Ok(record) = self.engine.session(id).await else { return };
-        let (modes, options) = self.session_state(&record);
+        let Ok(record) = self.engine.session(id.to_string()).await else { return };
+        let (modes, options) = self.session_state(&record).await;
         self.send_update(id, SessionUpdate::CurrentModeUpdate(CurrentModeUpdate::new(modes.current_mode_id))).await;
         self.send_update(id, SessionUpdate::ConfigOptionUpdate(ConfigOptionUpdate::new(options))).await;
     }
 
-    /// `session/cancel`: stops the running turn; with none running it does nothing.
-    pub(super) fn cancel(&self, n: CancelNotification) {
-        let id = n.session_id.0.as_ref();
-        if !self.engine.cancel(id) {
-            tracing::debug!(session = id, "session/cancel with no turn running");
+    /// `session/cancel`: stops the running turn; with none running it does nothing (so a
+    /// stale cancel can never stop the next turn).
+    pub(super) fn cancel(self: Arc<Self>, n: CancelNotification) {
+        let id = n.session_id.0.to_string();
+        if !self.prompts.request_cancel(&id) {
+            tracing::debug!(session = %id, "session/cancel with no prompt running");
+            return;
         }
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            this.engine.cancel(id).await;
+        });
     }
 }

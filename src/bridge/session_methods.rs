@@ -1,6 +1,8 @@
 //! Session lifecycle and configuration requests: new, load, resume, list, close, set_mode,
 //! set_config_option and the legacy set_model.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -8,7 +10,7 @@ use super::{AcpAgent, from_acp, to_acp, to_value};
 use crate::acp::{RequestContext, RpcError};
 use crate::acp::schema::{
     AvailableCommandsUpdate, CloseSessionRequest, CloseSessionResponse, ConfigOptionUpdate, CurrentModeUpdate,
-    ListSessionsRequest, ListSessionsResponse, LoadSessionRequest, LoadSessionResponse,
+    ListSessionsRequest, ListSessionsResponse, LoadSessionRequest, LoadSessionResponse, McpServer,
     NewSessionRequest, NewSessionResponse, ResumeSessionRequest, ResumeSessionResponse,
     SessionConfigOption, SessionModeState, SessionNotification, SessionUpdate,
     SetSessionConfigOptionRequest, SetSessionConfigOptionResponse, SetSessionModeRequest,
@@ -28,41 +30,52 @@ pub struct SetModelRequest {
 }
 
 impl AcpAgent {
-    pub(super) async fn new_session(&self, req: NewSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
+    pub(super) async fn new_session(self: &Arc<Self>, req: NewSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
         let cwd = from_acp::absolute_dir("cwd", &req.cwd)?;
         let dirs = from_acp::absolute_dirs(req.additional_directories)?;
-        let record = self.engine.create_session(cwd, dirs).await?;
-        self.engine.set_mcp_servers(&record, from_acp::mcp_servers(req.mcp_servers));
+        let record = self.engine.create_session(cwd, dirs, from_acp::mcp_servers(req.mcp_servers)).await?;
         self.announce_commands(&record.id, cx);
-        let (modes, options) = self.session_state(&record);
+        self.watch(&record.id).await;
+        let (modes, options) = self.session_state(&record).await;
         to_value(NewSessionResponse::new(record.id.clone()).modes(modes).config_options(options))
     }
 
-    pub(super) async fn load_session(&self, req: LoadSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
-        let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
-        self.engine.set_mcp_servers(&record, from_acp::mcp_servers(req.mcp_servers));
+    pub(super) async fn load_session(self: &Arc<Self>, req: LoadSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
+        let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories, req.mcp_servers).await?;
         // Replay the whole conversation before answering, as the spec requires.
-        let history = self.engine.history(&record.id).await?;
+        let history = self.engine.history(record.id.clone()).await?;
         for update in to_acp::replay_history(&history) {
             self.send_update(&record.id, update).await;
         }
+        if let Some(plan) = self.engine.plan(record.id.clone()).await? {
+            for update in to_acp::updates(&crate::engine::ChatEvent::Plan(plan)) {
+                self.send_update(&record.id, update).await;
+            }
+        }
         self.announce_commands(&record.id, cx);
-        let (modes, options) = self.session_state(&record);
+        self.watch(&record.id).await;
+        let (modes, options) = self.session_state(&record).await;
         to_value(LoadSessionResponse::new().modes(modes).config_options(options))
     }
 
-    pub(super) async fn resume_session(&self, req: ResumeSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
-        let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories).await?;
-        self.engine.set_mcp_servers(&record, from_acp::mcp_servers(req.mcp_servers));
+    pub(super) async fn resume_session(self: &Arc<Self>, req: ResumeSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
+        let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories, req.mcp_servers).await?;
         self.announce_commands(&record.id, cx);
-        let (modes, options) = self.session_state(&record);
+        self.watch(&record.id).await;
+        let (modes, options) = self.session_state(&record).await;
         to_value(ResumeSessionResponse::new().modes(modes).config_options(options))
     }
 
-    async fn open(&self, id: &str, cwd: &std::path::Path, dirs: Vec<std::path::PathBuf>) -> Result<SessionRecord, RpcError> {
+    async fn open(
+        &self,
+        id: &str,
+        cwd: &std::path::Path,
+        dirs: Vec<std::path::PathBuf>,
+        mcp: Vec<McpServer>,
+    ) -> Result<SessionRecord, RpcError> {
         let cwd = from_acp::absolute_dir("cwd", cwd)?;
         let dirs = from_acp::absolute_dirs(dirs)?;
-        Ok(self.engine.open_session(id, cwd, dirs).await?)
+        Ok(self.engine.open_session(id.to_string(), cwd, dirs, from_acp::mcp_servers(mcp)).await?)
     }
 
     pub(super) async fn list_sessions(&self, req: ListSessionsRequest) -> Result<Value, RpcError> {
@@ -73,9 +86,9 @@ impl AcpAgent {
     }
 
     pub(super) async fn close_session(&self, req: CloseSessionRequest) -> Result<Value, RpcError> {
-        let id = req.session_id.0.as_ref();
-        self.engine.session(id).await?;
-        self.engine.close_session(id);
+        let id = req.session_id.0.to_string();
+        self.unwatch(&id);
+        self.engine.close_session(id).await?;
         to_value(CloseSessionResponse::new())
     }
 
@@ -102,8 +115,8 @@ impl AcpAgent {
                 )));
             }
         };
-        let record = self.engine.session(id).await?;
-        to_value(SetSessionConfigOptionResponse::new(self.session_state(&record).1))
+        let record = self.engine.session(id.to_string()).await?;
+        to_value(SetSessionConfigOptionResponse::new(self.session_state(&record).await.1))
     }
 
     pub(super) async fn set_model_legacy(&self, req: SetModelRequest) -> Result<Value, RpcError> {
@@ -112,7 +125,7 @@ impl AcpAgent {
     }
 
     async fn apply_mode(&self, id: &str, mode: &str) -> Result<(), RpcError> {
-        let mode = self.engine.set_mode(id, mode).await?;
+        let mode = self.engine.set_mode(id.to_string(), mode.to_string()).await?;
         self.send_update(id, SessionUpdate::CurrentModeUpdate(CurrentModeUpdate::new(mode.id()))).await;
         self.send_config_update(id).await
     }
@@ -121,21 +134,21 @@ impl AcpAgent {
         if model.trim().is_empty() {
             return Err(RpcError::invalid_params("model name must not be empty"));
         }
-        self.engine.set_model(id, model.trim()).await?;
+        self.engine.set_model(id.to_string(), model.trim().to_string()).await?;
         self.send_config_update(id).await
     }
 
     async fn send_config_update(&self, id: &str) -> Result<(), RpcError> {
-        let record = self.engine.session(id).await?;
-        let options = self.session_state(&record).1;
+        let record = self.engine.session(id.to_string()).await?;
+        let options = self.session_state(&record).await.1;
         self.send_update(id, SessionUpdate::ConfigOptionUpdate(ConfigOptionUpdate::new(options))).await;
         Ok(())
     }
 
     /// The mode state and config options of a session.
-    pub(super) fn session_state(&self, record: &SessionRecord) -> (SessionModeState, Vec<SessionConfigOption>) {
+    pub(super) async fn session_state(&self, record: &SessionRecord) -> (SessionModeState, Vec<SessionConfigOption>) {
         let mode = Mode::parse(&record.mode).unwrap_or(Mode::Ask);
-        let mut models = self.engine.model_options(&record.model);
+        let mut models = self.engine.model_options(record.model.clone()).await;
         let current = if record.model.is_empty() {
             models.first().cloned().unwrap_or_else(|| "default".to_string())
         } else {

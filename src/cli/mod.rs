@@ -96,7 +96,7 @@ async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
 async fn serve_acp(config: EngineConfig) -> anyhow::Result<ExitCode> {
     let engine = open_engine(config).await?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
-    let agent_engine = engine.clone();
+    let agent_engine: std::sync::Arc<dyn ratchet::engine::EngineApi> = std::sync::Arc::new(engine.clone());
     acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
         .await
         .context("stdio failed")?;

@@ -14,9 +14,11 @@ pub mod provider;
 pub mod session;
 pub mod store;
 pub mod tools;
+pub mod api;
 pub mod commands;
 mod compact;
 mod instructions;
+pub mod live;
 mod title;
 mod tool_call;
 mod turn;
@@ -35,6 +37,8 @@ pub use event::{
     ChatEvent, ErrorKind, PermissionAnswer, PermissionRequest, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus,
 };
+pub use api::{EngineApi, TurnStream};
+pub use live::{LiveEvent, SessionEvent};
 pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
@@ -95,6 +99,8 @@ struct Inner {
     redactor: Arc<Redactor>,
     /// Path globs no tool may touch.
     deny_paths: Vec<String>,
+    /// Every session's events, for watchers other than the turn's starter.
+    live: live::LiveHub,
     /// MCP servers per session, started on first use.
     mcp: std::sync::Mutex<std::collections::HashMap<String, Arc<McpSession>>>,
 }
@@ -124,6 +130,7 @@ impl Engine {
                 redactor,
                 deny_paths,
                 mcp: Default::default(),
+                live: Default::default(),
             }),
         })
     }
@@ -243,6 +250,18 @@ impl Engine {
         Ok(self.inner.store.messages(id).await?)
     }
 
+    /// The session's last published plan, if any.
+    pub async fn plan(&self, id: &str) -> Result<Option<Vec<tools::PlanEntry>>, EngineError> {
+        let Some(value) = self.inner.store.plan(id).await? else { return Ok(None) };
+        match serde_json::from_value(value) {
+            Ok(entries) => Ok(Some(entries)),
+            Err(e) => {
+                tracing::warn!(error = %e, session = id, "ignoring a stored plan that does not parse");
+                Ok(None)
+            }
+        }
+    }
+
     /// Sets a session's permission mode.
     pub async fn set_mode(&self, id: &str, mode: &str) -> Result<Mode, EngineError> {
         let mode = Mode::parse(mode).ok_or_else(|| EngineError::UnknownMode(mode.to_string()))?;
@@ -319,7 +338,8 @@ impl Engine {
         let session = self.session(claim.session_id()).await?;
         let first_prompt = session.title.is_none();
         let (stored, action) = self.prepare(&session, content.clone()).await?;
-        self.inner.store.append_message(&session.id, NewMessage::user(stored)).await?;
+        self.inner.store.append_message(&session.id, NewMessage::user(stored.clone())).await?;
+        self.inner.live.publish(&session.id, claim.turn_id(), live::LiveEvent::UserMessage(stored));
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
         let turn = turn::Turn {
             engine: self.clone(),
@@ -379,6 +399,10 @@ impl Engine {
             }
         }
         (registry, failures)
+    }
+
+    fn live(&self) -> &live::LiveHub {
+        &self.inner.live
     }
 
     fn policy(&self) -> &Policy {

@@ -154,6 +154,11 @@ impl TurnClaim {
         &self.id
     }
 
+    /// This turn's id, unique in the process.
+    pub fn turn_id(&self) -> u64 {
+        self.turn
+    }
+
     /// Fired when the turn is cancelled.
     pub fn token(&self) -> &CancellationToken {
         &self.token

@@ -90,6 +90,8 @@ impl Turn {
 
     /// Sends an event; a front end that went away does not stop the turn.
     pub(super) async fn emit(&self, event: ChatEvent) {
+        let live = super::live::LiveEvent::Chat(event.clone());
+        self.engine.live().publish(&self.session.id, self.claim.turn_id(), live);
         let _ = self.events.send(event).await;
     }
 

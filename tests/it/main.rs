@@ -10,6 +10,13 @@
 //! - `errors`: JSON-RPC error handling
 //! - `cli`: `ratchet exec`, `ratchet sessions list`, `--version`
 //! - `sdk_client`: the official ACP Rust SDK as the client
+//! - `tool_loop`: the agent loop: tool calls reported and fed back (three wire formats),
+//!   several calls per answer, iteration cap, loop detector, plans, the path sandbox
+//! - `permissions`: permission questions, always-answers, modes, allow/deny rules
+//! - `editor_delegation`: fs and terminal requests to the editor, or local work without them
+//! - `secrets`: secret values redacted from tool output
+//! - `tool_cancel`: session/cancel during permission questions and running commands
+//! - `tool_history`: tool calls replayed by session/load and resent to the model
 
 mod support;
 
@@ -21,3 +28,10 @@ mod prompt;
 mod providers;
 mod sdk_client;
 mod sessions;
+
+mod editor_delegation;
+mod permissions;
+mod secrets;
+mod tool_cancel;
+mod tool_history;
+mod tool_loop;

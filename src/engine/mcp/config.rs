@@ -61,9 +61,16 @@ fn parse(text: &str, cwd: &Path) -> Result<Vec<McpServerConfig>, String> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: File = serde_path_to_error::deserialize(de).map_err(|e| {
         let at = e.path().to_string();
-        if at.is_empty() || at == "." { format!("invalid JSON: {}", e.inner()) } else { format!("invalid JSON at {at}: {}", e.inner()) }
+        if at.is_empty() || at == "." {
+            format!("invalid JSON: {}", e.inner())
+        } else {
+            format!("invalid JSON at {at}: {}", e.inner())
+        }
     })?;
-    file.mcp_servers.into_iter().map(|(name, entry)| convert(name, entry, cwd)).collect()
+    file.mcp_servers
+        .into_iter()
+        .map(|(name, entry)| convert(name, entry, cwd))
+        .collect()
 }
 
 fn convert(name: String, entry: Entry, cwd: &Path) -> Result<McpServerConfig, String> {
@@ -72,10 +79,18 @@ fn convert(name: String, entry: Entry, cwd: &Path) -> Result<McpServerConfig, St
         Some(kind) => kind.to_ascii_lowercase(),
         None if entry.command.is_some() => "stdio".to_string(),
         None if entry.url.is_some() => "http".to_string(),
-        None => return Err(format!("server \"{name}\" needs either \"command\" (stdio) or \"url\" (http)")),
+        None => {
+            return Err(format!(
+                "server \"{name}\" needs either \"command\" (stdio) or \"url\" (http)"
+            ));
+        }
     };
     let url = |entry: &Entry| {
-        entry.url.clone().filter(|u| !u.trim().is_empty()).ok_or_else(|| format!("server \"{name}\" of type \"{kind}\" needs a \"url\""))
+        entry
+            .url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| format!("server \"{name}\" of type \"{kind}\" needs a \"url\""))
     };
     match kind.as_str() {
         "stdio" => {
@@ -83,12 +98,23 @@ fn convert(name: String, entry: Entry, cwd: &Path) -> Result<McpServerConfig, St
                 .command
                 .filter(|c| !c.trim().is_empty())
                 .ok_or_else(|| format!("server \"{name}\" needs a \"command\""))?;
-            Ok(McpServerConfig::Stdio { command: resolve_command(&command, cwd), args: entry.args, env: pairs(entry.env), name })
+            Ok(McpServerConfig::Stdio {
+                command: resolve_command(&command, cwd),
+                args: entry.args,
+                env: pairs(entry.env),
+                name,
+            })
         }
-        "http" | "streamable-http" | "streamablehttp" => {
-            Ok(McpServerConfig::Http { url: url(&entry)?, headers: pairs(entry.headers), name })
-        }
-        "sse" => Ok(McpServerConfig::Sse { url: url(&entry)?, headers: pairs(entry.headers), name }),
+        "http" | "streamable-http" | "streamablehttp" => Ok(McpServerConfig::Http {
+            url: url(&entry)?,
+            headers: pairs(entry.headers),
+            name,
+        }),
+        "sse" => Ok(McpServerConfig::Sse {
+            url: url(&entry)?,
+            headers: pairs(entry.headers),
+            name,
+        }),
         other => Err(format!(
             "server \"{name}\" has unknown type \"{other}\"; use \"stdio\", \"http\" or \"sse\""
         )),
@@ -136,15 +162,32 @@ mod tests {
                     args: vec!["-y".into(), "server-filesystem".into(), ".".into()],
                     env: vec![("A".into(), "1".into()), ("B".into(), "2".into())],
                 },
-                McpServerConfig::Http { name: "implied".into(), url: "http://localhost:3001/mcp".into(), headers: vec![] },
-                McpServerConfig::Sse { name: "legacy".into(), url: "http://localhost:3001/sse".into(), headers: vec![] },
-                McpServerConfig::Stdio { name: "local".into(), command: "/proj/bin/server".into(), args: vec![], env: vec![] },
+                McpServerConfig::Http {
+                    name: "implied".into(),
+                    url: "http://localhost:3001/mcp".into(),
+                    headers: vec![]
+                },
+                McpServerConfig::Sse {
+                    name: "legacy".into(),
+                    url: "http://localhost:3001/sse".into(),
+                    headers: vec![]
+                },
+                McpServerConfig::Stdio {
+                    name: "local".into(),
+                    command: "/proj/bin/server".into(),
+                    args: vec![],
+                    env: vec![]
+                },
                 McpServerConfig::Http {
                     name: "remote".into(),
                     url: "https://example.com/mcp".into(),
                     headers: vec![("Authorization".into(), "Bearer x".into())],
                 },
-                McpServerConfig::Http { name: "remote2".into(), url: "https://example.com/v2".into(), headers: vec![] },
+                McpServerConfig::Http {
+                    name: "remote2".into(),
+                    url: "https://example.com/v2".into(),
+                    headers: vec![]
+                },
             ]
         );
     }
@@ -163,7 +206,10 @@ mod tests {
         assert!(err(r#"{"mcpServers": {"a": {}}}"#).contains("\"command\" (stdio) or \"url\""));
         assert!(err(r#"{"mcpServers": {"a": {"type": "http"}}}"#).contains("needs a \"url\""));
         assert!(err(r#"{"mcpServers": {"a": {"type": "stdio", "url": "http://x"}}}"#).contains("needs a \"command\""));
-        assert!(err(r#"{"mcpServers": {"a": {"type": "websocket", "url": "ws://x"}}}"#).contains("unknown type \"websocket\""));
+        assert!(
+            err(r#"{"mcpServers": {"a": {"type": "websocket", "url": "ws://x"}}}"#)
+                .contains("unknown type \"websocket\"")
+        );
     }
 
     #[test]
@@ -173,8 +219,15 @@ mod tests {
         std::fs::create_dir(dir.path().join(".ratchet")).unwrap();
         std::fs::write(dir.path().join(PROJECT_CONFIG), "{\"mcpServers\": [1]}").unwrap();
         let err = project_servers(dir.path()).unwrap_err();
-        assert!(err.contains(".ratchet/mcp.json") && err.contains("fix the file"), "{err}");
-        std::fs::write(dir.path().join(PROJECT_CONFIG), r#"{"mcpServers": {"e": {"command": "/bin/e"}}}"#).unwrap();
+        assert!(
+            err.contains(".ratchet/mcp.json") && err.contains("fix the file"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join(PROJECT_CONFIG),
+            r#"{"mcpServers": {"e": {"command": "/bin/e"}}}"#,
+        )
+        .unwrap();
         assert_eq!(project_servers(dir.path()).unwrap().len(), 1);
     }
 }

@@ -29,11 +29,26 @@ use super::McpServerConfig;
 /// Environment variables a stdio server inherits from us (the MCP TypeScript SDK's default set,
 /// plus locale and temp dir). Everything else must be configured explicitly.
 #[cfg(unix)]
-const INHERITED_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR"];
+const INHERITED_ENV: &[&str] = &[
+    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR",
+];
 #[cfg(windows)]
 const INHERITED_ENV: &[&str] = &[
-    "APPDATA", "HOMEDRIVE", "HOMEPATH", "LOCALAPPDATA", "PATH", "PATHEXT", "PROCESSOR_ARCHITECTURE",
-    "PROGRAMFILES", "SYSTEMDRIVE", "SYSTEMROOT", "TEMP", "TMP", "USERNAME", "USERPROFILE", "COMSPEC",
+    "APPDATA",
+    "HOMEDRIVE",
+    "HOMEPATH",
+    "LOCALAPPDATA",
+    "PATH",
+    "PATHEXT",
+    "PROCESSOR_ARCHITECTURE",
+    "PROGRAMFILES",
+    "SYSTEMDRIVE",
+    "SYSTEMROOT",
+    "TEMP",
+    "TMP",
+    "USERNAME",
+    "USERPROFILE",
+    "COMSPEC",
 ];
 #[cfg(not(any(unix, windows)))]
 const INHERITED_ENV: &[&str] = &["PATH"];
@@ -66,7 +81,9 @@ impl Server {
     /// Waits at most `timeout`; the rest of the sequence then finishes in the background.
     pub async fn close(&self, timeout: Duration) {
         self.closed.store(true, Ordering::Relaxed);
-        let Some(mut service) = self.service.lock().await.take() else { return };
+        let Some(mut service) = self.service.lock().await.take() else {
+            return;
+        };
         match service.close_with_timeout(timeout).await {
             Ok(Some(reason)) => tracing::debug!(server = %self.name, ?reason, "MCP server closed"),
             Ok(None) => tracing::warn!(server = %self.name, "MCP server still closing after {timeout:?}"),
@@ -79,9 +96,15 @@ impl Server {
 /// The error says what went wrong and what to check.
 pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Result<Server, String> {
     let (name, service) = match config {
-        McpServerConfig::Stdio { name, command, args, env } => {
-            (name, connect_stdio(stdio_command(command, args, env, cwd), command).await?)
-        }
+        McpServerConfig::Stdio {
+            name,
+            command,
+            args,
+            env,
+        } => (
+            name,
+            connect_stdio(name, stdio_command(command, args, env, cwd), command, cwd).await?,
+        ),
         McpServerConfig::Http { name, url, headers } => (name, connect_http(url, headers).await?),
         McpServerConfig::Sse { url, .. } => {
             return Err(format!(
@@ -106,7 +129,10 @@ pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Res
 
 /// Who we are, for the server; we offer no client capabilities (no sampling, roots, ...).
 fn client_config() -> ClientConfig {
-    ClientConfig::new(ClientCapabilities::default(), Implementation::new("ratchet", env!("CARGO_PKG_VERSION")))
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("ratchet", env!("CARGO_PKG_VERSION")),
+    )
 }
 
 /// The command for a stdio server: its args, a cleaned environment and the working directory.
@@ -127,7 +153,12 @@ pub(super) fn stdio_command(command: &Path, args: &[String], env: &[(String, Str
     cmd
 }
 
-async fn connect_stdio(cmd: Command, command: &Path) -> Result<RunningService<RoleClient, ClientConfig>, String> {
+async fn connect_stdio(
+    name: &str,
+    cmd: Command,
+    command: &Path,
+    cwd: Option<&Path>,
+) -> Result<RunningService<RoleClient, ClientConfig>, String> {
     #[allow(unused_mut)]
     let mut wrapped = process_wrap::tokio::CommandWrap::from(cmd);
     #[cfg(unix)]
@@ -135,9 +166,9 @@ async fn connect_stdio(cmd: Command, command: &Path) -> Result<RunningService<Ro
     let (transport, stderr) = TokioChildProcess::builder(wrapped)
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| spawn_error(command, &e))?;
+        .map_err(|e| spawn_error(command, cwd, &e))?;
     let tail = Arc::new(Mutex::new(VecDeque::new()));
-    let reader = stderr.map(|s| tokio::spawn(forward_stderr(s, tail.clone())));
+    let reader = stderr.map(|s| tokio::spawn(forward_stderr(name.to_string(), s, tail.clone())));
     match client_config().serve(transport).await {
         Ok(service) => Ok(service),
         Err(e) => {
@@ -158,26 +189,32 @@ async fn connect_stdio(cmd: Command, command: &Path) -> Result<RunningService<Ro
     }
 }
 
-fn spawn_error(command: &Path, e: &std::io::Error) -> String {
+fn spawn_error(command: &Path, cwd: Option<&Path>, e: &std::io::Error) -> String {
+    if let Some(dir) = cwd.filter(|d| !d.is_dir()) {
+        return format!("its working directory {} does not exist", dir.display());
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => format!(
             "command `{}` was not found; install the server or give the full path of its executable",
             command.display()
         ),
         std::io::ErrorKind::PermissionDenied => {
-            format!("command `{}` is not executable (permission denied); check its permissions", command.display())
+            format!(
+                "command `{}` is not executable (permission denied); check its permissions",
+                command.display()
+            )
         }
         _ => format!("cannot start `{}`: {e}", command.display()),
     }
 }
 
 /// Logs a child's stderr line by line and keeps the last lines in `tail`. Ends at EOF.
-async fn forward_stderr(mut stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+async fn forward_stderr(server: String, mut stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
     let mut chunk = [0u8; 4096];
     let mut line = Vec::new();
     let emit = |line: &[u8]| {
         let text = String::from_utf8_lossy(line).trim_end_matches('\r').to_string();
-        tracing::debug!(target: "ratchet::mcp::stderr", "{text}");
+        tracing::debug!(target: "ratchet::mcp::stderr", server = %server, "{text}");
         let mut tail = super::lock(&tail);
         if tail.len() == STDERR_TAIL {
             tail.pop_front();
@@ -203,8 +240,12 @@ async fn forward_stderr(mut stderr: ChildStderr, tail: Arc<Mutex<VecDeque<String
     }
 }
 
-async fn connect_http(url: &str, headers: &[(String, String)]) -> Result<RunningService<RoleClient, ClientConfig>, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("its URL `{url}` is not valid ({e}); fix it in the config"))?;
+async fn connect_http(
+    url: &str,
+    headers: &[(String, String)],
+) -> Result<RunningService<RoleClient, ClientConfig>, String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("its URL `{url}` is not valid ({e}); fix it in the config"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("its URL `{url}` is not http(s); fix it in the config"));
     }
@@ -231,10 +272,13 @@ pub(super) fn header_map(headers: &[(String, String)]) -> Result<HashMap<HeaderN
         let key = HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| format!("header name `{name}` is not valid; fix it in the config"))?;
         if RESERVED_HEADERS.contains(&key.as_str()) {
-            return Err(format!("header `{name}` is set by the MCP transport itself; remove it from the config"));
+            return Err(format!(
+                "header `{name}` is set by the MCP transport itself; remove it from the config"
+            ));
         }
-        let mut value = HeaderValue::from_str(value.trim())
-            .map_err(|_| format!("the value of header `{name}` is not valid (control characters?); fix it in the config"))?;
+        let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+            format!("the value of header `{name}` is not valid (control characters?); fix it in the config")
+        })?;
         value.set_sensitive(true);
         map.insert(key, value);
     }
@@ -249,11 +293,22 @@ mod tests {
 
     #[test]
     fn stdio_command_has_args_config_env_and_no_inherited_secrets() {
-        let env = vec![("API_TOKEN".to_string(), "abc".to_string()), ("PATH".to_string(), "/custom/bin".to_string())];
-        let cmd = stdio_command(Path::new("/usr/bin/server"), &["--stdio".into(), "x y".into()], &env, Some(Path::new("/tmp")));
+        let env = vec![
+            ("API_TOKEN".to_string(), "abc".to_string()),
+            ("PATH".to_string(), "/custom/bin".to_string()),
+        ];
+        let cmd = stdio_command(
+            Path::new("/usr/bin/server"),
+            &["--stdio".into(), "x y".into()],
+            &env,
+            Some(Path::new("/tmp")),
+        );
         let std = cmd.as_std();
         assert_eq!(std.get_program(), OsStr::new("/usr/bin/server"));
-        assert_eq!(std.get_args().collect::<Vec<_>>(), [OsStr::new("--stdio"), OsStr::new("x y")]);
+        assert_eq!(
+            std.get_args().collect::<Vec<_>>(),
+            [OsStr::new("--stdio"), OsStr::new("x y")]
+        );
         assert_eq!(std.get_current_dir(), Some(Path::new("/tmp")));
         let envs: HashMap<_, _> = std.get_envs().collect();
         assert_eq!(envs.get(OsStr::new("API_TOKEN")), Some(&Some(OsStr::new("abc"))));
@@ -262,19 +317,38 @@ mod tests {
         // Only allow-listed variables are passed on (env_clear drops the rest).
         for key in envs.keys() {
             let key = key.to_str().unwrap();
-            assert!(INHERITED_ENV.contains(&key) || key == "API_TOKEN", "unexpected variable {key}");
+            assert!(
+                INHERITED_ENV.contains(&key) || key == "API_TOKEN",
+                "unexpected variable {key}"
+            );
         }
     }
 
     #[test]
     fn header_map_converts_and_rejects_bad_headers() {
-        let ok = header_map(&[("Authorization".into(), "Bearer t0ken".into()), ("X-Team".into(), " a ".into())]).unwrap();
+        let ok = header_map(&[
+            ("Authorization".into(), "Bearer t0ken".into()),
+            ("X-Team".into(), " a ".into()),
+        ])
+        .unwrap();
         assert_eq!(ok[&HeaderName::from_static("authorization")], "Bearer t0ken");
         assert!(ok[&HeaderName::from_static("authorization")].is_sensitive());
         assert_eq!(ok[&HeaderName::from_static("x-team")], "a");
-        assert!(header_map(&[("bad header".into(), "v".into())]).unwrap_err().contains("bad header"));
-        assert!(header_map(&[("X-A".into(), "line\nbreak".into())]).unwrap_err().contains("X-A"));
-        assert!(header_map(&[("Accept".into(), "text/plain".into())]).unwrap_err().contains("remove it"));
+        assert!(
+            header_map(&[("bad header".into(), "v".into())])
+                .unwrap_err()
+                .contains("bad header")
+        );
+        assert!(
+            header_map(&[("X-A".into(), "line\nbreak".into())])
+                .unwrap_err()
+                .contains("X-A")
+        );
+        assert!(
+            header_map(&[("Accept".into(), "text/plain".into())])
+                .unwrap_err()
+                .contains("remove it")
+        );
     }
 
     #[tokio::test]
@@ -286,10 +360,26 @@ mod tests {
             env: vec![],
         };
         let err = connect(&missing, None).await.err().unwrap();
-        assert!(err.contains("not found") && err.contains("/definitely/not/here"), "{err}");
-        let bad = McpServerConfig::Http { name: "h".into(), url: "not a url".into(), headers: vec![] };
+        assert!(
+            err.contains("not found") && err.contains("/definitely/not/here"),
+            "{err}"
+        );
+        let in_missing_dir = connect(&missing, Some(Path::new("/definitely/not/here")))
+            .await
+            .err()
+            .unwrap();
+        assert!(in_missing_dir.contains("working directory"), "{in_missing_dir}");
+        let bad = McpServerConfig::Http {
+            name: "h".into(),
+            url: "not a url".into(),
+            headers: vec![],
+        };
         assert!(connect(&bad, None).await.err().unwrap().contains("not valid"));
-        let ftp = McpServerConfig::Http { name: "h".into(), url: "ftp://example.com".into(), headers: vec![] };
+        let ftp = McpServerConfig::Http {
+            name: "h".into(),
+            url: "ftp://example.com".into(),
+            headers: vec![],
+        };
         assert!(connect(&ftp, None).await.err().unwrap().contains("http(s)"));
     }
 

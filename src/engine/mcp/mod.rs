@@ -11,6 +11,8 @@
 //! The model sees a server's tool `echo` of server `everything` as `mcp__everything__echo`.
 //! Transports: stdio (a child process) and streamable HTTP. The legacy SSE transport is not
 //! supported (the SDK has no client for it); such servers are reported as failures.
+//! Tool lists are read once at start (`tools/list_changed` notifications are ignored), and
+//! only tools are used: no resources, prompts, sampling or roots.
 //!
 //! Modules: `config` (mcp.json), `connect` (spawning / dialing a server), `tool` (the [`Tool`]
 //! adapter, tool names, result conversion).
@@ -91,7 +93,12 @@ impl fmt::Debug for McpServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = |pairs: &[(String, String)]| pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         match self {
-            McpServerConfig::Stdio { name, command, args, env } => f
+            McpServerConfig::Stdio {
+                name,
+                command,
+                args,
+                env,
+            } => f
                 .debug_struct("Stdio")
                 .field("name", name)
                 .field("command", command)
@@ -254,7 +261,10 @@ impl McpSession {
                 }
                 Err(message) => {
                     tracing::warn!(server = %config.name(), transport = config.transport(), "MCP server failed: {message}");
-                    failures.push(McpFailure { server: config.name().to_string(), message });
+                    failures.push(McpFailure {
+                        server: config.name().to_string(),
+                        message,
+                    });
                 }
             }
         }
@@ -285,16 +295,30 @@ mod tests {
             headers: vec![("Authorization".into(), "Bearer topsecret".into())],
         };
         let shown = format!("{stdio:?} {http:?}");
-        assert!(shown.contains("GITHUB_TOKEN") && shown.contains("Authorization"), "{shown}");
-        assert!(!shown.contains("supersecret") && !shown.contains("topsecret"), "{shown}");
+        assert!(
+            shown.contains("GITHUB_TOKEN") && shown.contains("Authorization"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("supersecret") && !shown.contains("topsecret"),
+            "{shown}"
+        );
         assert_eq!(stdio.transport(), "stdio");
         assert_eq!(http.name(), "remote");
     }
 
     #[tokio::test]
     async fn sse_and_duplicate_names_are_reported_and_others_unaffected() {
-        let sse = McpServerConfig::Sse { name: "old".into(), url: "http://127.0.0.1:9/sse".into(), headers: vec![] };
-        let dup = McpServerConfig::Sse { name: "old".into(), url: "http://127.0.0.1:9/sse".into(), headers: vec![] };
+        let sse = McpServerConfig::Sse {
+            name: "old".into(),
+            url: "http://127.0.0.1:9/sse".into(),
+            headers: vec![],
+        };
+        let dup = McpServerConfig::Sse {
+            name: "old".into(),
+            url: "http://127.0.0.1:9/sse".into(),
+            headers: vec![],
+        };
         let session = McpSession::new(vec![sse, dup]);
         assert!(session.failures().is_empty(), "nothing happens before the first use");
         let failures = session.start().await;

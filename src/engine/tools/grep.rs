@@ -203,7 +203,7 @@ mod tests {
             std::fs::create_dir_all(root.join(p).parent().unwrap()).unwrap();
             std::fs::write(root.join(p), text).unwrap();
         }
-        std::fs::write(root.join("src/blob.bin"), b"fn main\0binary").unwrap();
+        std::fs::write(root.join("src/blob.bin"), b"fn main() {\0binary").unwrap();
         (dir, root)
     }
 

@@ -288,6 +288,12 @@ mod tests {
         }
         let out = run(&ReadFileTool, &cx, json!({"path": "../x"})).await;
         assert!(out.is_error && out.content.contains("outside the session's directories"), "{}", out.content);
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("passwd"), "root:x:0:0\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("passwd"), root.join("link")).unwrap();
+        let out = run(&ReadFileTool, &cx, json!({"path": "link"})).await;
+        assert!(out.is_error && out.content.contains("outside the session's directories"), "{}", out.content);
+        assert!(!out.content.contains("root:x"));
         let out = run(&ReadFileTool, &cx, json!({"path": "empty.txt"})).await;
         assert_eq!((out.is_error, out.content.as_str()), (false, "empty.txt is empty"));
     }

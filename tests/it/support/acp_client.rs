@@ -449,6 +449,12 @@ impl AcpClient {
         self.log[start..].join("\n")
     }
 
+    /// Answers an agent→client request read with [`next_message`](Self::next_message) the
+    /// way the automatic loops do (request handler, then permission policy, else -32601).
+    pub async fn answer_request(&mut self, id: Value, method: String, params: Value) {
+        self.auto_answer(id, method, params).await;
+    }
+
     /// Handles an agent→client request the way an editor would, so turns do not hang.
     async fn auto_answer(&mut self, id: Value, method: String, params: Value) {
         self.agent_requests.push((method.clone(), params.clone()));

@@ -1,0 +1,144 @@
+//! The secret guard: values of environment variables named like `*_KEY`, `*_TOKEN`,
+//! `*_SECRET`, `*_PASSWORD` (8 chars or more) and the provider API key are replaced by
+//! `[REDACTED:NAME]` in tool output before it reaches the model, the editor or the log.
+
+use serde_json::json;
+
+use crate::support::{MockLlm, MockReply, OPENAI_KEY, TestEnv};
+
+const TOKEN: &str = "tok-12345678-abcdef";
+const PASSWORD: &str = "pw-Zq9!long-enough";
+
+#[tokio::test]
+async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_log() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("MY_SERVICE_TOKEN", TOKEN);
+    env.set("DB_PASSWORD", PASSWORD);
+    std::fs::write(
+        env.workspace().join("service.env"),
+        format!("endpoint=https://example.invalid\ntoken={TOKEN}\n"),
+    )
+    .unwrap();
+    mock.enqueue(
+        MockReply::text(Vec::<String>::new())
+            .tool_call(
+                "call_echo",
+                "shell",
+                json!({"command": "echo \"token is $MY_SERVICE_TOKEN\"; echo \"pw is $DB_PASSWORD\""}),
+            )
+            .tool_call(
+                "call_key",
+                "shell",
+                json!({"command": "echo \"key is $OPENAI_API_KEY\""}),
+            )
+            .tool_call("call_read", "read_file", json!({"path": "service.env"}))
+            .tool_call("call_grep", "grep", json!({"pattern": "token="})),
+    );
+    mock.enqueue(MockReply::text(["Nothing leaked."]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, "Show me the config").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let calls = turn.tool_calls();
+    assert_eq!(calls.len(), 4);
+    for c in &calls {
+        assert_eq!(c.final_status(), "completed", "{c:#?}");
+    }
+
+    // The model.
+    let requests = mock.model_requests();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        for raw in [TOKEN, PASSWORD, OPENAI_KEY] {
+            assert!(
+                !r.raw_body.contains(raw),
+                "a secret value reached the model: {}",
+                r.raw_body
+            );
+        }
+    }
+    let results = requests[1].tool_results();
+    assert_eq!(results.len(), 4);
+    assert!(
+        results[0].text.contains("token is [REDACTED:MY_SERVICE_TOKEN]"),
+        "{results:#?}"
+    );
+    assert!(
+        results[0].text.contains("pw is [REDACTED:DB_PASSWORD]"),
+        "{results:#?}"
+    );
+    assert!(
+        results[1].text.contains("key is [REDACTED:OPENAI_API_KEY]"),
+        "the provider key is a secret too: {results:#?}"
+    );
+    assert!(
+        results[2].text.contains("token=[REDACTED:MY_SERVICE_TOKEN]"),
+        "{results:#?}"
+    );
+    assert!(
+        results[3].text.contains("[REDACTED:MY_SERVICE_TOKEN]"),
+        "{results:#?}"
+    );
+
+    // The editor.
+    let lines = client.stdout_lines();
+    for line in &lines {
+        for raw in [TOKEN, PASSWORD, OPENAI_KEY] {
+            assert!(!line.contains(raw), "a secret value reached stdout: {line}");
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("[REDACTED:MY_SERVICE_TOKEN]")),
+        "the editor sees the redacted output"
+    );
+    assert!(calls[2].text().contains("[REDACTED:MY_SERVICE_TOKEN]"), "{:#?}", calls[2]);
+
+    // The log (stderr and the log files, at debug level).
+    let stderr = client.stderr();
+    client.shutdown().await;
+    for raw in [TOKEN, PASSWORD] {
+        assert!(!stderr.contains(raw), "a secret value reached stderr");
+    }
+    let logs = env.ratchet_home().join("logs");
+    if let Ok(dir) = std::fs::read_dir(&logs) {
+        for entry in dir.flatten() {
+            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default())
+                .into_owned();
+            for raw in [TOKEN, PASSWORD] {
+                assert!(
+                    !text.contains(raw),
+                    "a secret value reached the log file {:?}",
+                    entry.path()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn short_values_and_ordinary_variables_are_not_redacted() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("TINY_TOKEN", "abc12");
+    env.set("GREETING", "hello-not-a-secret-value");
+    mock.enqueue(MockReply::tool(
+        "call_echo",
+        "shell",
+        json!({"command": "echo \"$TINY_TOKEN $GREETING\""}),
+    ));
+    mock.enqueue(MockReply::text(["ok"]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, "Echo").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let result = &mock.model_requests()[1].tool_results()[0];
+    assert!(
+        result.text.contains("abc12 hello-not-a-secret-value"),
+        "{result:#?}"
+    );
+}
