@@ -7,4 +7,5 @@
 pub mod engine;
 pub mod acp;
 pub mod bridge;
+pub mod daemon;
 pub mod logging;

@@ -68,6 +68,7 @@ fn context(dir: &Path, redactor: Redactor) -> ToolContext {
         cancel: CancellationToken::new(),
         redactor: Arc::new(redactor),
         shell_timeout: Duration::from_secs(10),
+        call_id: None,
     }
 }
 

@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::acp::Peer;
 use crate::acp::schema::{
     ClientCapabilities, CreateTerminalRequest, CreateTerminalResponse, KillTerminalRequest,
-    ReadTextFileRequest, ReadTextFileResponse, ReleaseTerminalRequest, TerminalOutputRequest,
-    TerminalOutputResponse, WaitForTerminalExitRequest, WriteTextFileRequest,
+    ReadTextFileRequest, ReadTextFileResponse, ReleaseTerminalRequest, SessionNotification, SessionUpdate, Terminal,
+    TerminalOutputRequest, TerminalOutputResponse, ToolCallContent, ToolCallUpdate, ToolCallUpdateFields,
+    WaitForTerminalExitRequest, WriteTextFileRequest,
 };
 use crate::engine::tools::{CommandRequest, Host, TerminalRun};
 
@@ -41,6 +42,12 @@ impl AcpHost {
             .output_byte_limit(request.output_limit as u64);
         let created: CreateTerminalResponse = self.call("terminal/create", create).await?;
         let tid = created.terminal_id.clone();
+        if let Some(call_id) = &request.tool_call_id {
+            // Embed the terminal now, so the editor shows it live and keeps it after release.
+            let fields = ToolCallUpdateFields::new().content(vec![ToolCallContent::Terminal(Terminal::new(tid.clone()))]);
+            let update = SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(call_id.clone(), fields));
+            let _ = self.peer.notify("session/update", SessionNotification::new(sid.clone(), update)).await;
+        }
         let wait = self.peer.request("terminal/wait_for_exit", WaitForTerminalExitRequest::new(sid.clone(), tid.clone()));
         let stopped_early = tokio::select! {
             _ = wait => false,

@@ -3,6 +3,7 @@
 //! This is the only code allowed to print to stdout outside the protocol writer; in
 //! `ratchet acp` it prints nothing.
 
+mod daemon;
 mod exec;
 mod sessions;
 
@@ -41,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: sessions::SessionsCommand,
     },
+    /// Run or control the background daemon that editor windows share.
+    Daemon {
+        #[command(subcommand)]
+        command: daemon::DaemonCommand,
+    },
 }
 
 /// Runs the command line.
@@ -50,10 +56,10 @@ pub fn main() -> ExitCode {
     let env = EnvSnapshot::from_process();
     let home = ratchet_home(&env);
     let level = match cli.command {
-        Command::Acp => "info",
+        Command::Acp | Command::Daemon { command: daemon::DaemonCommand::Start { .. } } => "info",
         _ => "warn",
     };
-    let _guard = ratchet::logging::init(&home, level);
+    let guard = ratchet::logging::init(&home, level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
@@ -64,8 +70,15 @@ pub fn main() -> ExitCode {
             Command::Acp => serve_acp(config).await,
             Command::Exec { prompt, cwd } => exec::run(config, prompt, cwd).await,
             Command::Sessions { command } => sessions::run(config, command).await,
+            Command::Daemon { command } => daemon::run(config, command).await,
         }
     });
+    if let Some(plan) = daemon::take_reload() {
+        // Everything stopped and saved; flush the logs, then become the new binary.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+        drop(guard);
+        return daemon::exec_reload(plan);
+    }
     match result {
         Ok(code) => code,
         Err(e) => fail(e),

@@ -72,6 +72,12 @@ pub struct ConfigFile {
     pub compact_threshold: Option<f64>,
     /// Messages kept verbatim when compacting.
     pub compact_keep: Option<usize>,
+    /// Stop the daemon after this many seconds with no control connections and no running
+    /// turns. Unset: it runs until stopped.
+    pub daemon_idle_timeout_secs: Option<u64>,
+    /// `ratchet acp` starts a daemon when none runs (and then uses it). Unset or false: it
+    /// uses a running daemon, else runs stand-alone.
+    pub daemon_auto_start: Option<bool>,
     #[serde(default)]
     pub permissions: PermissionRules,
     #[serde(default)]

@@ -8,7 +8,8 @@ use super::content::Usage;
 use super::tools::{Display, Location, PlanEntry, ToolKind};
 
 /// One event of a running turn. The last event of every turn is `Complete` or `Error`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChatEvent {
     /// A piece of the answer text.
     TextDelta(String),
@@ -40,7 +41,8 @@ pub enum ChatEvent {
 }
 
 /// Why a turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The model finished its answer.
     EndTurn,
@@ -55,7 +57,8 @@ pub enum StopReason {
 }
 
 /// What kind of failure ended a turn, so front ends can react (e.g. offer to log in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// The provider rejected the credentials.
     Auth,
@@ -68,7 +71,7 @@ pub enum ErrorKind {
 }
 
 /// A tool call as first announced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCallStart {
     /// The provider's call id; unique within the session.
     pub id: String,
@@ -83,7 +86,8 @@ pub struct ToolCallStart {
 }
 
 /// Where a tool call is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ToolCallStatus {
     Pending,
     InProgress,
@@ -92,7 +96,7 @@ pub enum ToolCallStatus {
 }
 
 /// A change to an announced tool call. `None` fields are unchanged.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCallChange {
     pub id: String,
     pub status: ToolCallStatus,
@@ -103,7 +107,7 @@ pub struct ToolCallChange {
 }
 
 /// A question to the user: may this tool call run?
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PermissionRequest {
     /// Answer with this id.
     pub request_id: u64,
@@ -114,7 +118,8 @@ pub struct PermissionRequest {
 }
 
 /// The user's answer to a [`PermissionRequest`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PermissionAnswer {
     AllowOnce,
     AllowAlways,

@@ -18,7 +18,8 @@ use super::event::ChatEvent;
 const LIVE_CAPACITY: usize = 1024;
 
 /// What happened in a session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A user sent this prompt (starts a turn).
     UserMessage(Vec<ContentPart>),
@@ -27,7 +28,7 @@ pub enum LiveEvent {
 }
 
 /// A session event with the id of the turn it belongs to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionEvent {
     pub turn: u64,
     pub event: LiveEvent,

@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod permission;
 pub mod provider;
 pub mod session;
+pub mod singleton;
 pub mod store;
 pub mod tools;
 pub mod api;
@@ -473,7 +474,15 @@ fn redactor(config: &EngineConfig) -> Redactor {
             secrets.push((name.to_string(), v.clone()));
         }
     }
-    Redactor::from_env_vars_with(secrets, &["OPENAI_API_KEY", "ANTHROPIC_API_KEY"])
+    // Keys the config file says to read from other variables (read once, at start-up).
+    let custom = [&config.file.openai.api_key_env, &config.file.anthropic.api_key_env, &config.file.ollama.api_key_env];
+    for name in custom.into_iter().flatten() {
+        if let Ok(value) = std::env::var(name) {
+            secrets.push((name.clone(), value));
+        }
+    }
+    // Everything collected here is a secret by name or by role.
+    Redactor::new(secrets)
 }
 
 fn provider_name(choice: &ProviderChoice) -> &'static str {

@@ -58,6 +58,7 @@ impl ToolRunner {
             cancel: turn.claim.token().clone(),
             redactor: engine.redactor(),
             shell_timeout: engine.config().shell_timeout(),
+            call_id: None,
         };
         Ok(ToolRunner { tools, cx, policy: engine.policy().clone(), remembered: Mutex::new(remembered) })
     }
@@ -147,8 +148,9 @@ impl ToolRunner {
 
     async fn execute(&self, tool: &dyn Tool, call: &ToolCall) -> ToolOutput {
         let cancel = self.cx.cancel.clone();
+        let cx = ToolContext { call_id: Some(call.id.clone()), ..self.cx.clone() };
         tokio::select! {
-            out = tool.run(call.arguments.clone(), &self.cx) => out,
+            out = tool.run(call.arguments.clone(), &cx) => out,
             // Tools watch the token themselves; this is the backstop for one that does not.
             () = async { cancel.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => {
                 ToolOutput::error("cancelled by the user")

@@ -56,12 +56,10 @@ async fn with_fs_capabilities_file_tools_use_the_editor_and_its_unsaved_buffer_w
             let path = params["path"].as_str().unwrap_or("").to_owned();
             let mut buffers = buffers.lock().unwrap();
             match method {
-                "fs/read_text_file" => Some(
-                    match buffers.iter().find(|(p, _)| *p == path) {
-                        Some((_, content)) => Reply::Result(json!({"content": content})),
-                        None => Reply::Error(-32002, format!("Resource not found: {path}")),
-                    },
-                ),
+                "fs/read_text_file" => Some(match buffers.iter().find(|(p, _)| *p == path) {
+                    Some((_, content)) => Reply::Result(json!({"content": content})),
+                    None => Reply::Error(-32002, format!("Resource not found: {path}")),
+                }),
                 "fs/write_text_file" => {
                     let content = params["content"].as_str().unwrap_or("").to_owned();
                     buffers.retain(|(p, _)| *p != path);
@@ -105,7 +103,10 @@ async fn with_fs_capabilities_file_tools_use_the_editor_and_its_unsaved_buffer_w
     assert_eq!(
         written,
         [
-            (out.to_str().unwrap().to_owned(), "WRITTEN BY AGENT\n".to_owned()),
+            (
+                out.to_str().unwrap().to_owned(),
+                "WRITTEN BY AGENT\n".to_owned()
+            ),
             (notes_path.clone(), "SAVED BUFFER\n".to_owned()),
         ],
         "write_file writes the content, edit_file edits the buffer"
@@ -164,7 +165,11 @@ async fn without_fs_or_terminal_capabilities_tools_work_locally_and_no_client_re
     let results = mock.model_requests()[1].tool_results();
     assert!(results[0].text.contains("DISK VERSION"), "{results:#?}");
     assert!(results[3].text.contains("LOCAL WRITE"), "{results:#?}");
-    let methods: Vec<&str> = client.agent_requests.iter().map(|(m, _)| m.as_str()).collect();
+    let methods: Vec<&str> = client
+        .agent_requests
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .collect();
     assert!(
         methods
             .iter()
@@ -277,7 +282,10 @@ async fn without_the_terminal_capability_shell_runs_locally_in_the_session_direc
         output.contains(&env.cwd()),
         "the command runs in the session cwd (not the agent's own cwd): {output}"
     );
-    assert!(output.contains("local-out") && output.contains("local-err"), "{output}");
+    assert!(
+        output.contains("local-out") && output.contains("local-err"),
+        "{output}"
+    );
     assert!(call.text().contains("local-out"), "{call:#?}");
     let results = mock.model_requests()[1].tool_results();
     assert!(results[0].text.contains("local-out"));
@@ -308,5 +316,88 @@ async fn a_failing_local_command_is_reported_failed_with_its_exit_code() {
     assert_eq!(call.final_status(), "failed", "{call:#?}");
     let result = &mock.model_requests()[1].tool_results()[0];
     assert!(result.text.contains("about-to-fail"), "{result:#?}");
-    assert!(result.text.contains('3'), "the exit code reaches the model: {result:#?}");
+    assert!(
+        result.text.contains('3'),
+        "the exit code reaches the model: {result:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_local_command_over_its_timeout_is_killed_and_reported_failed() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    mock.enqueue(MockReply::tool(
+        "call_slow",
+        "shell",
+        json!({"command": "echo started; sleep 20", "timeout_secs": 1}),
+    ));
+    mock.enqueue(MockReply::text(["Too slow."]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let started = std::time::Instant::now();
+    let turn = client.prompt_text(&session, "Run it").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let call = &turn.tool_calls()[0];
+    assert_eq!(call.final_status(), "failed", "{call:#?}");
+    let result = &mock.model_requests()[1].tool_results()[0];
+    assert!(result.text.contains("started"), "{result:#?}");
+    assert!(result.text.contains("timed out"), "{result:#?}");
+}
+
+/// The terminal is embedded in the tool call while it is valid (protocol §6.5: `release`
+/// invalidates the id; "to show live output, add `{type: terminal}` to the tool call's
+/// content"), so the editor can show the command's output as it runs. Editors' own agents
+/// attach it right after `terminal/create`.
+#[tokio::test]
+async fn the_editor_terminal_is_attached_to_the_tool_call_before_it_is_released() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    mock.enqueue(MockReply::tool(
+        "call_shell",
+        "shell",
+        json!({"command": "echo live"}),
+    ));
+    mock.enqueue(MockReply::text(["Ran it."]));
+    let mut client = env.spawn_acp().await;
+    client.initialize_with_caps(false, false, true).await;
+    client.set_request_handler(|method, _params| match method {
+        "terminal/create" => Some(Reply::Result(json!({"terminalId": "term-live"}))),
+        "terminal/wait_for_exit" => Some(Reply::Result(json!({"exitCode": 0}))),
+        "terminal/output" => Some(Reply::Result(json!({
+            "output": "live\n",
+            "truncated": false,
+            "exitStatus": {"exitCode": 0}
+        }))),
+        "terminal/release" | "terminal/kill" => Some(Reply::Result(json!({}))),
+        _ => None,
+    });
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, "Run it").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let embedded = turn.messages.iter().position(|m| {
+        m.as_update().is_some_and(|u| {
+            u["update"]["toolCallId"] == "call_shell"
+                && u["update"]["content"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|i| i["terminalId"] == "term-live"))
+        })
+    });
+    let released = turn.messages.iter().position(|m| {
+        matches!(m, crate::support::Message::Request { method, .. } if method == "terminal/release")
+    });
+    let (Some(embedded), Some(released)) = (embedded, released) else {
+        panic!("terminal content or release missing: {:#?}", turn.messages);
+    };
+    assert!(
+        embedded < released,
+        "the terminal content arrives only after terminal/release (message {embedded} vs {released}): {:#?}",
+        turn.messages
+    );
 }

@@ -20,11 +20,14 @@ fn position(messages: &[Message], what: &str, pred: impl Fn(&Message) -> bool) -
         .unwrap_or_else(|| panic!("no {what} in the turn: {messages:#?}"))
 }
 
+/// Is `m` a tool-call notification of `kind` for `id` with `status` (a `tool_call`
+/// without a status is `pending`, the schema's default)?
 fn is_update(m: &Message, kind: &str, id: &str, status: &str) -> bool {
     m.as_update().is_some_and(|u| {
-        u["update"]["sessionUpdate"] == kind
-            && u["update"]["toolCallId"] == id
-            && u["update"]["status"] == status
+        let got = u["update"]["status"]
+            .as_str()
+            .unwrap_or(if kind == "tool_call" { "pending" } else { "" });
+        u["update"]["sessionUpdate"] == kind && u["update"]["toolCallId"] == id && got == status
     })
 }
 
@@ -86,15 +89,11 @@ async fn edit_in_ask_mode_asks_first_then_reports_a_diff_and_changes_the_file() 
             )
         })
         .collect();
-    let expected: BTreeSet<(String, String)> = [
-        "allow_once",
-        "allow_always",
-        "reject_once",
-        "reject_always",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), k.to_string()))
-    .collect();
+    let expected: BTreeSet<(String, String)> =
+        ["allow_once", "allow_always", "reject_once", "reject_always"]
+            .iter()
+            .map(|k| (k.to_string(), k.to_string()))
+            .collect();
     assert_eq!(options, expected, "{ask}");
 
     // Order: announced (pending), asked, then run.
@@ -155,7 +154,11 @@ async fn rejected_edit_fails_leaves_the_file_untouched_and_the_model_is_told() {
         "a rejected call never runs: {call:#?}"
     );
     let requests = mock.model_requests();
-    assert_eq!(requests.len(), 2, "the model is asked again after the rejection");
+    assert_eq!(
+        requests.len(),
+        2,
+        "the model is asked again after the rejection"
+    );
     let results = requests[1].tool_results();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].call_id.as_deref(), Some("call_edit"));
@@ -317,7 +320,12 @@ async fn accept_edits_mode_edits_without_asking_but_shell_still_asks() {
     let turn = client.prompt_text(&session, "Edit and run").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     let asks = turn.requests("session/request_permission");
-    assert_eq!(asks.len(), 1, "only the shell call asks: {:#?}", turn.messages);
+    assert_eq!(
+        asks.len(),
+        1,
+        "only the shell call asks: {:#?}",
+        turn.messages
+    );
     assert_eq!(asks[0]["toolCall"]["toolCallId"], "call_shell");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "two\n");
     assert_eq!(
@@ -328,7 +336,11 @@ async fn accept_edits_mode_edits_without_asking_but_shell_still_asks() {
     for c in &calls {
         assert_eq!(c.final_status(), "completed", "{c:#?}");
     }
-    assert!(find_call(&calls, "call_shell").raw_output_text().contains("accept-edits-shell"));
+    assert!(
+        find_call(&calls, "call_shell")
+            .raw_output_text()
+            .contains("accept-edits-shell")
+    );
 }
 
 #[tokio::test]
@@ -462,11 +474,7 @@ async fn allow_rule_runs_a_matching_command_without_asking_and_others_still_ask(
                 "shell",
                 json!({"command": "echo allowed-by-rule"}),
             )
-            .tool_call(
-                "call_touch",
-                "shell",
-                json!({"command": "touch asked.txt"}),
-            ),
+            .tool_call("call_touch", "shell", json!({"command": "touch asked.txt"})),
     );
     mock.enqueue(MockReply::text(["Done."]));
     let (mut client, session) = open(&env).await;

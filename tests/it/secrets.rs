@@ -62,7 +62,9 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
     let results = requests[1].tool_results();
     assert_eq!(results.len(), 4);
     assert!(
-        results[0].text.contains("token is [REDACTED:MY_SERVICE_TOKEN]"),
+        results[0]
+            .text
+            .contains("token is [REDACTED:MY_SERVICE_TOKEN]"),
         "{results:#?}"
     );
     assert!(
@@ -74,7 +76,9 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
         "the provider key is a secret too: {results:#?}"
     );
     assert!(
-        results[2].text.contains("token=[REDACTED:MY_SERVICE_TOKEN]"),
+        results[2]
+            .text
+            .contains("token=[REDACTED:MY_SERVICE_TOKEN]"),
         "{results:#?}"
     );
     assert!(
@@ -95,7 +99,11 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
             .any(|l| l.contains("[REDACTED:MY_SERVICE_TOKEN]")),
         "the editor sees the redacted output"
     );
-    assert!(calls[2].text().contains("[REDACTED:MY_SERVICE_TOKEN]"), "{:#?}", calls[2]);
+    assert!(
+        calls[2].text().contains("[REDACTED:MY_SERVICE_TOKEN]"),
+        "{:#?}",
+        calls[2]
+    );
 
     // The log (stderr and the log files, at debug level).
     let stderr = client.stderr();
@@ -141,4 +149,102 @@ async fn short_values_and_ordinary_variables_are_not_redacted() {
         result.text.contains("abc12 hello-not-a-secret-value"),
         "{result:#?}"
     );
+}
+
+#[tokio::test]
+async fn editing_a_file_that_holds_a_secret_shows_a_redacted_diff_and_keeps_the_real_value_on_disk()
+{
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("MY_SERVICE_TOKEN", TOKEN);
+    let file = env.workspace().join("service.env");
+    std::fs::write(&file, format!("endpoint=old\ntoken={TOKEN}\n")).unwrap();
+    mock.enqueue(MockReply::tool(
+        "call_edit",
+        "edit_file",
+        json!({"path": "service.env", "old_text": "endpoint=old", "new_text": "endpoint=new"}),
+    ));
+    mock.enqueue(MockReply::text(["Edited."]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "accept-edits").await;
+    let turn = client.prompt_text(&session, "Switch the endpoint").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("endpoint=new\ntoken={TOKEN}\n"),
+        "the file keeps the real value: redaction is for display only"
+    );
+    let call = &turn.tool_calls()[0];
+    assert_eq!(call.final_status(), "completed", "{call:#?}");
+    for d in call.all() {
+        for diff in d["content"].as_array().into_iter().flatten() {
+            if diff["type"] == "diff" {
+                assert_eq!(
+                    diff["oldText"],
+                    "endpoint=old\ntoken=[REDACTED:MY_SERVICE_TOKEN]\n"
+                );
+                assert_eq!(
+                    diff["newText"],
+                    "endpoint=new\ntoken=[REDACTED:MY_SERVICE_TOKEN]\n"
+                );
+            }
+        }
+    }
+    assert!(!call.content_of_type("diff").is_empty());
+    for line in client.stdout_lines() {
+        assert!(
+            !line.contains(TOKEN),
+            "a secret value reached stdout: {line}"
+        );
+    }
+    for r in mock.model_requests() {
+        assert!(!r.raw_body.contains(TOKEN), "{}", r.raw_body);
+    }
+}
+
+/// The provider key is a secret whatever variable holds it: with `api_key_env` naming a
+/// variable that does not look like a secret, its value is still redacted.
+#[tokio::test]
+async fn a_provider_key_read_from_a_custom_api_key_env_variable_is_redacted() {
+    const CUSTOM_KEY: &str = "sk-custom-credential-98765";
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.remove("OPENAI_API_KEY");
+    env.set("LLM_CREDENTIAL", CUSTOM_KEY);
+    env.write_config("[openai]\napi_key_env = \"LLM_CREDENTIAL\"\n");
+    mock.enqueue(MockReply::tool(
+        "call_echo",
+        "shell",
+        json!({"command": "echo \"cred is $LLM_CREDENTIAL\""}),
+    ));
+    mock.enqueue(MockReply::text(["ok"]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, "Echo").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let requests = mock.model_requests();
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {CUSTOM_KEY}").as_str()),
+        "the custom variable is the provider key"
+    );
+    let result = &requests[1].tool_results()[0];
+    assert!(
+        result.text.contains("cred is [REDACTED:"),
+        "the provider key must be redacted: {result:#?}"
+    );
+    for r in &requests {
+        assert!(
+            !r.raw_body.contains(CUSTOM_KEY),
+            "the key reached the model"
+        );
+    }
+    for line in client.stdout_lines() {
+        assert!(
+            !line.contains(CUSTOM_KEY),
+            "the key reached the editor: {line}"
+        );
+    }
 }

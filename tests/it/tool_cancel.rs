@@ -43,7 +43,9 @@ async fn start_until_request(
                 updates.push(params)
             }
             Message::Response { id: rid, outcome } => {
-                panic!("unexpected response {rid} before {method}: {outcome:?}; updates: {updates:#?}")
+                panic!(
+                    "unexpected response {rid} before {method}: {outcome:?}; updates: {updates:#?}"
+                )
             }
             Message::Notification { .. } => {}
         }
@@ -63,9 +65,13 @@ async fn permission_cancel(answer_cancelled: bool) {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
 
-    let (id, mut updates, ask_id) =
-        start_until_request(&mut client, &session, "Change it", "session/request_permission")
-            .await;
+    let (id, mut updates, ask_id) = start_until_request(
+        &mut client,
+        &session,
+        "Change it",
+        "session/request_permission",
+    )
+    .await;
     let started = Instant::now();
     client.cancel(&session).await;
     if answer_cancelled {
@@ -98,7 +104,10 @@ async fn permission_cancel(answer_cancelled: bool) {
     if !answer_cancelled {
         // A late "allow" for the dead question must not run the tool.
         client
-            .respond(&ask_id, json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}))
+            .respond(
+                &ask_id,
+                json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}),
+            )
             .await;
     }
 

@@ -14,7 +14,11 @@ fn replay_sequence(updates: &[Value]) -> Vec<(String, String)> {
         let kind = update_kind(u);
         let entry = match kind {
             "user_message_chunk" | "agent_message_chunk" => {
-                let who = if kind == "user_message_chunk" { "user" } else { "agent" };
+                let who = if kind == "user_message_chunk" {
+                    "user"
+                } else {
+                    "agent"
+                };
                 let text = u["update"]["content"]["text"].as_str().unwrap_or("");
                 if let Some((last, t)) = out.last_mut()
                     && last == who
@@ -97,7 +101,10 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].title(), "Read present.txt");
     assert_eq!(calls[0].kind(), "read");
-    assert_eq!(calls[0].start_field("rawInput"), json!({"path": "present.txt"}));
+    assert_eq!(
+        calls[0].start_field("rawInput"),
+        json!({"path": "present.txt"})
+    );
     assert!(
         calls[0].text().contains("PRESENT-CONTENT"),
         "the result text is replayed: {:#?}",
@@ -119,7 +126,10 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
     mock.enqueue(MockReply::text(["Sure."]));
     let turn = client.prompt_text(&session, "Thanks").await;
     assert_eq!(turn.stop_reason(), "end_turn");
-    assert!(turn.tool_calls().is_empty(), "no replay leaks into the turn");
+    assert!(
+        turn.tool_calls().is_empty(),
+        "no replay leaks into the turn"
+    );
     let last = mock.last_model_request();
     let ids: Vec<Option<String>> = last
         .assistant_tool_calls()
@@ -149,4 +159,55 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
         "{}",
         last.raw_body
     );
+}
+
+/// Ollama gives tool calls no ids, so the agent makes them up; they must stay unique within
+/// the session (protocol §7.2) even when the process restarts between turns, or the editor
+/// merges two calls and the replay pairs calls with the wrong results.
+#[tokio::test]
+async fn ollama_made_up_tool_call_ids_stay_unique_in_a_session_across_restarts() {
+    let mock = MockLlm::start().await;
+    let env = crate::providers::env_for(crate::providers::Wire::Ollama, &mock);
+    std::fs::write(env.workspace().join("first.txt"), "FIRST-FILE\n").unwrap();
+    std::fs::write(env.workspace().join("second.txt"), "SECOND-FILE\n").unwrap();
+    let load = |session: &str| json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []});
+
+    mock.enqueue(MockReply::tool(
+        "unused",
+        "read_file",
+        json!({"path": "first.txt"}),
+    ));
+    mock.enqueue(MockReply::text(["First read."]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, "Read the first").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let first_id = turn.tool_calls()[0].id.clone();
+    client.shutdown().await;
+
+    mock.enqueue(MockReply::tool(
+        "unused",
+        "read_file",
+        json!({"path": "second.txt"}),
+    ));
+    mock.enqueue(MockReply::text(["Second read."]));
+    let mut client = env.spawn_initialized().await;
+    let (_, loaded) = client.request_collect("session/load", load(&session)).await;
+    loaded.expect("session/load");
+    let turn = client.prompt_text(&session, "Read the second").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let second_id = turn.tool_calls()[0].id.clone();
+    client.shutdown().await;
+    assert_ne!(
+        first_id, second_id,
+        "a toolCallId is reused within the session after a restart"
+    );
+
+    let mut client = env.spawn_initialized().await;
+    let (replay, loaded) = client.request_collect("session/load", load(&session)).await;
+    loaded.expect("session/load");
+    let calls = crate::support::tool_calls(&replay);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert!(calls[0].text().contains("FIRST-FILE"), "{:#?}", calls[0]);
+    assert!(calls[1].text().contains("SECOND-FILE"), "{:#?}", calls[1]);
 }

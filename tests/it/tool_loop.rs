@@ -43,9 +43,7 @@ async fn read_file_round_trip(wire: Wire) {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
 
-    let turn = client
-        .prompt_text(&session, "What is in notes.txt?")
-        .await;
+    let turn = client.prompt_text(&session, "What is in notes.txt?").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     assert_eq!(turn.text(), "The file mentions NOTE-CONTENT-7.");
     assert!(
@@ -59,7 +57,10 @@ async fn read_file_round_trip(wire: Wire) {
     assert_eq!(calls.len(), 1, "{calls:#?}");
     let call = &calls[0];
     if wire != Wire::Ollama {
-        assert_eq!(call.id, "call_read_1", "the model's call id is the toolCallId");
+        assert_eq!(
+            call.id, "call_read_1",
+            "the model's call id is the toolCallId"
+        );
     }
     assert!(!call.id.is_empty());
     assert_eq!(
@@ -77,7 +78,10 @@ async fn read_file_round_trip(wire: Wire) {
         "locations carry the absolute path: {call:#?}"
     );
     assert!(call.text().contains("NOTE-CONTENT-7"), "{call:#?}");
-    assert!(call.raw_output_text().contains("NOTE-CONTENT-7"), "{call:#?}");
+    assert!(
+        call.raw_output_text().contains("NOTE-CONTENT-7"),
+        "{call:#?}"
+    );
 
     // What the model saw.
     let requests = mock.model_requests();
@@ -102,8 +106,7 @@ async fn read_file_round_trip(wire: Wire) {
         results[0].text.contains("NOTE-CONTENT-7"),
         "the tool result goes back to the model: {results:#?}"
     );
-    let roles: Vec<String> = second
-        .body["messages"]
+    let roles: Vec<String> = second.body["messages"]
         .as_array()
         .unwrap()
         .iter()
@@ -147,17 +150,20 @@ async fn ollama_read_file_call_runs_reports_and_its_result_goes_back_to_the_mode
     read_file_round_trip(Wire::Ollama).await;
 }
 
-#[tokio::test]
-async fn two_tool_calls_in_one_answer_run_in_order_and_both_results_go_back() {
+async fn two_tool_calls_in_one_answer(wire: Wire) {
     let mock = MockLlm::start().await;
-    let env = TestEnv::openai(&mock);
+    let env = env_for(wire, &mock);
     std::fs::write(env.workspace().join("a.txt"), "CONTENT-OF-A\n").unwrap();
     std::fs::create_dir(env.workspace().join("sub")).unwrap();
-    std::fs::write(env.workspace().join("sub/b.md"), "x\n").unwrap();
+    std::fs::write(env.workspace().join("sub/b.md"), "a needle here\n").unwrap();
     mock.enqueue(
         MockReply::text(["Looking."])
             .tool_call("call_a", "read_file", json!({"path": "a.txt"}))
-            .tool_call("call_b", "list_dir", json!({"path": "sub"})),
+            .tool_call(
+                "call_b",
+                "grep",
+                json!({"pattern": "needle", "path": "sub"}),
+            ),
     );
     mock.enqueue(MockReply::text(["Both done."]));
     let mut client = env.spawn_initialized().await;
@@ -168,12 +174,25 @@ async fn two_tool_calls_in_one_answer_run_in_order_and_both_results_go_back() {
     assert_eq!(turn.text(), "Looking.Both done.");
 
     let calls = turn.tool_calls();
-    let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, ["call_a", "call_b"], "{calls:#?}");
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let (id_a, id_b) = (calls[0].id.clone(), calls[1].id.clone());
+    assert_ne!(id_a, id_b, "tool call ids are unique");
+    if wire != Wire::Ollama {
+        assert_eq!(
+            [id_a.as_str(), id_b.as_str()],
+            ["call_a", "call_b"],
+            "{calls:#?}"
+        );
+    }
+    assert_eq!(calls[0].title(), "Read a.txt");
     assert_eq!(calls[0].kind(), "read");
     assert_eq!(calls[1].kind(), "search");
     for c in &calls {
-        assert_eq!(c.statuses(), ["pending", "in_progress", "completed"], "{c:#?}");
+        assert_eq!(
+            c.statuses(),
+            ["pending", "in_progress", "completed"],
+            "{c:#?}"
+        );
     }
     assert!(calls[1].text().contains("b.md"), "{:#?}", calls[1]);
     // In order: the first call is finished before the second starts running.
@@ -185,32 +204,67 @@ async fn two_tool_calls_in_one_answer_run_in_order_and_both_results_go_back() {
             .unwrap_or_else(|| panic!("no {status} for {id}: {events:#?}"))
     };
     assert!(
-        pos("call_a", "completed") < pos("call_b", "in_progress"),
+        pos(&id_a, "completed") < pos(&id_b, "in_progress"),
         "{events:#?}"
     );
 
     let requests = mock.model_requests();
     assert_eq!(requests.len(), 2);
-    let results = requests[1].tool_results();
-    let result_ids: Vec<Option<&str>> = results.iter().map(|r| r.call_id.as_deref()).collect();
-    assert_eq!(
-        result_ids,
-        [Some("call_a"), Some("call_b")],
-        "{}",
-        requests[1].raw_body
-    );
-    assert!(results[0].text.contains("CONTENT-OF-A"));
-    assert!(results[1].text.contains("b.md"));
-    let sent: Vec<Option<String>> = requests[1]
-        .assistant_tool_calls()
-        .into_iter()
-        .map(|c| c.id)
+    let second = &requests[1];
+    let results = second.tool_results();
+    assert_eq!(results.len(), 2, "{}", second.raw_body);
+    assert!(results[0].text.contains("CONTENT-OF-A"), "{results:#?}");
+    assert!(results[1].text.contains("b.md"), "{results:#?}");
+    let sent = second.assistant_tool_calls();
+    let sent_names: Vec<&str> = sent.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(sent_names, ["read_file", "grep"], "{}", second.raw_body);
+    let roles: Vec<&str> = second.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["role"].as_str())
+        .filter(|r| *r != "system")
         .collect();
-    assert_eq!(
-        sent,
-        [Some("call_a".to_owned()), Some("call_b".to_owned())],
-        "one assistant message carries both calls"
-    );
+    match wire {
+        Wire::OpenAi | Wire::Anthropic => {
+            let result_ids: Vec<Option<&str>> =
+                results.iter().map(|r| r.call_id.as_deref()).collect();
+            assert_eq!(
+                result_ids,
+                [Some("call_a"), Some("call_b")],
+                "{}",
+                second.raw_body
+            );
+            let sent_ids: Vec<Option<&str>> = sent.iter().map(|c| c.id.as_deref()).collect();
+            assert_eq!(sent_ids, [Some("call_a"), Some("call_b")]);
+        }
+        Wire::Ollama => {
+            let names: Vec<Option<&str>> = results.iter().map(|r| r.tool_name.as_deref()).collect();
+            assert_eq!(names, [Some("read_file"), Some("grep")]);
+        }
+    }
+    // One assistant message carries both calls; the results follow it (Anthropic: both
+    // tool_result blocks in the one user message after it).
+    let expected_roles: &[&str] = match wire {
+        Wire::Anthropic => &["user", "assistant", "user"],
+        Wire::OpenAi | Wire::Ollama => &["user", "assistant", "tool", "tool"],
+    };
+    assert_eq!(roles, expected_roles, "{}", second.raw_body);
+}
+
+#[tokio::test]
+async fn openai_two_tool_calls_in_one_answer_run_in_order_and_both_results_go_back() {
+    two_tool_calls_in_one_answer(Wire::OpenAi).await;
+}
+
+#[tokio::test]
+async fn anthropic_two_tool_calls_in_one_answer_run_in_order_and_both_results_go_back() {
+    two_tool_calls_in_one_answer(Wire::Anthropic).await;
+}
+
+#[tokio::test]
+async fn ollama_two_tool_calls_in_one_answer_run_in_order_and_both_results_go_back() {
+    two_tool_calls_in_one_answer(Wire::Ollama).await;
 }
 
 #[tokio::test]
@@ -221,7 +275,9 @@ async fn max_turn_requests_stops_a_model_that_always_calls_tools_after_exactly_t
     env.write_config("max_turn_requests = 3\n");
     let lines: String = (1..=10).map(|i| format!("line {i}\n")).collect();
     std::fs::write(env.workspace().join("a.txt"), lines).unwrap();
-    for i in 0..6 {
+    // Every answer calls a tool. A fourth request would get the mock's default text answer
+    // (and end the turn with end_turn).
+    for i in 0..3 {
         mock.enqueue(MockReply::tool(
             &format!("call_{i}"),
             "read_file",
@@ -332,8 +388,21 @@ async fn paths_outside_the_session_directory_are_refused_and_nothing_is_read_or_
                 "write_file",
                 json!({"path": "../escaped.txt", "content": "nope"}),
             )
-            .tool_call("call_list", "list_dir", json!({"path": ".."})),
+            .tool_call("call_list", "list_dir", json!({"path": ".."}))
+            .tool_call(
+                "call_glob",
+                "glob",
+                json!({"pattern": "*.txt", "path": ".."}),
+            )
+            .tool_call(
+                "call_grep",
+                "grep",
+                json!({"pattern": "OUTSIDE-SECRET", "path": ".."}),
+            )
+            .tool_call("call_link", "read_file", json!({"path": "link.txt"})),
     );
+    // A symlink inside the workspace that points outside it.
+    std::os::unix::fs::symlink(&outside, env.workspace().join("link.txt")).unwrap();
     mock.enqueue(MockReply::text(["Refused, fine."]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
@@ -343,21 +412,30 @@ async fn paths_outside_the_session_directory_are_refused_and_nothing_is_read_or_
     assert_eq!(turn.stop_reason(), "end_turn");
 
     let calls = turn.tool_calls();
-    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert_eq!(calls.len(), 7, "{calls:#?}");
     for c in &calls {
         assert_eq!(c.final_status(), "failed", "{c:#?}");
-        assert!(!c.text().trim().is_empty(), "a failed call says why: {c:#?}");
+        assert!(
+            !c.text().trim().is_empty(),
+            "a failed call says why: {c:#?}"
+        );
         assert!(!c.statuses().contains(&"completed".to_owned()));
     }
-    assert!(!escaped.exists(), "nothing is written outside the session directory");
+    assert!(
+        !escaped.exists(),
+        "nothing is written outside the session directory"
+    );
     let body = &mock.model_requests()[1];
     assert!(
         !body.raw_body.contains("OUTSIDE-SECRET-CONTENT"),
         "nothing outside is read"
     );
-    assert!(!body.raw_body.contains("root:x:0:0"), "/etc/passwd is not read");
+    assert!(
+        !body.raw_body.contains("root:x:0:0"),
+        "/etc/passwd is not read"
+    );
     let results = body.tool_results();
-    assert_eq!(results.len(), 4, "every refused call still gets a result");
+    assert_eq!(results.len(), 7, "every refused call still gets a result");
     for r in &results {
         assert!(!r.text.trim().is_empty(), "{r:#?}");
     }
@@ -401,4 +479,52 @@ async fn additional_directories_are_inside_the_sandbox() {
             .text
             .contains("SHARED-DIR-CONTENT")
     );
+}
+
+async fn unknown_tool_and_bad_arguments(wire: Wire) {
+    let mock = MockLlm::start().await;
+    let env = env_for(wire, &mock);
+    mock.enqueue(
+        MockReply::text(Vec::<String>::new())
+            .tool_call("call_unknown", "teleport", json!({"to": "mars"}))
+            .tool_call("call_bad", "read_file", json!({"file": "a.txt"})),
+    );
+    mock.enqueue(MockReply::text(["Sorry."]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, "Go").await;
+    assert_eq!(
+        turn.stop_reason(),
+        "end_turn",
+        "bad calls do not end the turn"
+    );
+    assert_eq!(turn.text(), "Sorry.");
+    let calls = turn.tool_calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for c in &calls {
+        assert_eq!(c.final_status(), "failed", "{c:#?}");
+    }
+    let results = mock.model_requests()[1].tool_results();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results[0].text.contains("teleport") && results[0].text.contains("read_file"),
+        "an unknown tool is named, with the real ones: {results:#?}"
+    );
+    assert!(results[1].text.contains("path"), "{results:#?}");
+    if wire == Wire::Anthropic {
+        assert!(
+            results.iter().all(|r| r.is_error == Some(true)),
+            "failed results are marked is_error: {results:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn openai_unknown_tools_and_bad_arguments_fail_the_call_and_the_model_is_told() {
+    unknown_tool_and_bad_arguments(Wire::OpenAi).await;
+}
+
+#[tokio::test]
+async fn anthropic_unknown_tools_and_bad_arguments_fail_the_call_and_the_model_is_told() {
+    unknown_tool_and_bad_arguments(Wire::Anthropic).await;
 }

@@ -43,7 +43,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// One MCP server, as configured by the editor or the project.
-#[derive(Clone, PartialEq, Eq)]
+/// Serialized (for the daemon socket, owner-only) with values; `Debug` hides them.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "transport", rename_all = "snake_case")]
 pub enum McpServerConfig {
     /// A child process speaking MCP on stdin/stdout.
     Stdio {

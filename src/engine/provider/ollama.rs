@@ -5,7 +5,6 @@
 //! thinking and tool calls reliably and needs no key. Ollama gives tool calls no id, so ids
 //! `call_<n>` are made up here, numbered across the process so they never repeat in a session.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -33,7 +32,7 @@ const LABELS: Labels = Labels {
 };
 
 /// Source of the made-up tool call ids.
-static NEXT_CALL_ID: AtomicU64 = AtomicU64::new(1);
+
 
 /// A native Ollama endpoint.
 pub struct OllamaProvider {
@@ -334,7 +333,7 @@ fn tool_call(call: WireToolCall) -> ToolCall {
     let id = call
         .id
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| format!("call_{}", NEXT_CALL_ID.fetch_add(1, Ordering::Relaxed)));
+        .unwrap_or_else(new_call_id);
     let arguments = match call.function.arguments {
         Value::Null => json!({}),
         // Some models send the arguments as a JSON string.
@@ -351,3 +350,9 @@ fn tool_call(call: WireToolCall) -> ToolCall {
 
 #[cfg(test)]
 mod tests;
+
+/// Ollama sends no call ids; make one that stays unique across restarts, because history
+/// pairs calls with their results by id.
+fn new_call_id() -> String {
+    format!("call_{}", uuid::Uuid::new_v4().simple())
+}

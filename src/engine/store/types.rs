@@ -20,7 +20,7 @@ pub struct NewSession {
 }
 
 /// A session as stored. Times are Unix milliseconds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     pub id: String,
     pub title: Option<String>,
@@ -36,7 +36,8 @@ pub struct SessionRecord {
 }
 
 /// Whether a session can still take prompts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     Active,
     Closed,
@@ -127,7 +128,8 @@ impl NewMessage {
 }
 
 /// How the turn that produced a message ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Complete,
     Cancelled,
@@ -156,7 +158,7 @@ impl MessageStatus {
 }
 
 /// A message as stored. `seq` numbers a session's messages 1, 2, 3, … in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {
     pub seq: i64,
     pub role: Role,
@@ -169,7 +171,7 @@ pub struct StoredMessage {
 }
 
 /// One page of [`SessionStore::list_sessions`](super::SessionStore::list_sessions).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ListQuery {
     /// Only sessions whose cwd is exactly this path.
     pub cwd: Option<PathBuf>,
@@ -180,7 +182,7 @@ pub struct ListQuery {
 }
 
 /// Sessions, most recently updated first.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionPage {
     pub sessions: Vec<SessionRecord>,
     /// Pass this back to get the next page; `None` on the last page.

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::provider::ToolSpec;
 
 /// What a tool does, for icons in the editor and for the permission policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ToolKind {
     Read,
     Edit,
@@ -67,7 +68,7 @@ impl ToolKind {
 }
 
 /// A place in a file the editor can follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Location {
     /// Absolute path.
     pub path: PathBuf,
@@ -76,7 +77,8 @@ pub struct Location {
 }
 
 /// Something the editor shows for a tool call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Display {
     /// Plain or Markdown text.
     Text(String),
@@ -170,6 +172,9 @@ pub struct CommandRequest {
     pub timeout: std::time::Duration,
     /// Output beyond this many bytes is cut (the end is kept).
     pub output_limit: usize,
+    /// The tool call this command belongs to, so the editor can embed the terminal in it as
+    /// soon as the terminal exists (before it is released).
+    pub tool_call_id: Option<String>,
 }
 
 /// No editor: everything runs locally.
@@ -210,6 +215,8 @@ pub struct ToolContext {
     pub redactor: Arc<redact::Redactor>,
     /// Timeout for `shell` calls.
     pub shell_timeout: std::time::Duration,
+    /// The id of the tool call being run (set per call).
+    pub call_id: Option<String>,
 }
 
 /// A tool the model can call.

@@ -97,7 +97,7 @@ async fn shell(cx: &ToolContext, args: &Value) -> Result<ToolOutput, String> {
 }
 
 async fn run_in_editor(cx: &ToolContext, command: String, timeout: Duration) -> Result<ToolOutput, String> {
-    let request = CommandRequest { command, cwd: cx.cwd.clone(), timeout, output_limit: OUTPUT_LIMIT };
+    let request = CommandRequest { command, cwd: cx.cwd.clone(), timeout, output_limit: OUTPUT_LIMIT, tool_call_id: cx.call_id.clone() };
     let run = cx
         .host
         .run_command(request, cx.cancel.clone())

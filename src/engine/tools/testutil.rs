@@ -22,6 +22,7 @@ pub fn context(dir: &Path) -> ToolContext {
         cancel: CancellationToken::new(),
         redactor: Arc::new(Redactor::default()),
         shell_timeout: Duration::from_secs(30),
+        call_id: None,
     }
 }
 

@@ -243,7 +243,10 @@ impl RecordedRequest {
                         .get("tool_call_id")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
-                    tool_name: m.get("tool_name").and_then(Value::as_str).map(str::to_owned),
+                    tool_name: m
+                        .get("tool_name")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     text: text_of(m.get("content")),
                     is_error: None,
                 });
@@ -278,7 +281,12 @@ impl RecordedRequest {
             if m.get("role").and_then(Value::as_str) != Some("assistant") {
                 continue;
             }
-            for c in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            for c in m
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let f = &c["function"];
                 let arguments = match &f["arguments"] {
                     Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
@@ -290,7 +298,12 @@ impl RecordedRequest {
                     arguments,
                 });
             }
-            for b in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+            for b in m
+                .get("content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if b.get("type").and_then(Value::as_str) == Some("tool_use") {
                     out.push(SentToolCall {
                         id: b.get("id").and_then(Value::as_str).map(str::to_owned),

@@ -22,10 +22,19 @@ impl ToolCallView {
     }
 
     /// The statuses reported, in order (start first; updates without a status are skipped).
+    /// A `tool_call` without `status` counts as `pending`, the schema's default.
     pub fn statuses(&self) -> Vec<String> {
-        self.all()
-            .iter()
-            .filter_map(|u| u["status"].as_str().map(str::to_owned))
+        let start = self
+            .start
+            .as_ref()
+            .map(|s| s["status"].as_str().unwrap_or("pending").to_owned());
+        start
+            .into_iter()
+            .chain(
+                self.updates
+                    .iter()
+                    .filter_map(|u| u["status"].as_str().map(str::to_owned)),
+            )
             .collect()
     }
 
@@ -61,7 +70,10 @@ impl ToolCallView {
 
     /// The current content items.
     pub fn content(&self) -> Vec<Value> {
-        self.latest("content").as_array().cloned().unwrap_or_default()
+        self.latest("content")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The text of the current `{type: "content", content: {type: "text"}}` items, joined.
@@ -131,7 +143,8 @@ pub fn tool_calls(updates: &[Value]) -> Vec<ToolCallView> {
 }
 
 /// The tool-call notifications in order as `(sessionUpdate, toolCallId, status)`; the
-/// status is `""` when the notification carries none.
+/// status is `""` when an update carries none, and `pending` (the schema's default) when a
+/// `tool_call` carries none.
 pub fn tool_events(updates: &[Value]) -> Vec<(String, String, String)> {
     updates
         .iter()
@@ -141,7 +154,14 @@ pub fn tool_events(updates: &[Value]) -> Vec<(String, String, String)> {
             (
                 update_kind(p).to_owned(),
                 u["toolCallId"].as_str().unwrap_or("").to_owned(),
-                u["status"].as_str().unwrap_or("").to_owned(),
+                u["status"]
+                    .as_str()
+                    .unwrap_or(if update_kind(p) == "tool_call" {
+                        "pending"
+                    } else {
+                        ""
+                    })
+                    .to_owned(),
             )
         })
         .collect()

@@ -1,0 +1,237 @@
+//! Connects to the daemon's control socket: a jsonrpsee WebSocket client over a `UnixStream`.
+//!
+//! [`Client::connect`] refuses a daemon that speaks another protocol version (after an
+//! upgrade, the old daemon keeps running until restarted). [`Client::into_engine`] gives a
+//! [`RemoteEngine`], the [`EngineApi`](crate::engine::EngineApi) that `ratchet acp` hands to
+//! the ACP bridge in daemon mode.
+
+mod remote_engine;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonrpsee::async_client::{Client as RpcClient, ClientBuilder};
+use jsonrpsee::client_transport::ws::{Url, WsTransportClientBuilder};
+use jsonrpsee::core::ClientError as RpcError;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::traits::ToRpcParams;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::protocol::{self, Health, IdParams, method};
+use crate::engine::EngineError;
+
+pub use remote_engine::RemoteEngine;
+
+/// How long connecting (socket + WebSocket handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one request may wait for its answer. Requests are quick (turns stream through
+/// subscriptions); a daemon this slow is stuck.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Items buffered per subscription before the client gives up on it (lag). A turn's pump
+/// drains promptly; this absorbs a burst while the editor is slow to read.
+const SUBSCRIPTION_BUFFER: usize = 16 * 1024;
+
+/// Why talking to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No socket, or nobody listens on it. Holds `RATCHET_HOME`.
+    #[error("no daemon is running on RATCHET_HOME={0}; start one with `ratchet daemon start -b`")]
+    NotRunning(String),
+    /// The daemon speaks another protocol version.
+    #[error("{0}")]
+    Incompatible(String),
+    /// The daemon failed the call, or the connection broke.
+    #[error("{0}")]
+    Rpc(String),
+    /// The daemon's engine refused (unknown session, busy, ...).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A connection to the daemon. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    rpc: Arc<RpcClient>,
+    socket: PathBuf,
+}
+
+impl Client {
+    /// Connects to the daemon listening on `socket` and checks that it speaks our protocol.
+    pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
+        let not_running = || ClientError::NotRunning(socket.parent().unwrap_or(socket).display().to_string());
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::UnixStream::connect(socket)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+                return Err(not_running());
+            }
+            Ok(Err(e)) => return Err(ClientError::Rpc(format!("cannot connect to the daemon at {}: {e}; check its permissions, or run `ratchet daemon restart`", socket.display()))),
+            Err(_) => return Err(stuck(socket)),
+        };
+        // The host is only a name in the HTTP upgrade request; the stream is already connected.
+        let url = Url::parse("ws://ratchet-daemon/").map_err(|e| ClientError::Rpc(e.to_string()))?;
+        let (tx, rx) = match tokio::time::timeout(CONNECT_TIMEOUT, WsTransportClientBuilder::default().build_with_stream(url, stream)).await {
+            Ok(Ok(pair)) => pair,
+            // A daemon stopping right now closes the connection during the handshake.
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "control socket handshake failed");
+                return Err(not_running());
+            }
+            Err(_) => return Err(stuck(socket)),
+        };
+        let rpc = ClientBuilder::default()
+            .request_timeout(REQUEST_TIMEOUT)
+            .max_buffer_capacity_per_subscription(SUBSCRIPTION_BUFFER)
+            .build_with_tokio(tx, rx);
+        let client = Client { rpc: Arc::new(rpc), socket: socket.to_path_buf() };
+        let health = match client.health().await {
+            Ok(h) => h,
+            Err(ClientError::Rpc(e)) => {
+                return Err(ClientError::Incompatible(format!(
+                    "the daemon at {} did not answer {} ({e}); it is probably another ratchet version: run `ratchet daemon restart`",
+                    socket.display(),
+                    method::HEALTH
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        check_protocol(&health)?;
+        Ok(client)
+    }
+
+    /// The socket this client is connected to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's version, pid, uptime and load.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(method::HEALTH, ()).await
+    }
+
+    /// Asks the daemon to stop (it cancels running turns, saving what they have).
+    pub async fn shutdown(&self) -> Result<(), ClientError> {
+        self.stop(method::SHUTDOWN).await
+    }
+
+    /// Asks the daemon to reload (re-read its configuration).
+    pub async fn reload(&self) -> Result<(), ClientError> {
+        self.stop(method::RELOAD).await
+    }
+
+    /// Cancels a session's turn and closes it in the daemon; true if a turn was running.
+    pub async fn kill_session(&self, id: &str) -> Result<bool, ClientError> {
+        self.call(method::KILL, IdParams { id: id.to_string() }).await
+    }
+
+    /// Kills a session and deletes it and its history from the store.
+    pub async fn delete_session(&self, id: &str) -> Result<(), ClientError> {
+        self.call(method::DELETE, IdParams { id: id.to_string() }).await
+    }
+
+    /// The daemon's engine, for the ACP bridge and the CLI.
+    pub fn into_engine(self) -> RemoteEngine {
+        RemoteEngine::new(self)
+    }
+
+    async fn stop(&self, name: &str) -> Result<(), ClientError> {
+        match self.call::<()>(name, ()).await {
+            // The daemon may close the connection before its reply gets out: that is success.
+            Err(ClientError::Rpc(_)) if !self.rpc.is_connected() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Calls `name` with `params` as one JSON object (or none for `()`).
+    async fn call<R: DeserializeOwned>(&self, name: &str, params: impl Serialize + Send) -> Result<R, ClientError> {
+        self.rpc.request(name, Json(params)).await.map_err(|e| rpc_error(name, e))
+    }
+}
+
+/// Refuses a daemon whose protocol differs from ours.
+pub fn check_protocol(health: &Health) -> Result<(), ClientError> {
+    if health.protocol == protocol::PROTOCOL_VERSION {
+        return Ok(());
+    }
+    Err(ClientError::Incompatible(format!(
+        "daemon speaks protocol {} (ratchet {}), this ratchet speaks {}; run `ratchet daemon restart`",
+        health.protocol,
+        health.version,
+        protocol::PROTOCOL_VERSION
+    )))
+}
+
+fn stuck(socket: &Path) -> ClientError {
+    ClientError::Rpc(format!(
+        "the daemon at {} accepted the connection but did not answer within {}s; run `ratchet daemon restart`",
+        socket.display(),
+        CONNECT_TIMEOUT.as_secs()
+    ))
+}
+
+/// A jsonrpsee error as ours: engine errors are rebuilt, the rest say what broke.
+fn rpc_error(name: &str, e: RpcError) -> ClientError {
+    match e {
+        RpcError::Call(obj) => {
+            let data = obj.data().and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok());
+            match protocol::engine_error_from_rpc(obj.message(), data.as_ref()) {
+                Some(engine) => ClientError::Engine(engine),
+                None => ClientError::Rpc(format!("the daemon refused {name}: {}", obj.message())),
+            }
+        }
+        RpcError::RequestTimeout => ClientError::Rpc(format!(
+            "the daemon did not answer {name} within {}s; check `ratchet daemon status`",
+            REQUEST_TIMEOUT.as_secs()
+        )),
+        RpcError::ParseError(e) => ClientError::Rpc(format!(
+            "the daemon's answer to {name} did not parse ({e}); it may be another ratchet version: run `ratchet daemon restart`"
+        )),
+        other => ClientError::Rpc(format!("lost the connection to the ratchet daemon ({other}); check `ratchet daemon status`")),
+    }
+}
+
+/// Params as one JSON object; `()` sends none.
+struct Json<T>(T);
+
+impl<T: Serialize> ToRpcParams for Json<T> {
+    fn to_rpc_params(self) -> Result<Option<Box<RawValue>>, serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(&self.0)?;
+        Ok(if raw.get() == "null" { None } else { Some(raw) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health(protocol: u32) -> Health {
+        Health { version: "9.9.9".into(), protocol, pid: 1, uptime_ms: 0, sessions: 0, running_turns: 0, socket: "/s".into() }
+    }
+
+    #[test]
+    fn another_protocol_version_is_refused_with_what_to_do() {
+        assert!(check_protocol(&health(protocol::PROTOCOL_VERSION)).is_ok());
+        let e = check_protocol(&health(protocol::PROTOCOL_VERSION + 1)).unwrap_err().to_string();
+        let want = format!("daemon speaks protocol {}", protocol::PROTOCOL_VERSION + 1);
+        assert!(e.contains(&want) && e.contains("ratchet daemon restart"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn no_socket_means_not_running_and_names_the_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(e) = Client::connect(&dir.path().join("daemon.sock")).await else { panic!("connected to nothing") };
+        assert!(matches!(e, ClientError::NotRunning(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(&dir.path().display().to_string()) && text.contains("ratchet daemon start -b"), "{text}");
+    }
+
+    #[test]
+    fn unit_params_are_sent_as_none() {
+        assert!(Json(()).to_rpc_params().unwrap().is_none());
+        assert_eq!(Json(IdParams { id: "a".into() }).to_rpc_params().unwrap().unwrap().get(), r#"{"id":"a"}"#);
+    }
+}

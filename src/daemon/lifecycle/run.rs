@@ -1,0 +1,288 @@
+//! The daemon process itself: `ratchet daemon start` in the foreground.
+//!
+//! Order matters. Take the lock (or fail at once), clean up what a crashed daemon left,
+//! read a reload checkpoint, open the engine, bind the socket (0600), then serve until a
+//! signal, an RPC or the idle timer says stop or reload. Stopping cancels running turns and
+//! waits until they saved (`Engine::shutdown`), removes the socket and pid file while still
+//! holding the lock, then releases it. A reload also writes the checkpoint; the caller then
+//! `exec`s the new binary ([`exec_reload`]) once the runtime is gone.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::checkpoint::{self, Checkpoint, InterruptedTurn};
+use super::lock::DaemonLock;
+use super::socket;
+use crate::daemon::server::{self, DaemonInfo, ServerControl};
+use crate::engine::config::EngineConfig;
+use crate::engine::store::MessageStatus;
+use crate::engine::{Engine, ListQuery};
+
+/// How a daemon run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Stopped for good.
+    Stopped,
+    /// Handing over: the caller drops its runtime and calls [`exec_reload`].
+    Reload(ReloadPlan),
+}
+
+/// The binary and arguments a reloading daemon `exec`s.
+#[derive(Debug, Clone)]
+pub struct ReloadPlan {
+    pub exe: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// Runs the daemon in this process until it is stopped or asked to reload. Logs go where
+/// `crate::logging` sends them; nothing is written to stdout.
+pub async fn run_daemon(config: EngineConfig) -> anyhow::Result<Outcome> {
+    let started_at_ms = now_ms();
+    // Resolved now: an upgrade may replace the file before a reload.
+    let exe = current_exe()?;
+    let home = std::path::absolute(&config.home).unwrap_or_else(|_| config.home.clone());
+    let lock = DaemonLock::acquire(&home)?;
+    let served = serve_locked(config, &home, &lock, started_at_ms).await;
+    lock.release();
+    let reload = served?;
+    tracing::info!(reload, "daemon stopped");
+    Ok(if reload {
+        Outcome::Reload(ReloadPlan { exe, args: std::env::args_os().skip(1).collect() })
+    } else {
+        Outcome::Stopped
+    })
+}
+
+/// Replaces this process with the new binary. Call it only after the async runtime has
+/// shut down and the log writer has flushed. Returns only if `exec` failed.
+pub fn exec_reload(plan: ReloadPlan) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(&plan.exe).args(&plan.args).exec()
+}
+
+/// Everything that happens while the lock is held. `Ok(true)` means reload.
+async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, started_at_ms: i64) -> anyhow::Result<bool> {
+    let paths = lock.paths().clone();
+    for note in lock.clean_stale().with_context(|| format!("cannot clean up after a previous daemon in {}", home.display()))? {
+        tracing::warn!("removed the {note} of a daemon that did not exit cleanly");
+    }
+    resume_from_checkpoint(home);
+    let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
+    let engine = Engine::open(config)
+        .await
+        .with_context(|| format!("cannot open the session store in {}", home.display()))?;
+    let listener = socket::bind_private(&paths.socket)
+        .with_context(|| format!("cannot bind the control socket {}", paths.socket.display()))?;
+    // Accepted connections carry the address the listener was bound to (the staging path).
+    let bound = listener.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
+
+    let control = ServerControl::default();
+    let watchers = TaskTracker::new();
+    let stop_watchers = CancellationToken::new();
+    watchers.spawn(watch_signals(signals()?, control.clone(), stop_watchers.clone()));
+    if let Some(timeout) = idle_timeout {
+        watchers.spawn(watch_idle(engine.clone(), timeout, bound, control.clone(), stop_watchers.clone()));
+    }
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        started_at_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        socket: paths.socket.clone(),
+    };
+    tracing::info!(pid = info.pid, socket = %paths.socket.display(), version = %info.version, ?idle_timeout, "daemon ready");
+    let served = server::serve(listener, engine.clone(), info, control.clone()).await;
+    stop_watchers.cancel();
+    watchers.close();
+    watchers.wait().await;
+
+    let reload = control.reload.is_cancelled() && !control.shutdown.is_cancelled();
+    let running = engine.running_turns();
+    let stop_began_ms = now_ms();
+    tracing::info!(reload, running_turns = running, "stopping: cancelling running turns and saving them");
+    engine.shutdown().await;
+    if reload {
+        let checkpoint = checkpoint_of(&engine, started_at_ms, stop_began_ms).await;
+        tracing::info!(open = checkpoint.open_sessions.len(), interrupted = checkpoint.interrupted_turns.len(), "writing the reload checkpoint");
+        checkpoint::write(home, &checkpoint).with_context(|| format!("cannot write {}", checkpoint::path(home).display()))?;
+    }
+    served.with_context(|| format!("the control socket {} failed", paths.socket.display()))?;
+    Ok(reload)
+}
+
+fn current_exe() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this program's path (needed to reload)")?;
+    // Linux names a replaced binary "<path> (deleted)"; the new file is at <path>.
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    })
+}
+
+/// Logs what the previous process handed over, and deletes the checkpoint.
+fn resume_from_checkpoint(home: &Path) {
+    match checkpoint::take(home) {
+        Ok(None) => {}
+        Ok(Some(cp)) => tracing::info!(
+            from_version = %cp.version,
+            sessions = ?cp.open_sessions,
+            interrupted = ?cp.interrupted_turns,
+            "resumed after a reload: {} session(s) were active, {} turn(s) were cancelled and saved; editors re-open sessions with session/load",
+            cp.open_sessions.len(),
+            cp.interrupted_turns.len(),
+        ),
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
+/// The checkpoint, from the store: the engine does not list its open sessions, so "open"
+/// means used (created, prompted, re-rooted) since this process started, and "interrupted"
+/// means its last message was stored as cancelled after stopping began.
+async fn checkpoint_of(engine: &Engine, started_at_ms: i64, stop_began_ms: i64) -> Checkpoint {
+    let mut open_sessions = Vec::new();
+    let mut interrupted_turns = Vec::new();
+    let mut cursor = None;
+    'pages: loop {
+        let query = ListQuery { cwd: None, cursor, limit: 200 };
+        let page = match engine.list_sessions(query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list sessions for the reload checkpoint");
+                break;
+            }
+        };
+        for s in page.sessions {
+            if s.updated_at < started_at_ms {
+                break 'pages; // newest first: the rest predate this process
+            }
+            if s.updated_at >= stop_began_ms {
+                let last = engine.history(&s.id).await.ok().and_then(|h| h.into_iter().last());
+                if let Some(m) = last.filter(|m| m.status == MessageStatus::Cancelled) {
+                    interrupted_turns.push(InterruptedTurn { session: s.id.clone(), message_seq: m.seq });
+                }
+            }
+            open_sessions.push(s.id);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Checkpoint {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        written_at_ms: now_ms(),
+        open_sessions,
+        interrupted_turns,
+    }
+}
+
+/// The signals the daemon handles, registered before it serves so none is missed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+fn signals() -> anyhow::Result<Signals> {
+    let register = |kind| signal(kind).context("cannot install the daemon's signal handlers");
+    Ok(Signals {
+        term: register(SignalKind::terminate())?,
+        int: register(SignalKind::interrupt())?,
+        usr1: register(SignalKind::user_defined1())?,
+    })
+}
+
+/// SIGTERM and SIGINT stop gracefully; SIGUSR1 reloads.
+async fn watch_signals(mut s: Signals, control: ServerControl, stop: CancellationToken) {
+    tokio::select! {
+        () = stop.cancelled() => {}
+        _ = s.term.recv() => {
+            tracing::info!("SIGTERM: stopping");
+            control.shutdown.cancel();
+        }
+        _ = s.int.recv() => {
+            tracing::info!("SIGINT: stopping");
+            control.shutdown.cancel();
+        }
+        _ = s.usr1.recv() => {
+            tracing::info!("SIGUSR1: reloading");
+            control.reload.cancel();
+        }
+    }
+}
+
+/// Stops the daemon after `timeout` with no running turns and no control connections.
+///
+/// The server does not expose a connection count, so connections are counted from
+/// `/proc/net/unix` (accepted sockets carry the listener's bound path). Where that file is
+/// unreadable, idle means only "no running turns".
+async fn watch_idle(engine: Engine, timeout: Duration, bound: Option<PathBuf>, control: ServerControl, stop: CancellationToken) {
+    let mut tick = tokio::time::interval((timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let mut idle_since = Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let connections = bound.as_deref().and_then(connections_to).unwrap_or(0);
+        if engine.running_turns() > 0 || connections > 0 {
+            idle_since = Instant::now();
+        } else if idle_since.elapsed() >= timeout {
+            tracing::info!(?timeout, "idle: no connections and no running turns; stopping");
+            control.shutdown.cancel();
+            return;
+        }
+    }
+}
+
+/// Connected sockets accepted on the listener bound at `bound`, from `/proc/net/unix`
+/// (columns: Num RefCount Protocol Flags Type St Inode Path; St 03 = connected).
+fn connections_to(bound: &Path) -> Option<usize> {
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    let bound = bound.to_str()?;
+    Some(
+        table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                cols.len() >= 8 && cols[5] == "03" && cols[7..].join(" ") == bound
+            })
+            .count(),
+    )
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_are_counted_by_bound_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.sock");
+        let listener = socket::bind_private(&path).unwrap();
+        let bound = listener.local_addr().unwrap().as_pathname().unwrap().to_path_buf();
+        if connections_to(&bound).is_none() {
+            return; // no /proc here: the idle timer falls back to running turns only
+        }
+        assert_eq!(connections_to(&bound), Some(0));
+        let (client, accepted) = tokio::join!(tokio::net::UnixStream::connect(&path), listener.accept());
+        let (client, accepted) = (client.unwrap(), accepted.unwrap());
+        assert_eq!(connections_to(&bound), Some(1));
+        drop((client, accepted));
+        assert_eq!(connections_to(&bound), Some(0));
+    }
+}

@@ -1,0 +1,129 @@
+//! The control API's request/response methods: one small handler per [`EngineApi`] call,
+//! plus `daemon.*`. Subscriptions are in `turns`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::types::ErrorObjectOwned;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{State, turns};
+use crate::daemon::protocol::{
+    self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, OpenParams, SetParams, method,
+};
+use crate::engine::{EngineApi, EngineError, ListQuery};
+
+/// Gives the `daemon.shutdown`/`daemon.reload` reply time to leave before connections close.
+const STOP_REPLY_DELAY: Duration = Duration::from_millis(50);
+
+/// Every method and subscription of the control API, bound to `state`.
+pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMethodError> {
+    let mut m = RpcModule::from_arc(state);
+    m.register_async_method(method::HEALTH, |_, s, _| async move { health(&s).await })?;
+    m.register_async_method(method::SHUTDOWN, |_, s, _| async move { stop_soon(&s, false) })?;
+    m.register_async_method(method::RELOAD, |_, s, _| async move { stop_soon(&s, true) })?;
+
+    add(&mut m, method::CREATE, |s, p: CreateParams| async move { engine(EngineApi::create_session(&s.engine, p.cwd, p.dirs, p.mcp).await) })?;
+    add(&mut m, method::OPEN, |s, p: OpenParams| async move { engine(EngineApi::open_session(&s.engine, p.id, p.cwd, p.dirs, p.mcp).await) })?;
+    add(&mut m, method::CLOSE, |s, p: IdParams| async move { engine(EngineApi::close_session(&s.engine, p.id).await) })?;
+    add(&mut m, method::GET, |s, p: IdParams| async move { engine(EngineApi::session(&s.engine, p.id).await) })?;
+    add(&mut m, method::LIST, |s, p: ListQuery| async move { engine(EngineApi::list_sessions(&s.engine, p).await) })?;
+    add(&mut m, method::HISTORY, |s, p: IdParams| async move { engine(EngineApi::history(&s.engine, p.id).await) })?;
+    add(&mut m, method::PLAN, |s, p: IdParams| async move { engine(EngineApi::plan(&s.engine, p.id).await) })?;
+    add(&mut m, method::SET_MODE, |s, p: SetParams| async move { engine(EngineApi::set_mode(&s.engine, p.id, p.value).await) })?;
+    add(&mut m, method::SET_MODEL, |s, p: SetParams| async move { engine(EngineApi::set_model(&s.engine, p.id, p.value).await) })?;
+    add(&mut m, method::DELETE, |s, p: IdParams| async move { engine(delete(&s, p.id).await) })?;
+    add(&mut m, method::KILL, |s, p: IdParams| async move { engine(kill(&s, p.id).await) })?;
+    add(&mut m, method::MODEL_OPTIONS, |s, p: ModelOptionsParams| async move {
+        Ok(EngineApi::model_options(&s.engine, p.current).await)
+    })?;
+    add(&mut m, method::CANCEL, |s, p: IdParams| async move { Ok(EngineApi::cancel(&s.engine, p.id).await) })?;
+    add(&mut m, method::ANSWER_PERMISSION, |s, p: AnswerParams| async move {
+        Ok(EngineApi::answer_permission(&s.engine, p.id, p.request_id, p.answer).await)
+    })?;
+    add(&mut m, method::HOST_REPLY, |s, p: HostReplyParams| async move {
+        if s.host_calls.reply(p.call_id, p.result) {
+            Ok(())
+        } else {
+            Err(ErrorObjectOwned::owned(
+                protocol::UNKNOWN_CALL,
+                format!("host call {} is not waiting (answered, cancelled or timed out); drop the reply", p.call_id),
+                None::<()>,
+            ))
+        }
+    })?;
+    turns::register(&mut m)?;
+    Ok(m)
+}
+
+/// Registers a method whose params are one object of type `P`.
+fn add<P, R, F, Fut>(m: &mut RpcModule<State>, name: &'static str, f: F) -> Result<(), RegisterMethodError>
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize + Clone + Send + 'static,
+    F: Fn(Arc<State>, P) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ErrorObjectOwned>> + Send + 'static,
+{
+    m.register_async_method(name, move |params, state, _| {
+        let f = f.clone();
+        async move {
+            let p: P = params.parse()?;
+            f(state, p).await
+        }
+    })?;
+    Ok(())
+}
+
+/// An engine result as a method result.
+fn engine<T>(result: Result<T, EngineError>) -> Result<T, ErrorObjectOwned> {
+    result.map_err(|e| rpc_error(&e))
+}
+
+/// An engine error on the wire (see [`protocol::engine_error_to_rpc`]).
+pub(super) fn rpc_error(e: &EngineError) -> ErrorObjectOwned {
+    let (code, message, data) = protocol::engine_error_to_rpc(e);
+    ErrorObjectOwned::owned(code, message, Some(data))
+}
+
+async fn health(s: &State) -> Result<Health, ErrorObjectOwned> {
+    let sessions = engine(s.engine.store().session_count().await.map_err(EngineError::from))?;
+    Ok(Health {
+        version: s.info.version.clone(),
+        protocol: protocol::PROTOCOL_VERSION,
+        pid: s.info.pid,
+        uptime_ms: u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        sessions,
+        running_turns: s.engine.running_turns(),
+        socket: s.info.socket.clone(),
+    })
+}
+
+/// Fires shutdown or reload just after this reply is on its way.
+fn stop_soon(s: &Arc<State>, reload: bool) -> Result<(), ErrorObjectOwned> {
+    let token = if reload { s.control.reload.clone() } else { s.control.shutdown.clone() };
+    tracing::info!(reload, "stop requested over the control API");
+    s.tasks.spawn(async move {
+        tokio::time::sleep(STOP_REPLY_DELAY).await;
+        token.cancel();
+    });
+    Ok(())
+}
+
+/// Stops the session's turn and closes it here; it stays in the store.
+async fn kill(s: &State, id: String) -> Result<bool, EngineError> {
+    EngineApi::session(&s.engine, id.clone()).await?;
+    let cancelled = s.engine.cancel(&id);
+    s.engine.close_session(&id);
+    Ok(cancelled)
+}
+
+/// Stops and closes the session, then deletes it and its history from the store.
+async fn delete(s: &State, id: String) -> Result<(), EngineError> {
+    kill(s, id.clone()).await?;
+    s.engine.store().delete_session(&id).await?;
+    Ok(())
+}

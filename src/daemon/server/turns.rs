@@ -1,0 +1,197 @@
+//! The two subscriptions: `turn.send` (a turn, streamed to the client that started it) and
+//! `session.subscribe` (a session's live events, for every other window).
+//!
+//! A turn belongs to the engine, not to the connection: when its subscriber goes away (the
+//! window closed, the client crashed) the pump keeps draining the turn's events so it runs to
+//! the end and is saved, tool calls stop going to the gone editor, and any permission question
+//! still open is answered `Cancelled` after [`DETACHED_PERMISSION_TIMEOUT`] unless someone
+//! (another window, with `turn.answer_permission`) answers it first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::server::{PendingSubscriptionSink, SubscriptionSink};
+use jsonrpsee::types::Params;
+use serde::Serialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::State;
+use super::methods::rpc_error;
+use super::remote_host::RemoteHost;
+use crate::daemon::protocol::{IdParams, SendParams, TurnItem, method};
+use crate::engine::{ChatEvent, EngineApi, PermissionAnswer, SessionEvent, TurnStream};
+
+/// How long a permission question of a turn whose subscriber has gone stays open before it
+/// is answered `Cancelled` (which stops the turn). Long enough for another window watching
+/// the session to answer it; short enough that a closed window does not hold a turn forever.
+pub const DETACHED_PERMISSION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Host calls queued between a turn's tools and its pump. A turn runs its tool calls one
+/// at a time, so a few slots are plenty.
+const HOST_ITEM_CAPACITY: usize = 8;
+
+pub(super) fn register(m: &mut RpcModule<State>) -> Result<(), RegisterMethodError> {
+    m.register_subscription(method::SEND, method::SEND_ITEM, method::SEND_UNSUBSCRIBE, |params, pending, state, _| {
+        send(params, pending, state)
+    })?;
+    m.register_subscription(method::SUBSCRIBE, method::SUBSCRIBE_ITEM, method::SUBSCRIBE_UNSUBSCRIBE, |params, pending, state, _| {
+        watch(params, pending, state)
+    })?;
+    Ok(())
+}
+
+/// `turn.send`: starts the turn (errors reject the subscription), then pumps it.
+async fn send(params: Params<'static>, pending: PendingSubscriptionSink, state: Arc<State>) {
+    let p: SendParams = match params.parse() {
+        Ok(p) => p,
+        Err(e) => return pending.reject(e).await,
+    };
+    let (items_tx, items_rx) = mpsc::channel(HOST_ITEM_CAPACITY);
+    let detached = CancellationToken::new();
+    let host = Arc::new(RemoteHost::new(p.host, state.host_calls.clone(), items_tx, detached.clone()));
+    let turn = match EngineApi::send_message(&state.engine, p.id.clone(), p.content, host).await {
+        Ok(turn) => turn,
+        Err(e) => return pending.reject(rpc_error(&e)).await,
+    };
+    let sink = pending.accept().await.ok();
+    let pump = Pump { state: state.clone(), session: p.id, detached, asked: Vec::new(), timers: JoinSet::new() };
+    // On the server's tracker, so stopping the server waits for it.
+    let _ = state.tasks.spawn(pump.run(turn, items_rx, sink)).await;
+}
+
+/// Forwards one turn to its subscriber for as long as there is one, and drains it after.
+struct Pump {
+    state: Arc<State>,
+    session: String,
+    detached: CancellationToken,
+    /// Permission questions put to the subscriber (answered or not).
+    asked: Vec<u64>,
+    /// Timers that answer questions `Cancelled`; dropped (aborted) when the pump ends.
+    timers: JoinSet<()>,
+}
+
+impl Pump {
+    async fn run(mut self, turn: TurnStream, mut host_items: mpsc::Receiver<TurnItem>, mut sink: Option<SubscriptionSink>) {
+        let mut events = turn.events;
+        if sink.is_none() {
+            self.detach(&mut host_items);
+        }
+        self.deliver(&mut sink, &mut host_items, &TurnItem::Started { turn: turn.turn }).await;
+        loop {
+            let attached = sink.is_some();
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    let last = matches!(event, ChatEvent::Complete { .. } | ChatEvent::Error { .. });
+                    if let ChatEvent::PermissionRequest(q) = &event {
+                        self.asked.push(q.request_id);
+                        if !attached {
+                            self.expire(q.request_id);
+                        }
+                    }
+                    self.deliver(&mut sink, &mut host_items, &TurnItem::Event(event)).await;
+                    if last {
+                        break;
+                    }
+                }
+                Some(item) = host_items.recv(), if attached => self.deliver(&mut sink, &mut host_items, &item).await,
+                () = closed(sink.as_ref()), if attached => {
+                    tracing::info!(session = %self.session, "the prompting client went away; the turn continues");
+                    sink = None;
+                    self.detach(&mut host_items);
+                }
+                // The server is stopping: stop listening. The turn goes on in the engine
+                // until its owner shuts the engine down (which cancels and saves it).
+                () = self.state.stopping.cancelled() => break,
+                Some(_) = self.timers.join_next(), if !self.timers.is_empty() => {}
+            }
+        }
+    }
+
+    /// Sends an item; a failed send means the subscriber is gone.
+    async fn deliver(&mut self, sink: &mut Option<SubscriptionSink>, host_items: &mut mpsc::Receiver<TurnItem>, item: &TurnItem) {
+        let Some(s) = sink.as_ref() else { return };
+        if !send_json(s, item).await {
+            *sink = None;
+            self.detach(host_items);
+        }
+    }
+
+    /// The subscriber is gone: fail host calls, and time out its open questions.
+    fn detach(&mut self, host_items: &mut mpsc::Receiver<TurnItem>) {
+        self.detached.cancel();
+        host_items.close();
+        for id in self.asked.clone() {
+            self.expire(id);
+        }
+    }
+
+    /// Answers question `id` with `Cancelled` after the timeout; a question answered
+    /// meanwhile is left alone by the engine.
+    fn expire(&mut self, id: u64) {
+        let engine = self.state.engine.clone();
+        let session = self.session.clone();
+        self.timers.spawn(async move {
+            tokio::time::sleep(DETACHED_PERMISSION_TIMEOUT).await;
+            if engine.answer_permission(&session, id, PermissionAnswer::Cancelled) {
+                tracing::info!(session, request = id, "nobody answered a detached turn's permission question; cancelled it");
+            }
+        });
+    }
+}
+
+/// `session.subscribe`: forwards the session's live events until the subscriber leaves.
+async fn watch(params: Params<'static>, pending: PendingSubscriptionSink, state: Arc<State>) {
+    let p: IdParams = match params.parse() {
+        Ok(p) => p,
+        Err(e) => return pending.reject(e).await,
+    };
+    let rx = match EngineApi::subscribe(&state.engine, p.id.clone()).await {
+        Ok(rx) => rx,
+        Err(e) => return pending.reject(rpc_error(&e)).await,
+    };
+    let Ok(sink) = pending.accept().await else { return };
+    let _ = state.tasks.spawn(forward(rx, sink, state.stopping.clone(), p.id)).await;
+}
+
+async fn forward(mut rx: broadcast::Receiver<SessionEvent>, sink: SubscriptionSink, stopping: CancellationToken, session: String) {
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            () = sink.closed() => return,
+            () = stopping.cancelled() => return,
+        };
+        match event {
+            Ok(event) => {
+                if !send_json(&sink, &event).await {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(n)) => tracing::warn!(session, skipped = n, "a session subscriber fell behind; events were dropped"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Sends one item as JSON; false if the subscriber is gone.
+async fn send_json(sink: &SubscriptionSink, item: &impl Serialize) -> bool {
+    match serde_json::value::to_raw_value(item) {
+        Ok(raw) => sink.send(raw).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a stream item; skipped");
+            true
+        }
+    }
+}
+
+async fn closed(sink: Option<&SubscriptionSink>) {
+    match sink {
+        Some(s) => s.closed().await,
+        None => std::future::pending().await,
+    }
+}
