@@ -35,3 +35,4 @@ mod secrets;
 mod tool_cancel;
 mod tool_history;
 mod tool_loop;
+mod mcp_servers;
