@@ -41,8 +41,8 @@ pub async fn clear(engine: &Engine, session_id: &str) -> Result<(), EngineError>
     Ok(())
 }
 
-/// Summarises all but the last `keep` messages (cut at a user message, so tool calls stay
-/// with their results).
+/// Summarises all but the last `keep` messages before the running turn (cut at a user
+/// message, so tool calls stay with their results).
 pub async fn compact(
     engine: &Engine,
     session_id: &str,
@@ -51,12 +51,15 @@ pub async fn compact(
     cancel: &CancellationToken,
 ) -> Result<Compacted, String> {
     let (history, old_summary) = context(engine, session_id).await.map_err(|e| e.to_string())?;
+    // The running turn (from its user message on, e.g. the `/compact` command itself) always
+    // stays; `keep` counts the messages before it.
+    let current = history.iter().rposition(|m| m.role == Role::User).unwrap_or(history.len());
     let keep = engine.config().compact_keep();
-    if history.len() <= keep {
+    if current <= keep {
         return Ok(Compacted::Nothing);
     }
-    let mut cut = history.len() - keep;
-    while cut < history.len() && history[cut].role != Role::User {
+    let mut cut = current - keep;
+    while cut < current && history[cut].role != Role::User {
         cut += 1;
     }
     if cut == 0 || cut >= history.len() {

@@ -17,6 +17,8 @@
 //! - `secrets`: secret values redacted from tool output
 //! - `tool_cancel`: session/cancel during permission questions and running commands
 //! - `tool_history`: tool calls replayed by session/load and resent to the model
+//! - `commands`: slash commands (the command list, /help, /mode, /model, /clear, /compact,
+//!   automatic compaction, /plan, /review) and unknown `/words` sent as text
 
 mod support;
 
@@ -36,3 +38,4 @@ mod tool_cancel;
 mod tool_history;
 mod tool_loop;
 mod mcp_servers;
+mod commands;
