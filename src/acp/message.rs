@@ -24,6 +24,8 @@ pub enum Incoming {
 
 /// Classifies one JSON value. On failure, returns the error to send and the id to send it
 /// with (`null` when the id could not be read).
+// The error tuple is large, but this is the cold path for malformed input.
+#[allow(clippy::result_large_err)]
 pub fn classify(value: Value) -> Result<Incoming, (Value, RpcError)> {
     let Value::Object(mut obj) = value else {
         return Err((Value::Null, RpcError::invalid_request("expected a JSON object")));
@@ -37,10 +39,10 @@ pub fn classify(value: Value) -> Result<Incoming, (Value, RpcError)> {
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return fail("\"jsonrpc\" must be \"2.0\"");
     }
-    if let Some(id) = &id {
-        if !matches!(id, Value::String(_) | Value::Number(_) | Value::Null) {
-            return fail("\"id\" must be a string, a number or null");
-        }
+    if let Some(id) = &id
+        && !matches!(id, Value::String(_) | Value::Number(_) | Value::Null)
+    {
+        return fail("\"id\" must be a string, a number or null");
     }
     match obj.remove("method") {
         Some(Value::String(method)) => {

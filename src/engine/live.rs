@@ -44,11 +44,11 @@ impl LiveHub {
     /// Publishes an event; free when nobody listens.
     pub fn publish(&self, session: &str, turn: u64, event: LiveEvent) {
         let mut channels = self.lock();
-        if let Some(tx) = channels.get(session) {
-            if tx.send(SessionEvent { turn, event }).is_err() {
-                // Every subscriber is gone.
-                channels.remove(session);
-            }
+        // A send error means every subscriber is gone.
+        if let Some(tx) = channels.get(session)
+            && tx.send(SessionEvent { turn, event }).is_err()
+        {
+            channels.remove(session);
         }
     }
 

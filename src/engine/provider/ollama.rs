@@ -31,9 +31,6 @@ const LABELS: Labels = Labels {
     url_env: "OLLAMA_HOST",
 };
 
-/// Source of the made-up tool call ids.
-
-
 /// A native Ollama endpoint.
 pub struct OllamaProvider {
     client: reqwest::Client,
