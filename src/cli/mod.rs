@@ -1,8 +1,11 @@
-//! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`.
+//! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`, `ratchet attach`,
+//! `ratchet daemon`.
 //!
 //! This is the only code allowed to print to stdout outside the protocol writer; in
 //! `ratchet acp` it prints nothing.
 
+mod acp;
+mod attach;
 mod daemon;
 mod exec;
 mod sessions;
@@ -12,8 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ratchet::acp;
-use ratchet::bridge::AcpAgent;
+use ratchet::daemon::client::{Client, ClientError};
+use ratchet::daemon::paths::DaemonPaths;
 use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot, ratchet_home};
 use ratchet::engine::{Engine, provider};
 
@@ -28,7 +31,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Agent Client Protocol on stdin/stdout (what editors launch).
-    Acp,
+    Acp(acp::AcpArgs),
     /// Send one prompt and stream the answer to stdout.
     Exec {
         /// The prompt.
@@ -41,6 +44,11 @@ enum Command {
     Sessions {
         #[command(subcommand)]
         command: sessions::SessionsCommand,
+    },
+    /// Print a session's live stream (from the daemon) until Ctrl-C.
+    Attach {
+        /// The session's id (see `ratchet sessions list`).
+        session: String,
     },
     /// Run or control the background daemon that editor windows share.
     Daemon {
@@ -56,7 +64,7 @@ pub fn main() -> ExitCode {
     let env = EnvSnapshot::from_process();
     let home = ratchet_home(&env);
     let level = match cli.command {
-        Command::Acp | Command::Daemon { command: daemon::DaemonCommand::Start { .. } } => "info",
+        Command::Acp(_) | Command::Daemon { command: daemon::DaemonCommand::Start { .. } } => "info",
         _ => "warn",
     };
     let guard = ratchet::logging::init(&home, level);
@@ -67,9 +75,10 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let config = load_config(env, home)?;
         match cli.command {
-            Command::Acp => serve_acp(config).await,
+            Command::Acp(args) => acp::run(config, args).await,
             Command::Exec { prompt, cwd } => exec::run(config, prompt, cwd).await,
             Command::Sessions { command } => sessions::run(config, command).await,
+            Command::Attach { session } => attach::run(config, session).await,
             Command::Daemon { command } => daemon::run(config, command).await,
         }
     });
@@ -106,14 +115,15 @@ async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
         .with_context(|| format!("cannot open the session store in {}", home.display()))
 }
 
-async fn serve_acp(config: EngineConfig) -> anyhow::Result<ExitCode> {
-    let engine = open_engine(config).await?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
-    let agent_engine: std::sync::Arc<dyn ratchet::engine::EngineApi> = std::sync::Arc::new(engine.clone());
-    acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
-        .await
-        .context("stdio failed")?;
-    engine.shutdown().await;
-    tracing::info!("client disconnected; exiting");
-    Ok(ExitCode::SUCCESS)
+/// A client of the daemon on `home` if one answers; `None` if none runs. A daemon that
+/// answers but cannot be used (another protocol version) is reported and skipped.
+async fn running_daemon(home: &std::path::Path) -> Option<Client> {
+    match Client::connect(&DaemonPaths::new(home).socket).await {
+        Ok(client) => Some(client),
+        Err(ClientError::NotRunning(_)) => None,
+        Err(e) => {
+            tracing::warn!("not using the daemon: {e}");
+            None
+        }
+    }
 }

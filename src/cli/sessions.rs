@@ -1,12 +1,18 @@
-//! `ratchet sessions list`: stored sessions, newest first.
+//! `ratchet sessions list|show|kill|delete`: through the daemon when one runs (so `kill` can
+//! stop a running turn and `delete` closes the session first), else on the local store.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
-use ratchet::engine::ListQuery;
+use ratchet::daemon::client::{Client, RemoteEngine};
 use ratchet::engine::config::EngineConfig;
+use ratchet::engine::{ContentPart, Engine, EngineApi, ListQuery, SessionRecord, StoredMessage};
+
+/// How long `kill`/`delete` wait for their replies to settle before exiting.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Subcommand)]
 pub enum SessionsCommand {
@@ -16,23 +22,62 @@ pub enum SessionsCommand {
         #[arg(long)]
         cwd: Option<PathBuf>,
     },
+    /// Show a session's details and conversation.
+    Show { id: String },
+    /// Stop a session's running turn (in the daemon) and close the session there.
+    Kill { id: String },
+    /// Delete a session and its history for good.
+    Delete { id: String },
+}
+
+/// Where the sessions are: the daemon's engine, or the store opened here.
+enum Backend {
+    Daemon(RemoteEngine),
+    Local(Engine),
+}
+
+impl Backend {
+    fn api(&self) -> &dyn EngineApi {
+        match self {
+            Backend::Daemon(e) => e,
+            Backend::Local(e) => e,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Backend::Daemon(e) => e.close(CLOSE_GRACE).await,
+            Backend::Local(e) => e.shutdown().await,
+        }
+    }
 }
 
 pub async fn run(config: EngineConfig, command: SessionsCommand) -> anyhow::Result<ExitCode> {
-    let SessionsCommand::List { cwd } = command;
-    let engine = super::open_engine(config).await?;
+    let backend = match super::running_daemon(&config.home).await {
+        Some(client) => Backend::Daemon(client.into_engine()),
+        None => Backend::Local(super::open_engine(config).await?),
+    };
+    let result = match command {
+        SessionsCommand::List { cwd } => list(backend.api(), cwd).await,
+        SessionsCommand::Show { id } => show(backend.api(), id).await,
+        SessionsCommand::Kill { id } => kill(&backend, id).await,
+        SessionsCommand::Delete { id } => delete(&backend, id).await,
+    };
+    backend.close().await;
+    result
+}
+
+async fn list(api: &dyn EngineApi, cwd: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cwd = cwd.map(|c| std::path::absolute(&c).unwrap_or(c));
     let mut out = std::io::stdout().lock();
     let mut cursor = None;
     let mut n = 0;
     loop {
         let query = ListQuery { cwd: cwd.clone(), cursor, limit: 200 };
-        let page = engine.list_sessions(query).await?;
+        let page = api.list_sessions(query).await?;
         for s in &page.sessions {
-            let updated = humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.updated_at.max(0) as u64),
-            );
             let title = s.title.as_deref().unwrap_or("(untitled)");
-            writeln!(out, "{}  {}  {}  {}", s.id, updated, title, s.cwd.display())?;
+            writeln!(out, "{}  {}  {}  {}", s.id, time(s.updated_at), title, s.cwd.display())?;
             n += 1;
         }
         match page.next_cursor {
@@ -44,4 +89,87 @@ pub async fn run(config: EngineConfig, command: SessionsCommand) -> anyhow::Resu
         tracing::info!("no sessions yet");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn show(api: &dyn EngineApi, id: String) -> anyhow::Result<ExitCode> {
+    let record = api.session(id.clone()).await?;
+    let history = api.history(id).await?;
+    let mut out = std::io::stdout().lock();
+    write_record(&mut out, &record)?;
+    for m in &history {
+        write_message(&mut out, m)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn kill(backend: &Backend, id: String) -> anyhow::Result<ExitCode> {
+    let Backend::Daemon(engine) = backend else {
+        backend.api().session(id.clone()).await?;
+        say(&format!("no daemon is running, so no turn of session {id} runs here; nothing to kill"));
+        return Ok(ExitCode::SUCCESS);
+    };
+    let client: &Client = engine.client();
+    if client.kill_session(&id).await? {
+        say(&format!("cancelled the running turn of session {id} and closed it in the daemon"));
+    } else {
+        say(&format!("session {id} had no running turn; closed it in the daemon"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn delete(backend: &Backend, id: String) -> anyhow::Result<ExitCode> {
+    match backend {
+        Backend::Daemon(engine) => engine.client().delete_session(&id).await?,
+        Backend::Local(engine) => {
+            engine.session(&id).await?;
+            engine.store().delete_session(&id).await?;
+        }
+    }
+    say(&format!("deleted session {id}"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_record(out: &mut impl Write, s: &SessionRecord) -> std::io::Result<()> {
+    writeln!(out, "id:       {}", s.id)?;
+    writeln!(out, "title:    {}", s.title.as_deref().unwrap_or("(untitled)"))?;
+    writeln!(out, "cwd:      {}", s.cwd.display())?;
+    for d in &s.additional_dirs {
+        writeln!(out, "also:     {}", d.display())?;
+    }
+    writeln!(out, "model:    {} ({})", s.model, s.provider)?;
+    writeln!(out, "mode:     {}", s.mode)?;
+    writeln!(out, "status:   {}", s.status.as_str())?;
+    writeln!(out, "created:  {}", time(s.created_at))?;
+    writeln!(out, "updated:  {}", time(s.updated_at))
+}
+
+fn write_message(out: &mut impl Write, m: &StoredMessage) -> std::io::Result<()> {
+    let status = if m.status.as_str() == "complete" { String::new() } else { format!(" ({})", m.status.as_str()) };
+    writeln!(out, "\n--- {} #{}{status}", m.role.as_str(), m.seq)?;
+    for part in &m.content {
+        match part {
+            ContentPart::Text { text } => writeln!(out, "{text}")?,
+            ContentPart::Thought { .. } => {}
+            ContentPart::Image { mime_type, .. } => writeln!(out, "[image {mime_type}]")?,
+            ContentPart::Resource { uri, .. } | ContentPart::ResourceLink { uri, .. } => writeln!(out, "[{uri}]")?,
+        }
+    }
+    for call in &m.tool_calls {
+        writeln!(out, "[call {} {}]", call.name, call.arguments)?;
+    }
+    for result in &m.tool_results {
+        let title = result.title.as_deref().unwrap_or(&result.call_id);
+        let error = if result.is_error { " failed" } else { "" };
+        writeln!(out, "[result of {title}{error}: {} bytes]", result.content.len())?;
+    }
+    Ok(())
+}
+
+fn time(ms: i64) -> humantime::Rfc3339Timestamp {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+#[allow(clippy::print_stdout)]
+fn say(line: &str) {
+    println!("{line}");
 }

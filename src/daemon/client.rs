@@ -74,7 +74,10 @@ impl Client {
         };
         // The host is only a name in the HTTP upgrade request; the stream is already connected.
         let url = Url::parse("ws://ratchet-daemon/").map_err(|e| ClientError::Rpc(e.to_string()))?;
-        let (tx, rx) = match tokio::time::timeout(CONNECT_TIMEOUT, WsTransportClientBuilder::default().build_with_stream(url, stream)).await {
+        let (tx, rx) = match tokio::time::timeout(CONNECT_TIMEOUT, WsTransportClientBuilder::default()
+            .max_request_size(protocol::MAX_MESSAGE_BYTES)
+            .max_response_size(protocol::MAX_MESSAGE_BYTES)
+            .build_with_stream(url, stream)).await {
             Ok(Ok(pair)) => pair,
             // A daemon stopping right now closes the connection during the handshake.
             Ok(Err(e)) => {
@@ -88,7 +91,7 @@ impl Client {
             .max_buffer_capacity_per_subscription(SUBSCRIPTION_BUFFER)
             .build_with_tokio(tx, rx);
         let client = Client { rpc: Arc::new(rpc), socket: socket.to_path_buf() };
-        let health = match client.health().await {
+        let health = match tokio::time::timeout(CONNECT_TIMEOUT, client.health()).await.map_err(|_| stuck(socket))? {
             Ok(h) => h,
             Err(ClientError::Rpc(e)) => {
                 return Err(ClientError::Incompatible(format!(

@@ -24,6 +24,10 @@ use crate::engine::{ChatEvent, ContentPart, EngineError, PermissionAnswer};
 /// Bumped whenever a method, payload or item changes incompatibly; client and daemon must agree.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Largest message either side sends or accepts. jsonrpsee's default (10 MiB) is too small for
+/// the history of a long session with big tool outputs and images; the socket is local.
+pub const MAX_MESSAGE_BYTES: u32 = 256 * 1024 * 1024;
+
 /// Method names.
 pub mod method {
     pub const HEALTH: &str = "daemon.health";

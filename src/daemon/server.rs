@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::protocol::MAX_MESSAGE_BYTES;
 use crate::engine::Engine;
 
 /// Who the daemon is, for `daemon.health`.
@@ -57,10 +58,14 @@ pub(crate) struct State {
     control: ServerControl,
     started: Instant,
     host_calls: Arc<remote_host::HostCalls>,
+    /// Which connections have which sessions open.
+    holders: methods::Holders,
     /// Turn pumps, live-event forwarders, delayed stops: all end before `serve` returns.
     tasks: TaskTracker,
     /// Fired when serving stops: subscriptions end, detached turns stop waiting.
     stopping: CancellationToken,
+    /// [`turns::DETACHED_PERMISSION_TIMEOUT`], shorter in tests.
+    permission_timeout: Duration,
 }
 
 /// Serves the control API on `listener` until `control.shutdown` or `control.reload` fires,
@@ -78,12 +83,19 @@ pub async fn serve(listener: UnixListener, engine: Engine, info: DaemonInfo, con
         control: control.clone(),
         started: Instant::now(),
         host_calls: Arc::default(),
+        holders: Default::default(),
         tasks: TaskTracker::new(),
         stopping: CancellationToken::new(),
+        permission_timeout: turns::DETACHED_PERMISSION_TIMEOUT,
     });
     let methods = methods::module(state.clone()).map_err(std::io::Error::other)?;
     let (stop_handle, server_handle) = stop_channel();
-    let config = ServerConfig::builder().ws_only().max_connections(MAX_CONNECTIONS).build();
+    let config = ServerConfig::builder()
+        .ws_only()
+        .max_connections(MAX_CONNECTIONS)
+        .max_request_body_size(MAX_MESSAGE_BYTES)
+        .max_response_body_size(MAX_MESSAGE_BYTES)
+        .build();
     let services = Server::builder().set_config(config).to_service_builder();
     let connections = TaskTracker::new();
     tracing::info!(socket = %state.info.socket.display(), "serving the control API");
@@ -127,6 +139,25 @@ pub async fn serve(listener: UnixListener, engine: Engine, info: DaemonInfo, con
         tracing::warn!("control connections still open {STOP_GRACE:?} after the daemon began stopping");
     }
     Ok(())
+}
+
+impl State {
+    /// A state for handler tests.
+    #[cfg(test)]
+    fn for_tests(engine: Engine, permission_timeout: Duration) -> Arc<State> {
+        let info = DaemonInfo { pid: 1, started_at_ms: 0, version: "test".into(), socket: PathBuf::from("/nonexistent") };
+        Arc::new(State {
+            engine,
+            info,
+            control: ServerControl::default(),
+            started: Instant::now(),
+            host_calls: Arc::default(),
+            holders: Default::default(),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            permission_timeout,
+        })
+    }
 }
 
 /// True if a peer with `peer_uid` may use a daemon running as `own_uid`.

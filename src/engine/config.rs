@@ -73,7 +73,7 @@ pub struct ConfigFile {
     /// Messages kept verbatim when compacting.
     pub compact_keep: Option<usize>,
     /// Stop the daemon after this many seconds with no control connections and no running
-    /// turns. Unset: it runs until stopped.
+    /// turns. Unset or 0: it runs until stopped.
     pub daemon_idle_timeout_secs: Option<u64>,
     /// `ratchet acp` starts a daemon when none runs (and then uses it). Unset or false: it
     /// uses a running daemon, else runs stand-alone.

@@ -204,8 +204,15 @@ pub async fn reload(home: &Path) -> anyhow::Result<Health> {
         Err(_) => false,
     };
     if !asked {
-        tracing::warn!(pid = before.pid, "the reload request went unanswered; sending SIGUSR1");
-        send_signal(before.pid, libc::SIGUSR1)?;
+        // Signal only a daemon that still runs the old process: a fresh one may not have
+        // installed its handler yet, and SIGUSR1's default action is to terminate.
+        match health(&home).await {
+            Ok(h) if h.pid == before.pid && u128::from(h.uptime_ms) >= sent.elapsed().as_millis() => {
+                tracing::warn!(pid = before.pid, "the reload request went unanswered; sending SIGUSR1");
+                send_signal(before.pid, libc::SIGUSR1)?;
+            }
+            _ => {} // the old process stopped answering or a new one answers: under way
+        }
     }
     wait_reloaded(&home, sent, Some(before.pid)).await
 }
@@ -259,8 +266,16 @@ pub async fn ensure_running_with(home: &Path, exe: &Path) -> anyhow::Result<()> 
         .await
         .map_err(|_| anyhow::anyhow!("starting the daemon took longer than {START_TIMEOUT:?}; see {}", DaemonPaths::new(&home).logs.display()))?
         .with_context(|| format!("cannot run {} to start the daemon", exe.display()))?;
-    if output.status.success() || health(&home).await.is_ok() {
+    if output.status.success() {
         return Ok(());
+    }
+    // Lost a race to another starter: its daemon holds the lock and answers shortly.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while matches!(lock::probe(&home), LockState::Held(_)) && Instant::now() < deadline {
+        if health(&home).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let reason = stderr.lines().rev().find(|l| l.starts_with("error:")).unwrap_or(stderr.trim());
@@ -297,7 +312,11 @@ fn send_signal(pid: u32, signal: libc::c_int) -> anyhow::Result<()> {
 fn tail_hint(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
+    // The CLI's own "error: ..." line says it all; else the last few lines.
+    let tail = match lines.iter().rev().find(|l| l.starts_with("error:")) {
+        Some(error) => error.to_string(),
+        None => lines[lines.len().saturating_sub(5)..].join("\n  "),
+    };
     if tail.is_empty() {
         format!("; see {}", log.display())
     } else {

@@ -80,8 +80,9 @@ impl DaemonLock {
         &self.paths
     }
 
-    /// Removes what a daemon that did not exit cleanly left behind: the socket (only if it
-    /// is a socket) and a pid file naming another process. Returns what it removed, to log.
+    /// Cleans up after a daemon that did not exit cleanly: removes its socket (only if it is
+    /// a socket; anything else is an error to report) and reports the pid file it left (which
+    /// [`DaemonLock::acquire`] already replaced). Returns what it found, to log.
     pub fn clean_stale(&self) -> std::io::Result<Vec<String>> {
         use std::os::unix::fs::FileTypeExt;
         let mut removed = Vec::new();
@@ -105,9 +106,13 @@ impl DaemonLock {
         Ok(removed)
     }
 
-    /// Removes the socket and the pid file (while still holding the lock), then releases it.
+    /// Removes the socket (only a socket: never a file someone put in its way) and our pid
+    /// file while still holding the lock, then releases it.
     pub fn release(self) {
-        let _ = std::fs::remove_file(&self.paths.socket);
+        use std::os::unix::fs::FileTypeExt;
+        if std::fs::symlink_metadata(&self.paths.socket).is_ok_and(|m| m.file_type().is_socket()) {
+            let _ = std::fs::remove_file(&self.paths.socket);
+        }
         if read_pid(&self.paths.pid) == Some(std::process::id()) {
             let _ = std::fs::remove_file(&self.paths.pid);
         }
@@ -230,7 +235,8 @@ mod tests {
         let lock = DaemonLock::acquire(home.path()).unwrap();
         let err = lock.clean_stale().unwrap_err();
         assert!(err.to_string().contains("not a socket"), "{err}");
-        assert!(paths.socket.exists());
+        lock.release();
+        assert_eq!(std::fs::read_to_string(&paths.socket).unwrap(), "not a socket");
     }
 
     #[test]

@@ -47,8 +47,11 @@ pub async fn run_daemon(config: EngineConfig) -> anyhow::Result<Outcome> {
     // Resolved now: an upgrade may replace the file before a reload.
     let exe = current_exe()?;
     let home = std::path::absolute(&config.home).unwrap_or_else(|_| config.home.clone());
+    // First, so a signal during start-up is handled gracefully rather than by its default
+    // action (SIGUSR1's is to terminate).
+    let signals = signals()?;
     let lock = DaemonLock::acquire(&home)?;
-    let served = serve_locked(config, &home, &lock, started_at_ms).await;
+    let served = serve_locked(config, &home, &lock, signals, started_at_ms).await;
     lock.release();
     let reload = served?;
     tracing::info!(reload, "daemon stopped");
@@ -67,10 +70,10 @@ pub fn exec_reload(plan: ReloadPlan) -> std::io::Error {
 }
 
 /// Everything that happens while the lock is held. `Ok(true)` means reload.
-async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, started_at_ms: i64) -> anyhow::Result<bool> {
+async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, signals: Signals, started_at_ms: i64) -> anyhow::Result<bool> {
     let paths = lock.paths().clone();
     for note in lock.clean_stale().with_context(|| format!("cannot clean up after a previous daemon in {}", home.display()))? {
-        tracing::warn!("removed the {note} of a daemon that did not exit cleanly");
+        tracing::warn!("cleaned up the {note} left by a daemon that did not exit cleanly");
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
@@ -85,7 +88,7 @@ async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, star
     let control = ServerControl::default();
     let watchers = TaskTracker::new();
     let stop_watchers = CancellationToken::new();
-    watchers.spawn(watch_signals(signals()?, control.clone(), stop_watchers.clone()));
+    watchers.spawn(watch_signals(signals, control.clone(), stop_watchers.clone()));
     if let Some(timeout) = idle_timeout {
         watchers.spawn(watch_idle(engine.clone(), timeout, bound, control.clone(), stop_watchers.clone()));
     }
@@ -117,12 +120,15 @@ async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, star
 
 fn current_exe() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find this program's path (needed to reload)")?;
-    // Linux names a replaced binary "<path> (deleted)"; the new file is at <path>.
-    let text = exe.to_string_lossy();
-    Ok(match text.strip_suffix(" (deleted)") {
+    Ok(undeleted(exe))
+}
+
+/// Linux names a replaced binary "<path> (deleted)"; the new file is at <path>.
+fn undeleted(exe: PathBuf) -> PathBuf {
+    match exe.to_str().and_then(|t| t.strip_suffix(" (deleted)")) {
         Some(path) => PathBuf::from(path),
         None => exe,
-    })
+    }
 }
 
 /// Logs what the previous process handed over, and deletes the checkpoint.
@@ -268,6 +274,12 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_binary_is_found_at_its_path() {
+        assert_eq!(undeleted("/usr/bin/ratchet (deleted)".into()), PathBuf::from("/usr/bin/ratchet"));
+        assert_eq!(undeleted("/usr/bin/ratchet".into()), PathBuf::from("/usr/bin/ratchet"));
+    }
 
     #[tokio::test]
     async fn connections_are_counted_by_bound_path() {

@@ -1,12 +1,16 @@
 //! The control API's request/response methods: one small handler per [`EngineApi`] call,
 //! plus `daemon.*`. Subscriptions are in `turns`.
+//!
+//! Sessions are shared: two windows may open the same one. `session.close` from one
+//! connection therefore closes the session in the engine (which cancels its turn) only when
+//! no other connection has it open; `session.kill` and `session.delete` close it regardless.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonrpsee::RpcModule;
 use jsonrpsee::core::RegisterMethodError;
+use jsonrpsee::{ConnectionId, Extensions, RpcModule};
 use jsonrpsee::types::ErrorObjectOwned;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,9 +31,24 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
     m.register_async_method(method::SHUTDOWN, |_, s, _| async move { stop_soon(&s, false) })?;
     m.register_async_method(method::RELOAD, |_, s, _| async move { stop_soon(&s, true) })?;
 
-    add(&mut m, method::CREATE, |s, p: CreateParams| async move { engine(EngineApi::create_session(&s.engine, p.cwd, p.dirs, p.mcp).await) })?;
-    add(&mut m, method::OPEN, |s, p: OpenParams| async move { engine(EngineApi::open_session(&s.engine, p.id, p.cwd, p.dirs, p.mcp).await) })?;
-    add(&mut m, method::CLOSE, |s, p: IdParams| async move { engine(EngineApi::close_session(&s.engine, p.id).await) })?;
+    add_conn(&mut m, method::CREATE, |s, conn, p: CreateParams| async move {
+        let record = engine(EngineApi::create_session(&s.engine, p.cwd, p.dirs, p.mcp).await)?;
+        s.holders.hold(&record.id, conn);
+        Ok(record)
+    })?;
+    add_conn(&mut m, method::OPEN, |s, conn, p: OpenParams| async move {
+        let record = engine(EngineApi::open_session(&s.engine, p.id, p.cwd, p.dirs, p.mcp).await)?;
+        s.holders.hold(&record.id, conn);
+        Ok(record)
+    })?;
+    add_conn(&mut m, method::CLOSE, |s, conn, p: IdParams| async move {
+        if s.holders.release(&p.id, conn) {
+            engine(EngineApi::close_session(&s.engine, p.id).await)
+        } else {
+            tracing::debug!(session = %p.id, "closed by one client; still open for another");
+            engine(EngineApi::session(&s.engine, p.id).await.map(|_| ()))
+        }
+    })?;
     add(&mut m, method::GET, |s, p: IdParams| async move { engine(EngineApi::session(&s.engine, p.id).await) })?;
     add(&mut m, method::LIST, |s, p: ListQuery| async move { engine(EngineApi::list_sessions(&s.engine, p).await) })?;
     add(&mut m, method::HISTORY, |s, p: IdParams| async move { engine(EngineApi::history(&s.engine, p.id).await) })?;
@@ -78,6 +97,25 @@ where
     Ok(())
 }
 
+/// Registers a method that also needs the caller's connection.
+fn add_conn<P, R, F, Fut>(m: &mut RpcModule<State>, name: &'static str, f: F) -> Result<(), RegisterMethodError>
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize + Clone + Send + 'static,
+    F: Fn(Arc<State>, ConnectionId, P) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, ErrorObjectOwned>> + Send + 'static,
+{
+    m.register_async_method(name, move |params, state, ext: Extensions| {
+        let f = f.clone();
+        async move {
+            let p: P = params.parse()?;
+            let conn = ext.get::<ConnectionId>().copied().unwrap_or_default();
+            f(state, conn, p).await
+        }
+    })?;
+    Ok(())
+}
+
 /// An engine result as a method result.
 fn engine<T>(result: Result<T, EngineError>) -> Result<T, ErrorObjectOwned> {
     result.map_err(|e| rpc_error(&e))
@@ -116,6 +154,7 @@ fn stop_soon(s: &Arc<State>, reload: bool) -> Result<(), ErrorObjectOwned> {
 /// Stops the session's turn and closes it here; it stays in the store.
 async fn kill(s: &State, id: String) -> Result<bool, EngineError> {
     EngineApi::session(&s.engine, id.clone()).await?;
+    s.holders.forget(&id);
     let cancelled = s.engine.cancel(&id);
     s.engine.close_session(&id);
     Ok(cancelled)
@@ -126,4 +165,56 @@ async fn delete(s: &State, id: String) -> Result<(), EngineError> {
     kill(s, id.clone()).await?;
     s.engine.store().delete_session(&id).await?;
     Ok(())
+}
+
+/// Which connections have each session open.
+#[derive(Default)]
+pub(super) struct Holders {
+    by_session: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<ConnectionId>>>,
+}
+
+impl Holders {
+    fn hold(&self, session: &str, conn: ConnectionId) {
+        self.lock().entry(session.to_string()).or_default().insert(conn);
+    }
+
+    /// Drops `conn`'s hold; true if nobody else holds the session (so it may close).
+    fn release(&self, session: &str, conn: ConnectionId) -> bool {
+        let mut map = self.lock();
+        let Some(holders) = map.get_mut(session) else { return true };
+        holders.remove(&conn);
+        if holders.is_empty() {
+            map.remove(session);
+            return true;
+        }
+        false
+    }
+
+    fn forget(&self, session: &str) {
+        self.lock().remove(session);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::collections::HashSet<ConnectionId>>> {
+        self.by_session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_closes_only_when_its_last_holder_lets_go() {
+        let h = Holders::default();
+        let (a, b) = (ConnectionId(1), ConnectionId(2));
+        h.hold("s", a);
+        h.hold("s", b);
+        h.hold("s", a);
+        assert!(!h.release("s", a), "b still has it open");
+        assert!(h.release("s", b));
+        assert!(h.release("s", b), "an untracked session (opened before a reload) may close");
+        h.hold("t", a);
+        h.forget("t");
+        assert!(h.release("t", b));
+    }
 }

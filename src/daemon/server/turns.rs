@@ -136,8 +136,9 @@ impl Pump {
     fn expire(&mut self, id: u64) {
         let engine = self.state.engine.clone();
         let session = self.session.clone();
+        let timeout = self.state.permission_timeout;
         self.timers.spawn(async move {
-            tokio::time::sleep(DETACHED_PERMISSION_TIMEOUT).await;
+            tokio::time::sleep(timeout).await;
             if engine.answer_permission(&session, id, PermissionAnswer::Cancelled) {
                 tracing::info!(session, request = id, "nobody answered a detached turn's permission question; cancelled it");
             }
@@ -195,3 +196,6 @@ async fn closed(sink: Option<&SubscriptionSink>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,84 @@
+//! `ratchet acp`: the ACP agent on stdin/stdout, with the engine in this process or in the
+//! daemon (same bridge either way: it only sees an [`EngineApi`]).
+//!
+//! Which engine: `--standalone` forces this process; `--daemon` starts a daemon if none runs
+//! and uses it; by default a running daemon is used, one is started first if the config says
+//! `daemon_auto_start = true`, and otherwise the engine runs here.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ratchet::acp;
+use ratchet::bridge::AcpAgent;
+use ratchet::daemon::client::{Client, ClientError, RemoteEngine};
+use ratchet::daemon::lifecycle::ensure_running;
+use ratchet::daemon::paths::DaemonPaths;
+use ratchet::engine::EngineApi;
+use ratchet::engine::config::EngineConfig;
+
+/// How long, after the editor hung up, cancels and replies may take to reach the daemon.
+const REMOTE_CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(clap::Args)]
+pub struct AcpArgs {
+    /// Use the shared background daemon, starting it if none runs.
+    #[arg(long, conflicts_with = "standalone")]
+    daemon: bool,
+    /// Run the engine in this process even if a daemon runs.
+    #[arg(long)]
+    standalone: bool,
+}
+
+pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode> {
+    let home = config.home.clone();
+    let socket = DaemonPaths::new(&home).socket;
+    let client = if args.standalone {
+        None
+    } else if args.daemon || config.file.daemon_auto_start == Some(true) {
+        match Client::connect(&socket).await {
+            Ok(client) => Some(client),
+            Err(ClientError::NotRunning(_)) => {
+                ensure_running(&home).await?;
+                Some(Client::connect(&socket).await.context("the daemon started but cannot be used")?)
+            }
+            // Asked for on the command line: say why it cannot be used.
+            Err(e) if args.daemon => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!("not using the daemon (daemon_auto_start is set): {e}");
+                None
+            }
+        }
+    } else {
+        super::running_daemon(&home).await
+    };
+    match client {
+        Some(client) => serve_remote(client.into_engine()).await,
+        None => serve_local(config).await,
+    }
+}
+
+async fn serve_local(config: EngineConfig) -> anyhow::Result<ExitCode> {
+    let engine = super::open_engine(config).await?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
+    let agent_engine: Arc<dyn EngineApi> = Arc::new(engine.clone());
+    acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
+        .await
+        .context("stdio failed")?;
+    engine.shutdown().await;
+    tracing::info!("client disconnected; exiting");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_remote(engine: RemoteEngine) -> anyhow::Result<ExitCode> {
+    let socket = engine.client().socket().display().to_string();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), socket, "serving ACP on stdio through the daemon");
+    let agent_engine: Arc<dyn EngineApi> = Arc::new(engine.clone());
+    acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
+        .await
+        .context("stdio failed")?;
+    engine.close(REMOTE_CLOSE_GRACE).await;
+    tracing::info!("client disconnected; exiting (the daemon keeps running)");
+    Ok(ExitCode::SUCCESS)
+}
