@@ -11,12 +11,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use ratchet::engine::config::EngineConfig;
 use ratchet::engine::tools::NoHost;
-use ratchet::engine::{ChatEvent, ContentPart, EngineApi, StopReason};
+use ratchet::engine::{ChatEvent, ContentPart, EngineApi, PermissionAnswer, StopReason};
 
 /// How long, after the answer, the session's close may take to reach the daemon.
 const REMOTE_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>, mode: String) -> anyhow::Result<ExitCode> {
     let cwd = match cwd {
         Some(c) => c,
         None => std::env::current_dir().context("cannot read the current directory")?,
@@ -25,13 +25,13 @@ pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>) -> 
     match super::running_daemon(&config.home).await {
         Some(client) => {
             let engine = client.into_engine();
-            let outcome = turn(&engine, cwd, prompt).await;
+            let outcome = turn(&engine, cwd, prompt, mode).await;
             engine.close(REMOTE_CLOSE_GRACE).await;
             outcome
         }
         None => {
             let engine = super::open_engine(config).await?;
-            let outcome = turn(&engine, cwd, prompt).await;
+            let outcome = turn(&engine, cwd, prompt, mode).await;
             engine.shutdown().await;
             outcome
         }
@@ -39,8 +39,9 @@ pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>) -> 
 }
 
 /// Runs the turn on `engine`, printing its text; Ctrl-C cancels it.
-async fn turn(engine: &dyn EngineApi, cwd: PathBuf, prompt: String) -> anyhow::Result<ExitCode> {
+async fn turn(engine: &dyn EngineApi, cwd: PathBuf, prompt: String, mode: String) -> anyhow::Result<ExitCode> {
     let session = engine.create_session(cwd, Vec::new(), Vec::new()).await?;
+    engine.set_mode(session.id.clone(), mode).await?;
     let mut events = engine.send_message(session.id.clone(), vec![ContentPart::text(prompt)], Arc::new(NoHost)).await?.events;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -61,6 +62,11 @@ async fn turn(engine: &dyn EngineApi, cwd: PathBuf, prompt: String) -> anyhow::R
                 let mut stdout = std::io::stdout().lock();
                 stdout.write_all(t.as_bytes())?;
                 stdout.flush()?;
+            }
+            Some(ChatEvent::ToolCallStarted(call)) => note(&format!("[{}]", call.title)),
+            Some(ChatEvent::PermissionRequest(q)) => {
+                let answer = ask(&q.title).await;
+                engine.answer_permission(session.id.clone(), q.request_id, answer).await;
             }
             Some(ChatEvent::Complete { stop }) => break Ok(stop),
             Some(ChatEvent::Error { message, .. }) => break Err(message),
@@ -83,5 +89,36 @@ async fn turn(engine: &dyn EngineApi, cwd: PathBuf, prompt: String) -> anyhow::R
             Ok(ExitCode::SUCCESS)
         }
         Err(message) => bail!("{message}"),
+    }
+}
+
+/// Writes a line about the turn's progress to stderr (stdout carries only the answer).
+#[allow(clippy::print_stderr)]
+fn note(text: &str) {
+    eprintln!("{text}");
+}
+
+/// Asks on the terminal whether a tool call may run; without a terminal, rejects it.
+async fn ask(title: &str) -> PermissionAnswer {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        note(&format!(
+            "rejected: {title} (no terminal to ask; pass --mode accept-edits or --mode yolo to allow changes)"
+        ));
+        return PermissionAnswer::RejectOnce;
+    }
+    let question = format!("Allow {title}? [y]es / [a]lways / [N]o: ");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{question}");
+        let _ = err.flush();
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    })
+    .await;
+    match line.ok().and_then(Result::ok).as_deref().map(str::trim) {
+        Some("y" | "Y" | "yes") => PermissionAnswer::AllowOnce,
+        Some("a" | "A" | "always") => PermissionAnswer::AllowAlways,
+        _ => PermissionAnswer::RejectOnce,
     }
 }

@@ -39,6 +39,10 @@ enum Command {
         /// Project directory (default: the current directory).
         #[arg(long)]
         cwd: Option<PathBuf>,
+        /// Permission mode: ask (questions on the terminal; rejected without one),
+        /// accept-edits, plan (read-only) or yolo.
+        #[arg(long, default_value = "ask")]
+        mode: String,
     },
     /// Inspect stored sessions.
     Sessions {
@@ -76,7 +80,7 @@ pub fn main() -> ExitCode {
         let config = load_config(env, home)?;
         match cli.command {
             Command::Acp(args) => acp::run(config, args).await,
-            Command::Exec { prompt, cwd } => exec::run(config, prompt, cwd).await,
+            Command::Exec { prompt, cwd, mode } => exec::run(config, prompt, cwd, mode).await,
             Command::Sessions { command } => sessions::run(config, command).await,
             Command::Attach { session } => attach::run(config, session).await,
             Command::Daemon { command } => daemon::run(config, command).await,

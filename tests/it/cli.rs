@@ -134,3 +134,25 @@ async fn exec_without_any_provider_exits_1_with_a_message() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(!text(&out.stderr).trim().is_empty(), "{}", describe(&out));
 }
+
+/// `exec` has no editor to ask: without a terminal, changes are rejected (and said so on
+/// stderr); `--mode yolo` lets them through.
+#[tokio::test]
+async fn exec_rejects_writes_without_a_terminal_unless_the_mode_allows_them() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let args = serde_json::json!({"path": "made.txt", "content": "made by exec"});
+    for _ in 0..2 {
+        mock.enqueue(MockReply::tool("call_w", "write_file", args.clone()));
+        mock.enqueue(MockReply::text(["done"]));
+    }
+    let cwd = env.cwd();
+    let out = env.run(&["exec", "--cwd", &cwd, "write it"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(text(&out.stderr).contains("rejected: Write made.txt"), "{}", describe(&out));
+    assert!(!env.workspace().join("made.txt").exists(), "{}", describe(&out));
+
+    let out = env.run(&["exec", "--mode", "yolo", "--cwd", &cwd, "write it"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(std::fs::read_to_string(env.workspace().join("made.txt")).unwrap(), "made by exec");
+}
