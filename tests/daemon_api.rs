@@ -13,7 +13,7 @@ use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
 use ratchet::engine::store::MessageStatus;
 use ratchet::engine::tools::{CommandRequest, Host, NoHost, TerminalRun};
 use ratchet::engine::{
-    ChatEvent, ContentPart, Engine, EngineApi, EngineError, ListQuery, LiveEvent, PermissionAnswer, Role, StopReason,
+    ChatEvent, ContentPart, Engine, EngineApi, EngineError, ListQuery, LiveEvent, PermissionAnswer, ProviderSpec, Role, StopReason,
 };
 use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
@@ -294,4 +294,78 @@ async fn shutdown_stops_serving() {
     assert!(d.control.shutdown.is_cancelled());
     let again = within(Client::connect(&d.socket)).await;
     assert!(matches!(again, Err(ClientError::NotRunning(ref home)) if Path::new(home) == d.dir.path()), "{:?}", again.err());
+}
+
+/// Polls until `session` is no longer open in the daemon (a prompt answers `NotOpen`).
+async fn until_closed(e: &RemoteEngine, session: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match within(e.send_message(session.to_string(), prompt("open?"), Arc::new(NoHost))).await {
+            Err(EngineError::NotOpen(_)) => return,
+            Ok(turn) => drop(drain(turn.events).await),
+            Err(EngineError::Busy(_)) => {}
+            Err(other) => panic!("{other}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "session {session} stayed open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_connection_closes_the_sessions_only_it_had_open() {
+    let d = Daemon::start(r#"{"turns":[{"text":"fine"}]}"#).await;
+    let (a, b) = (d.engine().await, d.engine().await);
+    let mine = within(a.create_session(d.cwd(), vec![], vec![])).await.unwrap();
+    let shared = within(a.create_session(d.cwd(), vec![], vec![])).await.unwrap();
+    within(b.open_session(shared.id.clone(), d.cwd(), vec![], vec![])).await.unwrap();
+    drop(a); // the window closes without session/close
+
+    until_closed(&b, &mine.id).await;
+    let turn = within(b.send_message(shared.id.clone(), prompt("still yours?"), Arc::new(NoHost))).await.expect("b still has it open");
+    assert_eq!(text_of(&drain(turn.events).await), "fine");
+    assert!(within(b.session(mine.id)).await.is_ok(), "closed, not deleted");
+}
+
+#[tokio::test]
+async fn a_turn_left_by_a_dropped_connection_finishes_before_its_session_closes() {
+    let d = Daemon::start(r#"{"turns":[{"text":"one two three four five six","chunk_delay_ms":60}]}"#).await;
+    let watcher = d.engine().await;
+    let a = d.engine().await;
+    let s = within(a.create_session(d.cwd(), vec![], vec![])).await.unwrap();
+    let mut live = within(watcher.subscribe(s.id.clone())).await.unwrap();
+    let mut rx = within(a.send_message(s.id.clone(), prompt("count"), Arc::new(NoHost))).await.unwrap().events;
+    while !matches!(within(rx.recv()).await, Some(ChatEvent::TextDelta(_))) {}
+    drop((rx, a));
+    loop {
+        if let LiveEvent::Chat(ChatEvent::Complete { stop }) = within(live.recv()).await.unwrap().event {
+            break assert_eq!(stop, StopReason::EndTurn, "the disconnect did not cancel the turn");
+        }
+    }
+    until_closed(&watcher, &s.id).await;
+    let history = within(watcher.history(s.id)).await.unwrap();
+    let answer = history.iter().find(|m| m.role == Role::Assistant).expect("answer stored");
+    assert_eq!(answer.status, MessageStatus::Complete);
+}
+
+#[tokio::test]
+async fn providers_are_managed_over_the_control_api() {
+    let d = Daemon::start(r#"{"turns":[{"text":"pong"}]}"#).await;
+    let c = d.client().await;
+    assert!(within(c.list_providers()).await.unwrap().is_empty());
+    let spec = ProviderSpec { name: "demo".into(), kind: "scripted".into(), ..Default::default() };
+    let added = within(c.add_provider(spec)).await.unwrap();
+    assert_eq!((added.kind.as_str(), added.model.as_str(), added.is_default), ("scripted", "scripted-demo", false));
+    assert!(within(c.set_default_provider("demo")).await.unwrap().is_default);
+    assert_eq!(within(c.list_providers()).await.unwrap().iter().filter(|p| p.is_default).count(), 1);
+
+    let t = within(c.test_provider("demo")).await.unwrap();
+    assert!(t.ok && t.reply == "pong", "{t:?}");
+
+    let bad = ProviderSpec { name: "x".into(), kind: "gemini".into(), ..Default::default() };
+    let err = within(c.add_provider(bad)).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Engine(EngineError::InvalidProvider(m)) if m.contains("unknown provider kind \"gemini\"")), "{err:?}");
+    let err = within(c.test_provider("nope")).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Engine(EngineError::ProviderNotFound(n)) if n == "nope"), "{err:?}");
+    assert!(within(c.remove_provider("demo")).await.unwrap().is_default);
+    assert!(within(c.list_providers()).await.unwrap().is_empty());
 }

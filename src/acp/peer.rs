@@ -35,6 +35,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RequestContext {
     /// Fired by `$/cancel_request` for this request, or when the connection closes.
     pub cancel: CancellationToken,
+    /// Fired when the connection's input has ended (the client hung up); `cancel` fires
+    /// then too. Tells a hang-up apart from `$/cancel_request`.
+    pub closing: CancellationToken,
     /// The connection, for notifications and requests back to the client.
     pub peer: Peer,
     /// Notifications to send right after the response (e.g. the command list after
@@ -358,6 +361,7 @@ impl<H: Handler> Connection<H> {
         let after = Arc::new(Mutex::new(Vec::new()));
         let cx = RequestContext {
             cancel,
+            closing: self.closing.clone(),
             peer: self.peer.clone(),
             after: after.clone(),
         };

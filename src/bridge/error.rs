@@ -16,7 +16,8 @@ impl From<EngineError> for RpcError {
         let code = match &e {
             EngineError::NotFound(_) | EngineError::NotOpen(_) => RESOURCE_NOT_FOUND,
             EngineError::Busy(_) => SESSION_BUSY,
-            EngineError::UnknownMode(_) => INVALID_PARAMS,
+            EngineError::UnknownMode(_) | EngineError::InvalidProvider(_) => INVALID_PARAMS,
+            EngineError::ProviderNotFound(_) => RESOURCE_NOT_FOUND,
             EngineError::Store(StoreError::BadCursor(_)) => INVALID_PARAMS,
             EngineError::Store(StoreError::NotFound(_)) => RESOURCE_NOT_FOUND,
             EngineError::Store(_) | EngineError::Config(_) => INTERNAL_ERROR,

@@ -52,6 +52,13 @@ impl AcpAgent {
                     event = events.recv() => event,
                     // `$/cancel_request` for this prompt, or the connection closing.
                     () = cx.cancel.cancelled(), if !cx.cancel.is_cancelled() => {
+                        if cx.closing.is_cancelled() {
+                            // The editor hung up: stop streaming to nobody, but leave the
+                            // turn to its engine. A shared daemon finishes and saves it
+                            // (other windows follow it); a stand-alone engine cancels and
+                            // saves it as it shuts down.
+                            return Err(RpcError::request_cancelled());
+                        }
                         self.engine.cancel(id.clone()).await;
                         continue;
                     }

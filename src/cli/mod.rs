@@ -1,5 +1,5 @@
 //! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`, `ratchet attach`,
-//! `ratchet daemon`.
+//! `ratchet daemon`, `ratchet provider`.
 //!
 //! This is the only code allowed to print to stdout outside the protocol writer; in
 //! `ratchet acp` it prints nothing.
@@ -8,6 +8,7 @@ mod acp;
 mod attach;
 mod daemon;
 mod exec;
+mod provider;
 mod sessions;
 
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
 use ratchet::daemon::client::{Client, ClientError};
 use ratchet::daemon::paths::DaemonPaths;
 use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot, ratchet_home};
-use ratchet::engine::{Engine, provider};
+use ratchet::engine::Engine;
 
 /// An AI coding agent for your editor, over the Agent Client Protocol.
 #[derive(Parser)]
@@ -59,12 +60,17 @@ enum Command {
         #[command(subcommand)]
         command: daemon::DaemonCommand,
     },
+    /// Manage named LLM providers and choose the default one.
+    Provider {
+        #[command(subcommand)]
+        command: provider::ProviderCommand,
+    },
 }
 
 /// Runs the command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    provider::http::install_crypto_provider();
+    ratchet::engine::provider::http::install_crypto_provider();
     let env = EnvSnapshot::from_process();
     let home = ratchet_home(&env);
     let level = match cli.command {
@@ -84,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Sessions { command } => sessions::run(config, command).await,
             Command::Attach { session } => attach::run(config, session).await,
             Command::Daemon { command } => daemon::run(config, command).await,
+            Command::Provider { command } => provider::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

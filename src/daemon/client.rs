@@ -5,6 +5,7 @@
 //! [`RemoteEngine`], the [`EngineApi`](crate::engine::EngineApi) that `ratchet acp` hands to
 //! the ACP bridge in daemon mode.
 
+mod providers;
 mod remote_engine;
 
 use std::path::{Path, PathBuf};
@@ -183,6 +184,9 @@ fn rpc_error(name: &str, e: RpcError) -> ClientError {
             let data = obj.data().and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok());
             match protocol::engine_error_from_rpc(obj.message(), data.as_ref()) {
                 Some(engine) => ClientError::Engine(engine),
+                None if obj.code() == jsonrpsee::types::error::METHOD_NOT_FOUND_CODE => ClientError::Rpc(format!(
+                    "the running daemon does not know {name}: it is an older ratchet; run `ratchet daemon restart` to start this one"
+                )),
                 None => ClientError::Rpc(format!("the daemon refused {name}: {}", obj.message())),
             }
         }

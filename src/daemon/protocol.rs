@@ -45,6 +45,13 @@ pub mod method {
     pub const DELETE: &str = "session.delete";
     pub const KILL: &str = "session.kill";
     pub const MODEL_OPTIONS: &str = "engine.model_options";
+    /// Named provider entries; params [`ProviderSpec`](crate::engine::ProviderSpec) for
+    /// `add`, [`NameParams`](super::NameParams) for the rest.
+    pub const PROVIDER_LIST: &str = "provider.list";
+    pub const PROVIDER_ADD: &str = "provider.add";
+    pub const PROVIDER_REMOVE: &str = "provider.remove";
+    pub const PROVIDER_DEFAULT: &str = "provider.default";
+    pub const PROVIDER_TEST: &str = "provider.test";
     pub const CANCEL: &str = "turn.cancel";
     pub const ANSWER_PERMISSION: &str = "turn.answer_permission";
     pub const HOST_REPLY: &str = "turn.host_reply";
@@ -96,6 +103,12 @@ pub struct OpenParams {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct IdParams {
     pub id: String,
+}
+
+/// `provider.remove`, `provider.default`, `provider.test`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct NameParams {
+    pub name: String,
 }
 
 /// `session.set_mode` / `session.set_model`.
@@ -238,6 +251,8 @@ pub fn engine_error_to_rpc(e: &EngineError) -> (i32, String, serde_json::Value) 
         EngineError::Store(StoreError::NotFound(id)) => (NOT_FOUND, "store_not_found", id.as_str()),
         EngineError::Store(_) => (ENGINE_FAILED, "store", ""),
         EngineError::Config(_) => (ENGINE_FAILED, "config", ""),
+        EngineError::ProviderNotFound(name) => (NOT_FOUND, "provider_not_found", name.as_str()),
+        EngineError::InvalidProvider(_) => (INVALID_PARAMS, "invalid_provider", ""),
     };
     (code, e.to_string(), json!({"kind": kind, "value": value}))
 }
@@ -258,6 +273,8 @@ pub fn engine_error_from_rpc(message: &str, data: Option<&serde_json::Value>) ->
         // The message is the original's whole text (both variants display as `{0}`).
         "store" => EngineError::Store(StoreError::Open(message.to_string())),
         "config" => EngineError::Config(message.to_string()),
+        "provider_not_found" => EngineError::ProviderNotFound(value),
+        "invalid_provider" => EngineError::InvalidProvider(message.to_string()),
         _ => return None,
     })
 }

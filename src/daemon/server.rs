@@ -7,8 +7,13 @@
 //!
 //! Submodules: `methods` (request/response methods), `turns` (the `turn.send` and
 //! `session.subscribe` subscriptions), `remote_host` (the engine's `Host` for a turn, answered
-//! by the prompting client with `turn.host_reply`).
+//! by the prompting client with `turn.host_reply`), `holders` (which connection has which
+//! session open; closing what a connection leaves open when it ends).
+//!
+//! Each connection gets its own [`ConnectionId`] here (so methods and the end-of-connection
+//! hook agree on it); the end is the WebSocket's close, not the HTTP upgrade's.
 
+mod holders;
 mod methods;
 mod remote_host;
 mod turns;
@@ -17,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jsonrpsee::ConnectionId;
 use jsonrpsee::server::{Server, ServerConfig, serve_with_graceful_shutdown, stop_channel};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
@@ -59,7 +65,7 @@ pub(crate) struct State {
     started: Instant,
     host_calls: Arc<remote_host::HostCalls>,
     /// Which connections have which sessions open.
-    holders: methods::Holders,
+    holders: holders::Holders,
     /// Turn pumps, live-event forwarders, delayed stops: all end before `serve` returns.
     tasks: TaskTracker,
     /// Fired when serving stops: subscriptions end, detached turns stop waiting.
@@ -98,6 +104,7 @@ pub async fn serve(listener: UnixListener, engine: Engine, info: DaemonInfo, con
         .build();
     let services = Server::builder().set_config(config).to_service_builder();
     let connections = TaskTracker::new();
+    let mut last_id: u32 = 0;
     tracing::info!(socket = %state.info.socket.display(), "serving the control API");
     loop {
         let accepted = tokio::select! {
@@ -114,12 +121,21 @@ pub async fn serve(listener: UnixListener, engine: Engine, info: DaemonInfo, con
             }
         };
         let Some(stream) = admit(stream, own_uid) else { continue };
-        let service = services.clone().build(methods.clone(), stop_handle.clone());
+        // Ids start at 1: 0 is what a method sees if the id were ever missing.
+        last_id = last_id.checked_add(1).unwrap_or(1);
+        let conn = ConnectionId(last_id as usize);
+        state.holders.connect(conn);
+        let mut service = services.clone().connection_id(last_id).build(methods.clone(), stop_handle.clone());
+        let closed = service.on_session_closed();
         let stopped = stop_handle.clone().shutdown();
+        let conn_state = state.clone();
         connections.spawn(async move {
+            // Returns once the connection is upgraded to a WebSocket (or failed before).
             if let Err(e) = serve_with_graceful_shutdown(stream, service, stopped).await {
                 tracing::debug!(error = %e, "control connection ended with an error");
             }
+            closed.await;
+            holders::disconnected(&conn_state, conn);
         });
     }
     tracing::info!("control API stopping");

@@ -20,6 +20,7 @@ pub mod commands;
 mod compact;
 mod instructions;
 pub mod live;
+mod providers;
 mod title;
 mod tool_call;
 mod turn;
@@ -40,11 +41,11 @@ pub use event::{
 };
 pub use api::{EngineApi, TurnStream};
 pub use live::{LiveEvent, SessionEvent};
+pub use providers::{ProviderSpec, ProviderTest};
 pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
 use permission::{PendingPermissions, Policy};
-use provider::{Provider, ProviderChoice};
 use tools::redact::Redactor;
 use tools::registry::ToolRegistry;
 use mcp::{McpServerConfig, McpSession};
@@ -74,6 +75,11 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Config(String),
+    #[error("no stored provider named {0:?}; list them with `ratchet provider list`")]
+    ProviderNotFound(String),
+    /// A provider entry that cannot be stored; the message says what to change.
+    #[error("{0}")]
+    InvalidProvider(String),
 }
 
 /// The agent engine. Cheap to clone; all clones share one store and one set of sessions.
@@ -86,8 +92,9 @@ struct Inner {
     config: EngineConfig,
     store: SessionStore,
     open: OpenSessions,
-    /// The default provider, resolved on first use (resolution may probe Ollama).
-    provider: AsyncMutex<Option<(ProviderChoice, Arc<dyn Provider>)>>,
+    /// The provider turns use, resolved on first use (resolution may probe Ollama) and again
+    /// when the default stored entry changes.
+    provider: AsyncMutex<Option<providers::CachedProvider>>,
     /// Every running turn; shutdown waits for them.
     turns: TaskTracker,
     /// Parent of every turn's token.
@@ -113,11 +120,12 @@ impl Engine {
     /// Opens the store under `config.home` and returns a ready engine.
     pub async fn open(config: EngineConfig) -> Result<Engine, EngineError> {
         let policy = Policy::new(&config.file.permissions).map_err(EngineError::Config)?;
-        let redactor = Arc::new(redactor(&config));
         let home = dirs::home_dir().unwrap_or_default();
         let mut deny_paths = tools::sandbox::default_deny_globs(&home);
         deny_paths.extend(config.file.permissions.deny_paths.iter().cloned());
         let store = SessionStore::open(&config.db_path()).await?;
+        let stored_key_vars: Vec<String> = store.providers().await?.into_iter().filter_map(|p| p.api_key_env).collect();
+        let redactor = Arc::new(redactor(&config, &stored_key_vars));
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -153,7 +161,7 @@ impl Engine {
         additional_dirs: Vec<PathBuf>,
     ) -> Result<SessionInfo, EngineError> {
         let (provider, model) = match self.provider_choice().await {
-            Ok(choice) => (provider_name(&choice).to_string(), choice.model),
+            Ok(choice) => (choice.label().to_string(), choice.model),
             // No provider yet: the session still opens; the first prompt reports how to set one.
             Err(_) => ("none".to_string(), String::new()),
         };
@@ -274,10 +282,11 @@ impl Engine {
         Ok(mode)
     }
 
-    /// Sets the model a session uses from its next model call on.
+    /// Sets the model a session uses from its next model call on (with the current provider).
     pub async fn set_model(&self, id: &str, model: &str) -> Result<SessionInfo, EngineError> {
         let patch = SessionPatch {
             model: Some(model.to_string()),
+            provider: self.provider_choice().await.ok().map(|c| c.label().to_string()),
             ..Default::default()
         };
         self.patch(id, patch).await
@@ -427,6 +436,18 @@ impl Engine {
         self.inner.open.running()
     }
 
+    /// The sessions open in this engine, sorted.
+    pub fn open_session_ids(&self) -> Vec<String> {
+        self.inner.open.ids()
+    }
+
+    /// Resolves once the session runs no turn (at once if none runs or it is not open).
+    pub async fn turn_idle(&self, id: &str) {
+        while let Some(done) = self.inner.open.turn_done(id) {
+            done.cancelled().await;
+        }
+    }
+
     /// Cancels every running turn and waits (briefly) until each has saved its work.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
@@ -442,30 +463,10 @@ impl Engine {
             tracing::warn!("turns still running {SHUTDOWN_GRACE:?} after shutdown began");
         }
     }
-
-    /// The default provider, resolved once.
-    async fn provider_choice(&self) -> Result<ProviderChoice, String> {
-        Ok(self.provider().await?.0)
-    }
-
-    async fn provider(&self) -> Result<(ProviderChoice, Arc<dyn Provider>), String> {
-        let mut slot = self.inner.provider.lock().await;
-        if let Some((choice, p)) = slot.as_ref() {
-            return Ok((choice.clone(), p.clone()));
-        }
-        let cfg = &self.inner.config;
-        let choice = provider::select::resolve(&cfg.env, &cfg.file)
-            .await
-            .map_err(|e| e.to_string())?;
-        let built = provider::select::build(&choice).map_err(|e| e.to_string())?;
-        tracing::info!(provider = provider_name(&choice), model = %choice.model, "provider chosen");
-        *slot = Some((choice.clone(), built.clone()));
-        Ok((choice, built))
-    }
 }
 
 /// The secret guard: provider keys plus every variable named like a secret.
-fn redactor(config: &EngineConfig) -> Redactor {
+fn redactor(config: &EngineConfig, stored_key_vars: &[String]) -> Redactor {
     let env = &config.env;
     let keys = [("OPENAI_API_KEY", &env.openai_api_key), ("ANTHROPIC_API_KEY", &env.anthropic_api_key)];
     let mut secrets: Vec<(String, String)> = env.secret_vars.clone();
@@ -475,22 +476,14 @@ fn redactor(config: &EngineConfig) -> Redactor {
         }
     }
     // Keys the config file says to read from other variables (read once, at start-up).
+    // ... and the ones stored provider entries name (entries added later are covered when
+    // their names look secret, `*_KEY` and the like, or from the next start).
     let custom = [&config.file.openai.api_key_env, &config.file.anthropic.api_key_env, &config.file.ollama.api_key_env];
-    for name in custom.into_iter().flatten() {
+    for name in custom.into_iter().flatten().chain(stored_key_vars) {
         if let Ok(value) = std::env::var(name) {
             secrets.push((name.clone(), value));
         }
     }
     // Everything collected here is a secret by name or by role.
     Redactor::new(secrets)
-}
-
-fn provider_name(choice: &ProviderChoice) -> &'static str {
-    use provider::ProviderKind::*;
-    match choice.kind {
-        OpenAi => "openai",
-        Anthropic => "anthropic",
-        Ollama => "ollama",
-        Scripted => "scripted",
-    }
 }

@@ -74,6 +74,8 @@ pub struct OpenSessions {
 struct Running {
     turn: u64,
     token: CancellationToken,
+    /// Fired when the turn's claim is released.
+    done: CancellationToken,
 }
 
 /// Why a turn could not start.
@@ -98,6 +100,18 @@ impl OpenSessions {
         self.lock().contains_key(id)
     }
 
+    /// The ids of the open sessions, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// A token fired when the session's running turn ends; `None` if none runs.
+    pub fn turn_done(&self, id: &str) -> Option<CancellationToken> {
+        self.lock().get(id)?.as_ref().map(|r| r.done.clone())
+    }
+
     /// Closes a session, cancelling its running turn.
     pub fn close(&self, id: &str) {
         if let Some(Some(running)) = self.lock().remove(id) {
@@ -113,13 +127,15 @@ impl OpenSessions {
             return Err(ClaimError::Busy);
         }
         let token = parent.child_token();
+        let done = CancellationToken::new();
         let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
-        *slot = Some(Running { turn, token: token.clone() });
+        *slot = Some(Running { turn, token: token.clone(), done: done.clone() });
         Ok(TurnClaim {
             sessions: self.clone(),
             id: id.to_string(),
             turn,
             token,
+            done,
         })
     }
 
@@ -147,6 +163,7 @@ pub struct TurnClaim {
     id: String,
     turn: u64,
     token: CancellationToken,
+    done: CancellationToken,
 }
 
 impl TurnClaim {
@@ -174,6 +191,7 @@ impl Drop for TurnClaim {
                 *slot = None;
             }
         }
+        self.done.cancel();
     }
 }
 
@@ -203,6 +221,23 @@ mod tests {
         assert!(!claim.token().is_cancelled());
         assert!(s.cancel("a"));
         assert!(claim.token().is_cancelled());
+    }
+
+    #[test]
+    fn open_ids_and_the_end_of_a_turn_are_visible() {
+        let s = OpenSessions::default();
+        let root = CancellationToken::new();
+        s.open("b");
+        s.open("a");
+        assert_eq!(s.ids(), ["a", "b"]);
+        assert!(s.turn_done("a").is_none(), "no turn runs");
+        let claim = s.claim("a", &root).unwrap();
+        let done = s.turn_done("a").unwrap();
+        assert!(!done.is_cancelled());
+        drop(claim);
+        assert!(done.is_cancelled());
+        s.close("b");
+        assert_eq!(s.ids(), ["a"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::content::{ContentPart, ToolCall, ToolResult, Usage};
 use super::event::{ChatEvent, ErrorKind, StopReason};
-use super::provider::{FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest};
+use super::provider::{FinishReason, Provider, ProviderChoice, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest};
 use super::session::TurnClaim;
 use super::store::{MessageStatus, NewMessage, SessionPatch, SessionRecord, StoredMessage};
 use super::tool_call::ToolRunner;
@@ -95,6 +95,22 @@ impl Turn {
         let _ = self.events.send(event).await;
     }
 
+    /// A session last used with another provider takes the current one and its model (its
+    /// old model name would mean nothing to the new provider).
+    async fn follow_provider(&self, choice: &ProviderChoice) {
+        if self.session.provider == choice.label() {
+            return;
+        }
+        let patch = SessionPatch {
+            provider: Some(choice.label().to_string()),
+            model: Some(choice.model.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = self.engine.store().update_session(&self.session.id, patch).await {
+            tracing::warn!(error = %e, "cannot record the session's new provider");
+        }
+    }
+
     async fn set_title(&self) {
         let Some(title) = title::from_prompt(&self.prompt) else { return };
         let patch = SessionPatch { title: Some(title.clone()), ..Default::default() };
@@ -109,6 +125,7 @@ impl Turn {
             Ok(p) => p,
             Err(message) => return Ending::Failed(ErrorKind::Config, message),
         };
+        self.follow_provider(&choice).await;
         let runner = match ToolRunner::new(self).await {
             Ok(r) => r,
             Err(e) => return Ending::Failed(ErrorKind::Store, e),
@@ -120,7 +137,7 @@ impl Turn {
                 Ok(s) => s,
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             };
-            let model = if session.model.is_empty() { choice.model.clone() } else { session.model.clone() };
+            let model = model_for(&session, &choice);
             self.compact_if_full(provider.as_ref(), &model).await;
             let (history, summary) = match compact::context(&self.engine, &self.session.id).await {
                 Ok(c) => c,
@@ -223,7 +240,7 @@ impl Turn {
                     Ok(p) => p,
                     Err(message) => return Ending::Failed(ErrorKind::Config, message),
                 };
-                let model = if self.session.model.is_empty() { choice.model } else { self.session.model.clone() };
+                let model = model_for(&self.session, &choice);
                 match compact::compact(&self.engine, id, provider.as_ref(), &model, self.claim.token()).await {
                     Ok(Compacted::Summarised { messages }) => format!("Compacted {messages} older messages into a summary."),
                     Ok(Compacted::Nothing) => "Nothing to compact yet: the conversation is still short.".into(),
@@ -368,6 +385,15 @@ fn stop_reason(finish: FinishReason) -> StopReason {
         FinishReason::Stop | FinishReason::ToolUse => StopReason::EndTurn,
         FinishReason::MaxTokens => StopReason::MaxTokens,
         FinishReason::Refusal => StopReason::Refusal,
+    }
+}
+
+/// The model to ask: the session's own, unless it has none or belongs to another provider.
+fn model_for(session: &SessionRecord, choice: &ProviderChoice) -> String {
+    if session.model.is_empty() || session.provider != choice.label() {
+        choice.model.clone()
+    } else {
+        session.model.clone()
     }
 }
 

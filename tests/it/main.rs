@@ -19,6 +19,8 @@
 //! - `tool_history`: tool calls replayed by session/load and resent to the model
 //! - `commands`: slash commands (the command list, /help, /mode, /model, /clear, /compact,
 //!   automatic compaction, /plan, /review) and unknown `/words` sent as text
+//! - `daemon`: windows sharing one daemon (live turns of other windows, detached turns,
+//!   kill -9 of the daemon), `acp --standalone`, `exec` and `attach` beside a daemon
 
 mod support;
 
@@ -39,3 +41,4 @@ mod tool_history;
 mod tool_loop;
 mod mcp_servers;
 mod commands;
+mod daemon;

@@ -22,7 +22,7 @@ use super::socket;
 use crate::daemon::server::{self, DaemonInfo, ServerControl};
 use crate::engine::config::EngineConfig;
 use crate::engine::store::MessageStatus;
-use crate::engine::{Engine, ListQuery};
+use crate::engine::Engine;
 
 /// How a daemon run ended.
 #[derive(Debug)]
@@ -110,7 +110,7 @@ async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, sign
     tracing::info!(reload, running_turns = running, "stopping: cancelling running turns and saving them");
     engine.shutdown().await;
     if reload {
-        let checkpoint = checkpoint_of(&engine, started_at_ms, stop_began_ms).await;
+        let checkpoint = checkpoint_of(&engine, stop_began_ms).await;
         tracing::info!(open = checkpoint.open_sessions.len(), interrupted = checkpoint.interrupted_turns.len(), "writing the reload checkpoint");
         checkpoint::write(home, &checkpoint).with_context(|| format!("cannot write {}", checkpoint::path(home).display()))?;
     }
@@ -147,37 +147,24 @@ fn resume_from_checkpoint(home: &Path) {
     }
 }
 
-/// The checkpoint, from the store: the engine does not list its open sessions, so "open"
-/// means used (created, prompted, re-rooted) since this process started, and "interrupted"
-/// means its last message was stored as cancelled after stopping began.
-async fn checkpoint_of(engine: &Engine, started_at_ms: i64, stop_began_ms: i64) -> Checkpoint {
-    let mut open_sessions = Vec::new();
+/// The checkpoint: the sessions open in the engine (its turns stopped, but nothing closed
+/// them), and among those the ones whose last message was stored as cancelled after stopping
+/// began (the turns the stop cut short).
+async fn checkpoint_of(engine: &Engine, stop_began_ms: i64) -> Checkpoint {
+    let open_sessions = engine.open_session_ids();
     let mut interrupted_turns = Vec::new();
-    let mut cursor = None;
-    'pages: loop {
-        let query = ListQuery { cwd: None, cursor, limit: 200 };
-        let page = match engine.list_sessions(query).await {
-            Ok(page) => page,
+    for id in &open_sessions {
+        match engine.session(id).await {
+            Ok(s) if s.updated_at >= stop_began_ms => {}
+            Ok(_) => continue,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list sessions for the reload checkpoint");
-                break;
+                tracing::warn!(error = %e, session = %id, "cannot read an open session for the reload checkpoint");
+                continue;
             }
-        };
-        for s in page.sessions {
-            if s.updated_at < started_at_ms {
-                break 'pages; // newest first: the rest predate this process
-            }
-            if s.updated_at >= stop_began_ms {
-                let last = engine.history(&s.id).await.ok().and_then(|h| h.into_iter().last());
-                if let Some(m) = last.filter(|m| m.status == MessageStatus::Cancelled) {
-                    interrupted_turns.push(InterruptedTurn { session: s.id.clone(), message_seq: m.seq });
-                }
-            }
-            open_sessions.push(s.id);
         }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
+        let last = engine.history(id).await.ok().and_then(|h| h.into_iter().last());
+        if let Some(m) = last.filter(|m| m.status == MessageStatus::Cancelled) {
+            interrupted_turns.push(InterruptedTurn { session: id.clone(), message_seq: m.seq });
         }
     }
     Checkpoint {
@@ -279,6 +266,42 @@ mod tests {
     fn a_replaced_binary_is_found_at_its_path() {
         assert_eq!(undeleted("/usr/bin/ratchet (deleted)".into()), PathBuf::from("/usr/bin/ratchet"));
         assert_eq!(undeleted("/usr/bin/ratchet".into()), PathBuf::from("/usr/bin/ratchet"));
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_lists_exactly_the_open_sessions_and_the_cut_turns() {
+        use crate::engine::config::{ConfigFile, EnvSnapshot};
+        use crate::engine::store::SessionPatch;
+        use crate::engine::{ChatEvent, ContentPart};
+
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script.json");
+        std::fs::write(&script, r#"{"turns":[{"text":"one two three four five six seven eight","chunk_delay_ms":200}]}"#).unwrap();
+        let env = EnvSnapshot {
+            ratchet_provider: Some("scripted".into()),
+            ratchet_script: Some(script.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let engine = Engine::open(EngineConfig { home: dir.path().into(), env, file: ConfigFile::default() }).await.unwrap();
+        let cwd = dir.path().to_path_buf();
+        let busy = engine.create_session(cwd.clone(), vec![]).await.unwrap();
+        let idle = engine.create_session(cwd.clone(), vec![]).await.unwrap();
+        let closed = engine.create_session(cwd.clone(), vec![]).await.unwrap();
+        engine.close_session(&closed.id);
+        // Changed since start, but not open: the old "updated since start" guess counted these.
+        let patch = SessionPatch { title: Some("renamed".into()), ..Default::default() };
+        engine.store().update_session(&closed.id, patch).await.unwrap();
+
+        let mut rx = engine.send_message(&busy.id, vec![ContentPart::text("count")]).await.unwrap();
+        while !matches!(rx.recv().await, Some(ChatEvent::TextDelta(_))) {}
+        let stop_began = now_ms();
+        engine.shutdown().await;
+        let cp = checkpoint_of(&engine, stop_began).await;
+        let mut open = vec![busy.id.clone(), idle.id.clone()];
+        open.sort();
+        assert_eq!(cp.open_sessions, open);
+        let cut: Vec<_> = cp.interrupted_turns.iter().map(|t| t.session.as_str()).collect();
+        assert_eq!(cut, [busy.id.as_str()]);
     }
 
     #[tokio::test]

@@ -146,6 +146,8 @@ fn engine_errors_survive_the_wire_with_their_codes_and_messages() {
         (EngineError::Store(StoreError::NotFound("a".into())), NOT_FOUND),
         (EngineError::Store(StoreError::Closed), ENGINE_FAILED),
         (EngineError::Config("set RATCHET_PROVIDER".into()), ENGINE_FAILED),
+        (EngineError::ProviderNotFound("work".into()), NOT_FOUND),
+        (EngineError::InvalidProvider("unknown provider kind \"x\"".into()), INVALID_PARAMS),
     ];
     for (e, want) in cases {
         let (code, message, data) = engine_error_to_rpc(&e);

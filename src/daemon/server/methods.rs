@@ -4,6 +4,7 @@
 //! Sessions are shared: two windows may open the same one. `session.close` from one
 //! connection therefore closes the session in the engine (which cancels its turn) only when
 //! no other connection has it open; `session.kill` and `session.delete` close it regardless.
+//! A connection that ends without closing its sessions is handled in `holders`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,11 +16,12 @@ use jsonrpsee::types::ErrorObjectOwned;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{State, turns};
+use super::{State, holders, turns};
 use crate::daemon::protocol::{
-    self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, OpenParams, SetParams, method,
+    self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams, OpenParams, SetParams,
+    method,
 };
-use crate::engine::{EngineApi, EngineError, ListQuery};
+use crate::engine::{EngineApi, EngineError, ListQuery, ProviderSpec};
 
 /// Gives the `daemon.shutdown`/`daemon.reload` reply time to leave before connections close.
 const STOP_REPLY_DELAY: Duration = Duration::from_millis(50);
@@ -33,12 +35,12 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
 
     add_conn(&mut m, method::CREATE, |s, conn, p: CreateParams| async move {
         let record = engine(EngineApi::create_session(&s.engine, p.cwd, p.dirs, p.mcp).await)?;
-        s.holders.hold(&record.id, conn);
+        hold(&s, &record.id, conn);
         Ok(record)
     })?;
     add_conn(&mut m, method::OPEN, |s, conn, p: OpenParams| async move {
         let record = engine(EngineApi::open_session(&s.engine, p.id, p.cwd, p.dirs, p.mcp).await)?;
-        s.holders.hold(&record.id, conn);
+        hold(&s, &record.id, conn);
         Ok(record)
     })?;
     add_conn(&mut m, method::CLOSE, |s, conn, p: IdParams| async move {
@@ -75,8 +77,21 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
             ))
         }
     })?;
+    add(&mut m, method::PROVIDER_LIST, |s, (): ()| async move { engine(s.engine.list_providers().await) })?;
+    add(&mut m, method::PROVIDER_ADD, |s, p: ProviderSpec| async move { engine(s.engine.add_provider(p).await) })?;
+    add(&mut m, method::PROVIDER_REMOVE, |s, p: NameParams| async move { engine(s.engine.remove_provider(&p.name).await) })?;
+    add(&mut m, method::PROVIDER_DEFAULT, |s, p: NameParams| async move { engine(s.engine.set_default_provider(&p.name).await) })?;
+    add(&mut m, method::PROVIDER_TEST, |s, p: NameParams| async move { engine(s.engine.test_provider(&p.name).await) })?;
     turns::register(&mut m)?;
     Ok(m)
+}
+
+/// Records `conn`'s hold on a session it just opened; if `conn` ended meanwhile, the
+/// session is closed again unless someone else has it open.
+fn hold(s: &Arc<State>, session: &str, conn: ConnectionId) {
+    if !s.holders.hold(session, conn) && !s.holders.is_held(session) {
+        holders::close_when_idle(s, vec![session.to_string()]);
+    }
 }
 
 /// Registers a method whose params are one object of type `P`.
@@ -165,56 +180,4 @@ async fn delete(s: &State, id: String) -> Result<(), EngineError> {
     kill(s, id.clone()).await?;
     s.engine.store().delete_session(&id).await?;
     Ok(())
-}
-
-/// Which connections have each session open.
-#[derive(Default)]
-pub(super) struct Holders {
-    by_session: std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<ConnectionId>>>,
-}
-
-impl Holders {
-    fn hold(&self, session: &str, conn: ConnectionId) {
-        self.lock().entry(session.to_string()).or_default().insert(conn);
-    }
-
-    /// Drops `conn`'s hold; true if nobody else holds the session (so it may close).
-    fn release(&self, session: &str, conn: ConnectionId) -> bool {
-        let mut map = self.lock();
-        let Some(holders) = map.get_mut(session) else { return true };
-        holders.remove(&conn);
-        if holders.is_empty() {
-            map.remove(session);
-            return true;
-        }
-        false
-    }
-
-    fn forget(&self, session: &str) {
-        self.lock().remove(session);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::collections::HashSet<ConnectionId>>> {
-        self.by_session.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_session_closes_only_when_its_last_holder_lets_go() {
-        let h = Holders::default();
-        let (a, b) = (ConnectionId(1), ConnectionId(2));
-        h.hold("s", a);
-        h.hold("s", b);
-        h.hold("s", a);
-        assert!(!h.release("s", a), "b still has it open");
-        assert!(h.release("s", b));
-        assert!(h.release("s", b), "an untracked session (opened before a reload) may close");
-        h.hold("t", a);
-        h.forget("t");
-        assert!(h.release("t", b));
-    }
 }

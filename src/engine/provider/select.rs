@@ -1,10 +1,12 @@
-//! Which provider to use: `RATCHET_PROVIDER`/`RATCHET_MODEL`, else `config.toml`, else the first
-//! API key present (Anthropic, then OpenAI), else Ollama if it answers, else a clear error.
+//! Which provider to use: `RATCHET_PROVIDER`/`RATCHET_MODEL`, else the default stored provider
+//! (`ratchet provider default`), else `config.toml`, else the first API key present (Anthropic,
+//! then OpenAI), else Ollama if it answers, else a clear error.
 //!
 //! [`choose`] is the pure part (environment snapshot and config file in, choice out), so the
 //! precedence rules are unit-tested without I/O; [`resolve`] adds the Ollama probe; [`build`]
 //! turns a choice into a running [`Provider`]. The `scripted` provider is never chosen unless
-//! asked for by name. Environment values win over the config file's endpoint settings.
+//! asked for by name. Environment values win over the config file's endpoint settings. A
+//! stored entry is self-contained ([`stored_choice`]): only its key comes from the environment.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use crate::engine::provider::ollama::{self, OllamaProvider};
 use crate::engine::provider::openai::{self, OpenAiProvider};
 use crate::engine::provider::scripted::ScriptedProvider;
 use crate::engine::provider::{Provider, ProviderError};
+use crate::engine::store::ProviderRecord;
 
 /// Which wire format a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,15 @@ pub struct ProviderChoice {
     pub api_key: Option<String>,
     /// The scripted provider's script file; `None` plays the built-in demo.
     pub script: Option<PathBuf>,
+    /// The stored entry this came from (`ratchet provider add`), if any.
+    pub stored: Option<String>,
+}
+
+impl ProviderChoice {
+    /// What sessions record as their provider: the stored entry's name, else the kind.
+    pub fn label(&self) -> &str {
+        self.stored.as_deref().unwrap_or(self.kind.as_str())
+    }
 }
 
 impl fmt::Debug for ProviderChoice {
@@ -92,6 +104,7 @@ impl fmt::Debug for ProviderChoice {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("script", &self.script)
+            .field("stored", &self.stored)
             .finish()
     }
 }
@@ -111,6 +124,15 @@ pub enum SelectError {
     MissingKey {
         kind: ProviderKind,
         origin: &'static str,
+        env_var: String,
+    },
+    /// A stored entry needs a key that its variable does not hold.
+    #[error(
+        "stored provider {name:?} ({kind}) needs an API key, but {env_var} is not set in the environment of the process running the engine; set it there (with a daemon: set it, then `ratchet daemon restart`), or give the entry a base URL that needs no key"
+    )]
+    StoredKeyMissing {
+        name: String,
+        kind: ProviderKind,
         env_var: String,
     },
     /// Nothing is configured and no local Ollama answered.
@@ -135,6 +157,7 @@ pub type KeyLookup = dyn Fn(&str) -> Option<String> + Sync;
 const FROM_ENV: &str = "RATCHET_PROVIDER";
 const FROM_CONFIG: &str = "config.toml `provider`";
 const FROM_KEY: &str = "an API key in the environment";
+const FROM_STORE: &str = "the provider store";
 
 /// Chooses the provider from the environment snapshot and the config file, without probing
 /// the network. Returns [`SelectError::NothingConfigured`] when only an Ollama probe could
@@ -144,9 +167,7 @@ const FROM_KEY: &str = "an API key in the environment";
 /// process environment (the snapshot only carries the conventional names); see
 /// [`choose_with_lookup`] for the fully pure form.
 pub fn choose(env: &EnvSnapshot, file: &ConfigFile) -> Result<ProviderChoice, SelectError> {
-    choose_with_lookup(env, file, &|name| {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-    })
+    choose_with_lookup(env, file, &process_lookup)
 }
 
 /// [`choose`], with `lookup` answering for custom `api_key_env` variable names.
@@ -195,6 +216,67 @@ pub async fn resolve(env: &EnvSnapshot, file: &ConfigFile) -> Result<ProviderCho
         }
         other => other,
     }
+}
+
+/// [`resolve`], with the default stored entry (if any) between `RATCHET_PROVIDER` and
+/// `config.toml`.
+pub async fn resolve_with_default(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    stored: Option<&ProviderRecord>,
+) -> Result<ProviderChoice, SelectError> {
+    match stored {
+        Some(entry) if env.ratchet_provider.is_none() => stored_choice(entry, env, file, &process_lookup),
+        _ => resolve(env, file).await,
+    }
+}
+
+/// The choice a stored entry describes: its kind, model and base URL (the kind's default if
+/// none). Its key is read from its `api_key_env` variable, or the kind's usual one; an entry
+/// that names a variable needs it set.
+pub fn stored_choice(
+    entry: &ProviderRecord,
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    lookup: &KeyLookup,
+) -> Result<ProviderChoice, SelectError> {
+    let kind = parse_kind(&entry.kind, FROM_STORE)?;
+    let named_var = entry.api_key_env.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let var = match (named_var, kind) {
+        (Some(var), _) => Some(var),
+        (None, ProviderKind::OpenAi) => Some("OPENAI_API_KEY"),
+        (None, ProviderKind::Anthropic) => Some("ANTHROPIC_API_KEY"),
+        (None, _) => None,
+    };
+    let api_key = var.and_then(|v| match v {
+        "OPENAI_API_KEY" => env.openai_api_key.clone(),
+        "ANTHROPIC_API_KEY" => env.anthropic_api_key.clone(),
+        other => lookup(other),
+    });
+    let needs_key = matches!(kind, ProviderKind::OpenAi | ProviderKind::Anthropic);
+    // A named variable must be set; the usual one may be absent for a keyless local server.
+    if needs_key && api_key.is_none() && (named_var.is_some() || entry.base_url.is_none()) {
+        return Err(SelectError::StoredKeyMissing {
+            name: entry.name.clone(),
+            kind,
+            env_var: var.unwrap_or_default().to_string(),
+        });
+    }
+    let no_lookup = |_: &str| None;
+    let sources = Sources { env, file, lookup: &no_lookup };
+    Ok(ProviderChoice {
+        kind,
+        model: entry.model.clone(),
+        base_url: entry.base_url.clone().or_else(|| default_base_url(kind).map(str::to_string)),
+        api_key: if needs_key { api_key } else { None },
+        script: sources.script(kind),
+        stored: Some(entry.name.clone()),
+    })
+}
+
+/// Reads a custom key variable from the process environment.
+pub fn process_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Builds the provider a choice describes. A bad script file is a `Config` error.
@@ -260,6 +342,7 @@ impl Sources<'_> {
             base_url: base_url.or_else(|| default_base_url(kind).map(str::to_string)),
             api_key,
             script: self.script(kind),
+            stored: None,
         })
     }
 

@@ -13,8 +13,9 @@
 //! them read concurrently and take turns writing.
 //!
 //! Layout: `types.rs` holds the public values and errors, `schema.rs` opens the file and
-//! migrates it, `queries.rs` holds the SQL.
+//! migrates it, `queries.rs` holds the SQL, `providers.rs` the named provider entries.
 
+mod providers;
 mod queries;
 mod schema;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+pub use providers::{NewProvider, ProviderRecord};
 pub use types::{
     ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord,
     SessionStatus, StoreError, StoredMessage,

@@ -448,7 +448,7 @@ fn next_updated_at(previous: i64) -> i64 {
     now_ms().max(previous + 1)
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {

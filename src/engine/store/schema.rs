@@ -17,7 +17,22 @@ use super::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, oldest first. The database's version is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// Version 3: named provider entries (`ratchet provider add`). No secret is stored: only the
+/// name of the environment variable that holds the key. At most one entry is the default.
+const V3: &str = "
+CREATE TABLE providers (
+    name        TEXT PRIMARY KEY NOT NULL,
+    kind        TEXT NOT NULL,
+    base_url    TEXT,
+    model       TEXT NOT NULL,
+    api_key_env TEXT,
+    is_default  INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX providers_one_default ON providers (is_default) WHERE is_default = 1;
+";
 
 /// Version 2: what of a session's history the model still sees (after `/clear` or
 /// `/compact`): messages from `context_from` on, after `summary` if there is one.

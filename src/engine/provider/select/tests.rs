@@ -313,3 +313,69 @@ fn choose_scripted() -> ProviderChoice {
     };
     pick(&env, &ConfigFile::default()).unwrap()
 }
+
+fn stored(kind: &str, base_url: Option<&str>, key_env: Option<&str>) -> ProviderRecord {
+    ProviderRecord {
+        name: "work".into(),
+        kind: kind.into(),
+        base_url: base_url.map(Into::into),
+        model: "stored-model".into(),
+        api_key_env: key_env.map(Into::into),
+        is_default: true,
+        created_at: 0,
+    }
+}
+
+fn lookup_work_key(name: &str) -> Option<String> {
+    (name == "WORK_KEY").then(|| "sk-work".to_string())
+}
+
+#[test]
+fn a_stored_entry_reads_its_key_from_the_variable_it_names() {
+    let choice = stored_choice(&stored("openai", None, Some("WORK_KEY")), &env(), &ConfigFile::default(), &lookup_work_key).unwrap();
+    assert_eq!((choice.kind, choice.model.as_str()), (ProviderKind::OpenAi, "stored-model"));
+    assert_eq!(choice.api_key.as_deref(), Some("sk-work"));
+    assert_eq!(choice.base_url.as_deref(), Some("https://api.openai.com/v1"));
+    assert_eq!((choice.stored.as_deref(), choice.label()), (Some("work"), "work"));
+
+    let usual = EnvSnapshot { anthropic_api_key: Some("sk-a".into()), ..env() };
+    let choice = stored_choice(&stored("anthropic", None, None), &usual, &ConfigFile::default(), &no_lookup).unwrap();
+    assert_eq!(choice.api_key.as_deref(), Some("sk-a"), "no variable named: the usual one");
+}
+
+#[test]
+fn a_stored_entry_without_its_key_says_which_variable_to_set() {
+    let missing = stored_choice(&stored("openai", Some("http://127.0.0.1:8080/v1"), Some("GONE_KEY")), &env(), &ConfigFile::default(), &no_lookup);
+    let err = missing.unwrap_err();
+    assert!(matches!(&err, SelectError::StoredKeyMissing { env_var, .. } if env_var == "GONE_KEY"), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("\"work\"") && text.contains("GONE_KEY") && text.contains("ratchet daemon restart"), "{text}");
+
+    // The usual variable may be absent when the entry points at a local server.
+    let local = stored_choice(&stored("openai", Some("http://127.0.0.1:8080/v1"), None), &env(), &ConfigFile::default(), &no_lookup).unwrap();
+    assert_eq!((local.api_key, local.base_url.as_deref()), (None, Some("http://127.0.0.1:8080/v1")));
+    let hosted = stored_choice(&stored("anthropic", None, None), &env(), &ConfigFile::default(), &no_lookup);
+    assert!(matches!(hosted, Err(SelectError::StoredKeyMissing { env_var, .. }) if env_var == "ANTHROPIC_API_KEY"));
+}
+
+#[tokio::test]
+async fn the_stored_default_sits_between_ratchet_provider_and_the_config_file() {
+    let entry = stored("ollama", Some("http://127.0.0.1:9"), None);
+    let file = config("provider = \"scripted\"");
+    let keys = EnvSnapshot { openai_api_key: Some("sk-o".into()), ..env() };
+    let choice = resolve_with_default(&keys, &file, Some(&entry)).await.unwrap();
+    assert_eq!((choice.kind, choice.label()), (ProviderKind::Ollama, "work"), "wins over config and keys");
+
+    let forced = EnvSnapshot { ratchet_provider: Some("openai".into()), ..keys.clone() };
+    let choice = resolve_with_default(&forced, &file, Some(&entry)).await.unwrap();
+    assert_eq!((choice.kind, choice.label()), (ProviderKind::OpenAi, "openai"), "RATCHET_PROVIDER wins");
+
+    let choice = resolve_with_default(&keys, &file, None).await.unwrap();
+    assert_eq!(choice.kind, ProviderKind::Scripted, "no default: the config file");
+}
+
+#[test]
+fn a_stored_entry_of_an_unknown_kind_is_reported() {
+    let err = stored_choice(&stored("gemini", None, None), &env(), &ConfigFile::default(), &no_lookup).unwrap_err();
+    assert!(err.to_string().contains("\"gemini\" in the provider store"), "{err}");
+}

@@ -2,9 +2,10 @@
 //!
 //! This file holds the shared helpers and the tests of opening, migrating and sharing a
 //! database file; `sessions.rs` covers session rows and listing, `history.rs` messages,
-//! permissions, plans and deletion.
+//! permissions, plans and deletion, `providers.rs` the named provider entries.
 
 mod history;
+mod providers;
 mod sessions;
 
 use std::path::{Path, PathBuf};
