@@ -14,8 +14,9 @@ use super::content::ContentPart;
 use super::event::ChatEvent;
 
 /// Events buffered per session for subscribers; past this a slow subscriber skips ahead.
-/// 1024 covers a long streamed answer between two reads.
-const LIVE_CAPACITY: usize = 1024;
+/// 256 covers a burst of streamed chunks between two reads; the buffer is allocated up front
+/// for every watched session, so it is kept small.
+const LIVE_CAPACITY: usize = 256;
 
 /// What happened in a session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -54,10 +55,19 @@ impl LiveHub {
 
     /// Subscribes to a session's events from now on.
     pub fn subscribe(&self, session: &str) -> broadcast::Receiver<SessionEvent> {
-        self.lock()
+        let mut channels = self.lock();
+        // Channels whose watchers all left would otherwise stay until the session's next
+        // event, which may never come: drop them here, where new ones are made.
+        channels.retain(|_, tx| tx.receiver_count() > 0);
+        channels
             .entry(session.to_string())
             .or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0)
             .subscribe()
+    }
+
+    /// Number of sessions with a channel (for tests and diagnostics).
+    pub fn channels(&self) -> usize {
+        self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<SessionEvent>>> {
@@ -80,5 +90,15 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap().event, LiveEvent::UserMessage(vec![ContentPart::text("hi")]));
         assert_eq!(rx.try_recv().unwrap(), SessionEvent { turn: 2, event: LiveEvent::Chat(ChatEvent::TextDelta("a".into())) });
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn channels_without_watchers_are_dropped() {
+        let hub = LiveHub::default();
+        for i in 0..100 {
+            drop(hub.subscribe(&format!("s{i}")));
+        }
+        let _kept = hub.subscribe("last");
+        assert_eq!(hub.channels(), 1, "only the watched session keeps a channel");
     }
 }
