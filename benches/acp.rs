@@ -88,11 +88,7 @@ fn p90(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("script.json"),
-        r#"{"turns":[{"text":"pong"}]}"#,
-    )
-    .unwrap();
+    std::fs::write(home.path().join("script.json"), r#"{"turns":[{"text":"pong"}]}"#).unwrap();
     let init = serde_json::json!({"protocolVersion": 1, "clientCapabilities": {}});
     let cwd = home.path().to_str().unwrap().to_string();
 
@@ -135,8 +131,16 @@ fn main() {
     {
         println!("| measure | median | p90 |");
         println!("|---|---|---|");
-        println!("| spawn → initialize answer ({RUNS} runs) | {:.2?} | {:.2?} |", median(startup.clone()), p90(startup));
-        println!("| prompt turn, scripted provider ({TURNS} turns) | {:.2?} | {:.2?} |", median(turns.clone()), p90(turns));
+        println!(
+            "| spawn → initialize answer ({RUNS} runs) | {:.2?} | {:.2?} |",
+            median(startup.clone()),
+            p90(startup)
+        );
+        println!(
+            "| prompt turn, scripted provider ({TURNS} turns) | {:.2?} | {:.2?} |",
+            median(turns.clone()),
+            p90(turns)
+        );
         println!("| session/load replaying {} lines | {:.2?} | – |", lines, load);
         println!();
         println!("| memory | KiB |");

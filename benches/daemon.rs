@@ -224,7 +224,12 @@ struct Mem {
 }
 
 fn mem(pid: u32) -> Mem {
-    Mem { rss: status_kib(pid, "VmRSS:"), hwm: status_kib(pid, "VmHWM:"), anon: status_kib(pid, "RssAnon:"), file: status_kib(pid, "RssFile:") }
+    Mem {
+        rss: status_kib(pid, "VmRSS:"),
+        hwm: status_kib(pid, "VmHWM:"),
+        anon: status_kib(pid, "RssAnon:"),
+        file: status_kib(pid, "RssFile:"),
+    }
 }
 
 /// A row `| what | VmRSS | RssAnon | RssFile | VmHWM |`.
@@ -516,14 +521,32 @@ fn main() {
         per_session(mem_one.rss, mem_full.rss),
         per_session(mem_one.anon, mem_full.anon)
     );
-    println!("{}", mem_row(&format!("daemon, the same {SESSIONS} sessions, each watched once (`session.subscribe`, then gone)"), mem_watched));
+    println!(
+        "{}",
+        mem_row(
+            &format!("daemon, the same {SESSIONS} sessions, each watched once (`session.subscribe`, then gone)"),
+            mem_watched
+        )
+    );
     println!(
         "| per session watched once | {:.1} KiB | {:.1} KiB | – | – |",
         mem_watched.rss.saturating_sub(mem_full.rss) as f64 / SESSIONS as f64,
         mem_watched.anon.saturating_sub(mem_full.anon) as f64 / SESSIONS as f64
     );
-    println!("{}", mem_row(&format!("daemon after {} control calls and {CONNECTS} connects", 3 * (CALLS + 100)), daemon_after_calls));
-    println!("{}", mem_row(&format!("daemon, then after {} `ratchet acp` runs through it (a session each)", RUNS + 2), daemon_after_startups));
+    println!(
+        "{}",
+        mem_row(
+            &format!("daemon after {} control calls and {CONNECTS} connects", 3 * (CALLS + 100)),
+            daemon_after_calls
+        )
+    );
+    println!(
+        "{}",
+        mem_row(
+            &format!("daemon, then after {} `ratchet acp` runs through it (a session each)", RUNS + 2),
+            daemon_after_startups
+        )
+    );
     println!("{}", mem_row(&format!("daemon, then after {} turns through one `ratchet acp`", TURNS + 5), daemon_used));
     println!("{}", mem_row("`ratchet acp` through the daemon, after `session/new`", d_agent_idle));
     println!("{}", mem_row(&format!("`ratchet acp` through the daemon, after {} turns", TURNS + 5), d_agent_busy));

@@ -4,8 +4,8 @@
 //! [`bridge`] is the one place that knows both. See `ARCHITECTURE.md`.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod engine;
 pub mod acp;
 pub mod bridge;
 pub mod daemon;
+pub mod engine;
 pub mod logging;

@@ -22,10 +22,7 @@ pub fn init(home: &Path, default_level: &str) -> Option<WorkerGuard> {
         Ok(()) => {
             let appender = tracing_appender::rolling::daily(&logs, "ratchet.log");
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let layer = tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(false)
-                .with_filter_fn(filter());
+            let layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter_fn(filter());
             (Some(layer), Some(guard))
         }
         Err(_) => (None, None),

@@ -13,7 +13,8 @@ use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
 use ratchet::engine::store::MessageStatus;
 use ratchet::engine::tools::{CommandRequest, Host, NoHost, TerminalRun};
 use ratchet::engine::{
-    ChatEvent, ContentPart, Engine, EngineApi, EngineError, ListQuery, LiveEvent, PermissionAnswer, ProviderSpec, Role, StopReason,
+    ChatEvent, ContentPart, Engine, EngineApi, EngineError, ListQuery, LiveEvent, PermissionAnswer, ProviderSpec, Role,
+    StopReason,
 };
 use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,12 @@ impl Daemon {
         let engine = Engine::open(config).await.unwrap();
         let socket = dir.path().join("daemon.sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-        let info = DaemonInfo { pid: std::process::id(), started_at_ms: 0, version: env!("CARGO_PKG_VERSION").into(), socket: socket.clone() };
+        let info = DaemonInfo {
+            pid: std::process::id(),
+            started_at_ms: 0,
+            version: env!("CARGO_PKG_VERSION").into(),
+            socket: socket.clone(),
+        };
         let control = ServerControl::default();
         let served = tokio::spawn(server::serve(listener, engine, info, control.clone()));
         Daemon { dir, socket, control, served }
@@ -84,7 +90,13 @@ async fn drain(mut rx: Receiver<ChatEvent>) -> Vec<ChatEvent> {
 }
 
 fn text_of(events: &[ChatEvent]) -> String {
-    events.iter().filter_map(|e| match e { ChatEvent::TextDelta(t) => Some(t.as_str()), _ => None }).collect()
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::TextDelta(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn prompt(text: &str) -> Vec<ContentPart> {
@@ -95,7 +107,10 @@ fn prompt(text: &str) -> Vec<ContentPart> {
 async fn health_reports_version_and_protocol() {
     let d = Daemon::start(r#"{"turns":[{"text":"x"}]}"#).await;
     let Health { version, protocol, pid, socket, running_turns, .. } = within(d.client().await.health()).await.unwrap();
-    assert_eq!((version.as_str(), protocol, pid), (env!("CARGO_PKG_VERSION"), protocol::PROTOCOL_VERSION, std::process::id()));
+    assert_eq!(
+        (version.as_str(), protocol, pid),
+        (env!("CARGO_PKG_VERSION"), protocol::PROTOCOL_VERSION, std::process::id())
+    );
     assert_eq!((socket, running_turns), (d.socket.clone(), 0));
 }
 
@@ -118,7 +133,10 @@ async fn sessions_are_created_listed_and_streamed_with_engine_errors_intact() {
     let history = within(e.history(s.id.clone())).await.unwrap();
     assert_eq!(history.iter().map(|m| m.role).collect::<Vec<_>>(), vec![Role::User, Role::Assistant]);
     assert!(matches!(within(e.session("nope".into())).await, Err(EngineError::NotFound(id)) if id == "nope"));
-    assert!(matches!(within(e.send_message("nope".into(), prompt("x"), Arc::new(NoHost))).await, Err(EngineError::NotOpen(_))));
+    assert!(matches!(
+        within(e.send_message("nope".into(), prompt("x"), Arc::new(NoHost))).await,
+        Err(EngineError::NotOpen(_))
+    ));
     assert!(matches!(within(e.set_mode(s.id.clone(), "wild".into())).await, Err(EngineError::UnknownMode(_))));
 }
 
@@ -165,7 +183,10 @@ async fn a_tool_reads_through_the_prompting_clients_editor() {
     let host = Arc::new(BufferHost { calls: Mutex::default() });
     let events = drain(within(e.send_message(s.id, prompt("read it"), host.clone())).await.unwrap().events).await;
     assert_eq!(text_of(&events), "read the editor", "{events:?}");
-    let output = events.iter().find_map(|e| match e { ChatEvent::ToolCallUpdated(c) => c.output.clone(), _ => None });
+    let output = events.iter().find_map(|e| match e {
+        ChatEvent::ToolCallUpdated(c) => c.output.clone(),
+        _ => None,
+    });
     assert!(output.unwrap_or_default().contains("unsaved editor text"));
     assert_eq!(*host.calls.lock().unwrap(), vec![d.cwd().join("a.txt")]);
 }
@@ -219,12 +240,20 @@ async fn a_second_client_sees_the_first_ones_turn_live_and_keeps_it_open() {
         }
     }
     assert_eq!(seen[0], LiveEvent::UserMessage(prompt("hello B")));
-    let text: String = seen.iter().filter_map(|e| match e { LiveEvent::Chat(ChatEvent::TextDelta(t)) => Some(t.as_str()), _ => None }).collect();
+    let text: String = seen
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::Chat(ChatEvent::TextDelta(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(text, "shared answer");
 
     // A closing its window leaves the session open for B; B's close is the last.
     within(a.close_session(s.id.clone())).await.unwrap();
-    let turn = within(b.send_message(s.id.clone(), prompt("still open?"), Arc::new(NoHost))).await.expect("B still has it open");
+    let turn = within(b.send_message(s.id.clone(), prompt("still open?"), Arc::new(NoHost)))
+        .await
+        .expect("B still has it open");
     drain(turn.events).await;
     within(b.close_session(s.id.clone())).await.unwrap();
     let closed = within(b.send_message(s.id.clone(), prompt("now?"), Arc::new(NoHost))).await;
@@ -266,7 +295,15 @@ async fn a_daemon_speaking_another_protocol_is_refused_clearly() {
     let mut module = RpcModule::new(socket.clone());
     module
         .register_method(protocol::method::HEALTH, |_, socket, _| {
-            let old = Health { version: "99.0.0".into(), protocol: 999, pid: 1, uptime_ms: 0, sessions: 0, running_turns: 0, socket: socket.clone() };
+            let old = Health {
+                version: "99.0.0".into(),
+                protocol: 999,
+                pid: 1,
+                uptime_ms: 0,
+                sessions: 0,
+                running_turns: 0,
+                socket: socket.clone(),
+            };
             Ok::<_, jsonrpsee::types::ErrorObjectOwned>(old)
         })
         .unwrap();
@@ -279,7 +316,8 @@ async fn a_daemon_speaking_another_protocol_is_refused_clearly() {
     let Err(err) = within(Client::connect(&socket)).await else { panic!("connected to an incompatible daemon") };
     let message = err.to_string();
     assert!(matches!(err, ClientError::Incompatible(_)), "{err:?}");
-    let want = format!("daemon speaks protocol 999 (ratchet 99.0.0), this ratchet speaks {}", protocol::PROTOCOL_VERSION);
+    let want =
+        format!("daemon speaks protocol 999 (ratchet 99.0.0), this ratchet speaks {}", protocol::PROTOCOL_VERSION);
     assert!(message.contains(&want) && message.contains("`ratchet daemon restart`"), "{message}");
     let _ = handle.stop();
     within(old_daemon).await.unwrap();
@@ -293,7 +331,11 @@ async fn shutdown_stops_serving() {
     within(&mut d.served).await.unwrap().unwrap();
     assert!(d.control.shutdown.is_cancelled());
     let again = within(Client::connect(&d.socket)).await;
-    assert!(matches!(again, Err(ClientError::NotRunning(ref home)) if Path::new(home) == d.dir.path()), "{:?}", again.err());
+    assert!(
+        matches!(again, Err(ClientError::NotRunning(ref home)) if Path::new(home) == d.dir.path()),
+        "{:?}",
+        again.err()
+    );
 }
 
 /// Polls until `session` is no longer open in the daemon (a prompt answers `NotOpen`).
@@ -321,7 +363,9 @@ async fn a_dropped_connection_closes_the_sessions_only_it_had_open() {
     drop(a); // the window closes without session/close
 
     until_closed(&b, &mine.id).await;
-    let turn = within(b.send_message(shared.id.clone(), prompt("still yours?"), Arc::new(NoHost))).await.expect("b still has it open");
+    let turn = within(b.send_message(shared.id.clone(), prompt("still yours?"), Arc::new(NoHost)))
+        .await
+        .expect("b still has it open");
     assert_eq!(text_of(&drain(turn.events).await), "fine");
     assert!(within(b.session(mine.id)).await.is_ok(), "closed, not deleted");
 }
@@ -363,7 +407,10 @@ async fn providers_are_managed_over_the_control_api() {
 
     let bad = ProviderSpec { name: "x".into(), kind: "gemini".into(), ..Default::default() };
     let err = within(c.add_provider(bad)).await.unwrap_err();
-    assert!(matches!(&err, ClientError::Engine(EngineError::InvalidProvider(m)) if m.contains("unknown provider kind \"gemini\"")), "{err:?}");
+    assert!(
+        matches!(&err, ClientError::Engine(EngineError::InvalidProvider(m)) if m.contains("unknown provider kind \"gemini\"")),
+        "{err:?}"
+    );
     let err = within(c.test_provider("nope")).await.unwrap_err();
     assert!(matches!(&err, ClientError::Engine(EngineError::ProviderNotFound(n)) if n == "nope"), "{err:?}");
     assert!(within(c.remove_provider("demo")).await.unwrap().is_default);

@@ -346,16 +346,16 @@ async fn reload_cancels_and_saves_a_running_turn() {
 
     let engine = Client::connect(&home.socket()).await.unwrap().into_engine();
     let session = engine.create_session(home.ws(), Vec::new(), Vec::new()).await.unwrap();
-    let mut turn = engine
-        .send_message(session.id.clone(), vec![ContentPart::text("go")], Arc::new(NoHost))
-        .await
-        .unwrap();
+    let mut turn =
+        engine.send_message(session.id.clone(), vec![ContentPart::text("go")], Arc::new(NoHost)).await.unwrap();
     // Mid-answer: the first words have streamed.
     let streaming = async {
         loop {
             match turn.events.recv().await {
                 Some(ChatEvent::TextDelta(_)) => break,
-                Some(ChatEvent::Complete { .. } | ChatEvent::Error { .. }) | None => panic!("the turn ended before streaming"),
+                Some(ChatEvent::Complete { .. } | ChatEvent::Error { .. }) | None => {
+                    panic!("the turn ended before streaming")
+                }
                 Some(_) => {}
             }
         }
@@ -366,7 +366,9 @@ async fn reload_cancels_and_saves_a_running_turn() {
     let out = tokio::task::spawn_blocking(move || h.ok(&["daemon", "reload"])).await.unwrap();
     assert!(out.contains("reloaded"), "{out}");
     // The old connection ends with the old process.
-    tokio::time::timeout(TIMEOUT, async { while turn.events.recv().await.is_some() {} }).await.expect("the turn stream ends");
+    tokio::time::timeout(TIMEOUT, async { while turn.events.recv().await.is_some() {} })
+        .await
+        .expect("the turn stream ends");
 
     let engine = Client::connect(&home.socket()).await.unwrap().into_engine();
     let history = engine.history(session.id.clone()).await.unwrap();

@@ -35,7 +35,13 @@ async fn drain(mut rx: Receiver<ChatEvent>) -> Vec<ChatEvent> {
 }
 
 fn text_of(events: &[ChatEvent]) -> String {
-    events.iter().filter_map(|e| match e { ChatEvent::TextDelta(t) => Some(t.as_str()), _ => None }).collect()
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::TextDelta(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]

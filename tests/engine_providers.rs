@@ -113,7 +113,10 @@ async fn test_provider_sends_one_small_streamed_request_and_reports_the_answer()
     assert_eq!((t.name.as_str(), t.model.as_str(), t.reply.as_str(), t.error), ("mock", "mock-model", MOCK_TEXT, None));
     let seen = mock.requests();
     assert_eq!(seen.len(), 1, "exactly one request: {seen:?}");
-    assert_eq!((seen[0]["model"].clone(), seen[0]["max_tokens"].clone(), seen[0]["stream"].clone()), (json!("mock-model"), json!(16), json!(true)));
+    assert_eq!(
+        (seen[0]["model"].clone(), seen[0]["max_tokens"].clone(), seen[0]["stream"].clone()),
+        (json!("mock-model"), json!(16), json!(true))
+    );
     assert!(seen[0]["messages"].to_string().contains("single word"), "{}", seen[0]);
 
     // The provider's own error text comes back, not a success.

@@ -28,10 +28,8 @@ async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T {
 
 /// The server's entry script, or a failure saying how to install it.
 fn server_entry() -> PathBuf {
-    let entry = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".ci/mcp-servers/node_modules")
-        .join(PACKAGE)
-        .join("dist/index.js");
+    let entry =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/mcp-servers/node_modules").join(PACKAGE).join("dist/index.js");
     assert!(
         entry.is_file(),
         "the reference MCP server is not installed ({} is missing); run .ci/install-mcp-servers first",
@@ -74,10 +72,7 @@ fn context(dir: &Path, redactor: Redactor) -> ToolContext {
 
 fn find<'a>(tools: &'a [Arc<dyn Tool>], name: &str) -> &'a Arc<dyn Tool> {
     let names: Vec<String> = tools.iter().map(|t| t.spec().name).collect();
-    tools
-        .iter()
-        .find(|t| t.spec().name == name)
-        .unwrap_or_else(|| panic!("no tool {name} among {names:?}"))
+    tools.iter().find(|t| t.spec().name == name).unwrap_or_else(|| panic!("no tool {name} among {names:?}"))
 }
 
 /// Pids of processes whose command line contains `marker` (Linux only; empty elsewhere).
@@ -92,10 +87,7 @@ fn pids_with(marker: &str) -> Vec<u32> {
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
             let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
             // A zombie (state Z) has exited already.
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+            let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
             (String::from_utf8_lossy(&cmdline).contains(marker) && !zombie).then_some(pid)
         })
         .collect()
@@ -127,35 +119,19 @@ async fn everything_server_tools_round_trip_and_shutdown_kills_it() {
     let echo = find(&tools, "mcp__everything__echo");
     let spec = echo.spec();
     assert!(!spec.description.is_empty());
-    assert_eq!(
-        spec.parameters["properties"]["message"]["type"], "string",
-        "{}",
-        spec.parameters
-    );
+    assert_eq!(spec.parameters["properties"]["message"]["type"], "string", "{}", spec.parameters);
     assert_eq!(echo.kind(), ToolKind::Read, "echo is annotated readOnlyHint: true");
 
     // A call round-trips, with secrets redacted.
-    let cx = context(
-        dir.path(),
-        Redactor::new(vec![("DEMO_TOKEN".into(), "tok-1234567890".into())]),
-    );
+    let cx = context(dir.path(), Redactor::new(vec![("DEMO_TOKEN".into(), "tok-1234567890".into())]));
     let preview = within(5, "preview", echo.preview(&json!({"message": "hi"}), &cx)).await;
     assert_eq!(preview.title, "everything: echo");
     let out = within(5, "echo", echo.run(json!({"message": "round trip ✓"}), &cx)).await;
     assert!(!out.is_error, "{}", out.content);
     assert_eq!(out.content, "Echo: round trip ✓");
-    let out = within(
-        5,
-        "echo with a secret",
-        echo.run(json!({"message": "key tok-1234567890"}), &cx),
-    )
-    .await;
+    let out = within(5, "echo with a secret", echo.run(json!({"message": "key tok-1234567890"}), &cx)).await;
     assert_eq!(out.content, "Echo: key [REDACTED:DEMO_TOKEN]");
-    assert_eq!(
-        out.display,
-        vec![Display::Text(out.content.clone())],
-        "the editor sees the redacted text too"
-    );
+    assert_eq!(out.display, vec![Display::Text(out.content.clone())], "the editor sees the redacted text too");
 
     // Invalid arguments are an error result, not a panic.
     let out = within(5, "echo with bad args", echo.run(json!({"message": 42}), &cx)).await;
@@ -164,27 +140,13 @@ async fn everything_server_tools_round_trip_and_shutdown_kills_it() {
     assert!(out.is_error && out.content.contains("JSON object"), "{}", out.content);
 
     // The configured env reaches the server; ours (beyond the basics) does not.
-    let env = within(
-        5,
-        "get-env",
-        find(&tools, "mcp__everything__get-env").run(json!({}), &cx),
-    )
-    .await;
+    let env = within(5, "get-env", find(&tools, "mcp__everything__get-env").run(json!({}), &cx)).await;
     assert!(env.content.contains("passed-through"), "{}", env.content);
     assert!(env.content.contains("PATH"), "PATH is inherited: {}", env.content);
-    assert!(
-        !env.content.contains("CARGO_PKG_NAME"),
-        "cargo's variables must not leak: {}",
-        env.content
-    );
+    assert!(!env.content.contains("CARGO_PKG_NAME"), "cargo's variables must not leak: {}", env.content);
 
     // Binary content is described, not dumped.
-    let image = within(
-        5,
-        "get-tiny-image",
-        find(&tools, "mcp__everything__get-tiny-image").run(json!({}), &cx),
-    )
-    .await;
+    let image = within(5, "get-tiny-image", find(&tools, "mcp__everything__get-tiny-image").run(json!({}), &cx)).await;
     assert!(image.content.contains("[image: image/png"), "{}", image.content);
 
     // Cancelling a long call ends it at once.
@@ -195,12 +157,7 @@ async fn everything_server_tools_round_trip_and_shutdown_kills_it() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         cancel.cancel();
     });
-    let out = within(
-        3,
-        "cancelled call",
-        slow.run(json!({"duration": 30, "steps": 30}), &cancel_cx),
-    )
-    .await;
+    let out = within(3, "cancelled call", slow.run(json!({"duration": 30, "steps": 30}), &cancel_cx)).await;
     assert!(out.is_error && out.content == "cancelled", "{}", out.content);
     // The server still answers afterwards.
     let out = within(5, "echo after cancel", echo.run(json!({"message": "still here"}), &cx)).await;
@@ -241,11 +198,7 @@ async fn a_server_whose_command_does_not_exist_is_reported_not_fatal() {
 #[tokio::test]
 async fn everything_server_over_streamable_http() {
     // A free port for the server (a tiny race with other processes is acceptable in tests).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut server = tokio::process::Command::new(node())
         .arg(server_entry())
         .arg("streamableHttp")
@@ -273,10 +226,7 @@ async fn everything_server_over_streamable_http() {
     let echo = find(&tools, "mcp__remote_everything__echo");
     let dir = tempfile::tempdir().unwrap();
     let cx = context(dir.path(), Redactor::default());
-    assert_eq!(
-        within(5, "preview", echo.preview(&json!({}), &cx)).await.title,
-        "remote everything: echo"
-    );
+    assert_eq!(within(5, "preview", echo.preview(&json!({}), &cx)).await.title, "remote everything: echo");
     let out = within(5, "echo over HTTP", echo.run(json!({"message": "over http"}), &cx)).await;
     assert_eq!((out.is_error, out.content.as_str()), (false, "Echo: over http"));
     within(10, "shutdown", session.shutdown()).await;

@@ -71,7 +71,9 @@ impl Home {
 impl Drop for Home {
     fn drop(&mut self) {
         // A daemon a failed test left behind.
-        if let Some(pid) = std::fs::read_to_string(self.rh().join("daemon.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if let Some(pid) =
+            std::fs::read_to_string(self.rh().join("daemon.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok())
+        {
             // SAFETY: kill has no memory preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -79,7 +81,12 @@ impl Drop for Home {
 }
 
 fn describe(out: &Output) -> String {
-    format!("status {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -90,7 +97,8 @@ fn add_list_default_remove_on_the_local_store() {
         "no providers stored; add one with `ratchet provider add <name> --kind openai|anthropic|ollama|scripted`\n"
     );
 
-    let out = home.ok(&["provider", "add", "work", "--kind", "openai", "--model", "gpt-4o", "--key-env", "WORK_OPENAI_KEY"]);
+    let out =
+        home.ok(&["provider", "add", "work", "--kind", "openai", "--model", "gpt-4o", "--key-env", "WORK_OPENAI_KEY"]);
     assert_eq!(
         out,
         "added provider work (openai, model gpt-4o, key from WORK_OPENAI_KEY)\n\
@@ -98,7 +106,10 @@ fn add_list_default_remove_on_the_local_store() {
     );
     home.ok(&["provider", "add", "local", "--kind", "ollama", "--base-url", "127.0.0.1:11434"]);
     let out = home.ok(&["provider", "default", "local"]);
-    assert_eq!(out, "local is now the default provider (ollama, model llama3.2); the next turn of every session uses it\n");
+    assert_eq!(
+        out,
+        "local is now the default provider (ollama, model llama3.2); the next turn of every session uses it\n"
+    );
 
     assert_eq!(
         home.ok(&["provider", "list"]),
@@ -110,7 +121,12 @@ fn add_list_default_remove_on_the_local_store() {
     assert!(!String::from_utf8_lossy(&db).contains("sk-"), "no key material in the database");
 
     let out = home.run_with(&["provider", "list"], &[("RATCHET_PROVIDER", "scripted")]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("RATCHET_PROVIDER=scripted is set here, and it wins over the default entry"), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("RATCHET_PROVIDER=scripted is set here, and it wins over the default entry"),
+        "{}",
+        describe(&out)
+    );
 
     assert_eq!(
         home.ok(&["provider", "remove", "local"]),
@@ -126,7 +142,10 @@ fn bad_input_is_refused_with_a_clear_message_and_exit_code_1() {
     let err = home.fails(&["provider", "add", "x", "--kind", "gemini"]);
     assert_eq!(err, "error: unknown provider kind \"gemini\"; use one of: openai, anthropic, ollama, scripted");
     let err = home.fails(&["provider", "add", "Work", "--kind", "openai"]);
-    assert!(err.contains("invalid provider name \"Work\": use 1 to 64 lowercase letters, digits, '-' and '_'"), "{err}");
+    assert!(
+        err.contains("invalid provider name \"Work\": use 1 to 64 lowercase letters, digits, '-' and '_'"),
+        "{err}"
+    );
     let err = home.fails(&["provider", "add", "k", "--kind", "openai", "--key-env", "sk-live-1234567890abcdef"]);
     assert!(err.contains("give the NAME of the environment variable") && !err.contains("1234567890abcdef"), "{err}");
 
@@ -136,7 +155,10 @@ fn bad_input_is_refused_with_a_clear_message_and_exit_code_1() {
     }
     home.ok(&["provider", "add", "demo", "--kind", "scripted"]);
     let err = home.fails(&["provider", "add", "demo", "--kind", "scripted"]);
-    assert!(err.contains("a provider named \"demo\" already exists") && err.contains("`ratchet provider remove demo`"), "{err}");
+    assert!(
+        err.contains("a provider named \"demo\" already exists") && err.contains("`ratchet provider remove demo`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,7 +174,10 @@ fn test_reports_the_answer_or_the_providers_error() {
     let out = home.run(&["provider", "test", "work"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("provider work failed after ") && err.contains("RATCHET_TEST_UNSET_KEY is not set"), "{err}");
+    assert!(
+        err.starts_with("provider work failed after ") && err.contains("RATCHET_TEST_UNSET_KEY is not set"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -33,11 +33,7 @@ pub struct RpcError {
 impl RpcError {
     /// An error with the given code and message.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        RpcError { code, message: message.into(), data: None }
     }
 
     /// Attaches structured details.

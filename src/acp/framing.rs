@@ -90,11 +90,7 @@ mod tests {
         let got = lines(b"{\"a\":1}\n{\"b\":2}\r\nlast", 100).await;
         assert_eq!(
             got,
-            vec![
-                Line::Text("{\"a\":1}".into()),
-                Line::Text("{\"b\":2}".into()),
-                Line::Text("last".into())
-            ]
+            vec![Line::Text("{\"a\":1}".into()), Line::Text("{\"b\":2}".into()), Line::Text("last".into())]
         );
     }
 

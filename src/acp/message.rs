@@ -8,18 +8,11 @@ use super::error::RpcError;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     /// A call that wants an answer.
-    Request {
-        id: Value,
-        method: String,
-        params: Value,
-    },
+    Request { id: Value, method: String, params: Value },
     /// A call that wants no answer.
     Notification { method: String, params: Value },
     /// The peer's answer to one of our requests.
-    Response {
-        id: Value,
-        result: Result<Value, RpcError>,
-    },
+    Response { id: Value, result: Result<Value, RpcError> },
 }
 
 /// Classifies one JSON value. On failure, returns the error to send and the id to send it
@@ -53,7 +46,8 @@ pub fn classify(value: Value) -> Result<Incoming, (Value, RpcError)> {
             })
         }
         Some(_) => fail("\"method\" must be a string"),
-        None => classify_response(id, obj).or_else(|()| fail("a message needs \"method\", or \"id\" with \"result\" or \"error\"")),
+        None => classify_response(id, obj)
+            .or_else(|()| fail("a message needs \"method\", or \"id\" with \"result\" or \"error\"")),
     }
 }
 

@@ -106,8 +106,7 @@ impl Peer {
     /// Sends a notification. Fails only when the connection is gone.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), RpcError> {
         let params = serde_json::to_value(params).map_err(RpcError::internal)?;
-        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}))
-            .await
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params})).await
     }
 
     /// Sends a request and waits for the client's answer.
@@ -120,8 +119,7 @@ impl Peer {
         let (tx, rx) = oneshot::channel();
         self.pending().insert(id, tx);
         let guard = PendingGuard { peer: self, id };
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await?;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await?;
         let answer = tokio::select! {
             answer = rx => answer.unwrap_or_else(|_| Err(connection_closed())),
             () = self.inner.closed.cancelled() => Err(connection_closed()),
@@ -142,11 +140,7 @@ impl Peer {
 
     async fn send(&self, message: Value) -> Result<(), RpcError> {
         let line = serde_json::to_string(&message).map_err(RpcError::internal)?;
-        self.inner
-            .out
-            .send(line)
-            .await
-            .map_err(|_| connection_closed())
+        self.inner.out.send(line).await.map_err(|_| connection_closed())
     }
 
     async fn respond(&self, id: Value, result: Result<Value, RpcError>) {
@@ -191,11 +185,7 @@ fn connection_closed() -> RpcError {
 /// Serves one connection until the input ends. `make_handler` receives the [`Peer`] so the
 /// handler can talk back. In-flight requests are cancelled when the input ends and get a
 /// short time to finish, so running turns are saved.
-pub async fn serve<R, W, H>(
-    reader: R,
-    writer: W,
-    make_handler: impl FnOnce(Peer) -> Arc<H>,
-) -> std::io::Result<()>
+pub async fn serve<R, W, H>(reader: R, writer: W, make_handler: impl FnOnce(Peer) -> Arc<H>) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -349,22 +339,13 @@ impl<H: Handler> Connection<H> {
         self.handler.clone().handle_notification(method, params);
     }
 
-    fn on_request(
-        &self,
-        id: Value,
-        method: &str,
-        params: Value,
-    ) -> BoxFuture<'static, Answer> {
+    fn on_request(&self, id: Value, method: &str, params: Value) -> BoxFuture<'static, Answer> {
         let key = id.to_string();
         let cancel = self.closing.child_token();
         lock(&self.in_flight).insert(key.clone(), cancel.clone());
         let after = Arc::new(Mutex::new(Vec::new()));
-        let cx = RequestContext {
-            cancel,
-            closing: self.closing.clone(),
-            peer: self.peer.clone(),
-            after: after.clone(),
-        };
+        let cx =
+            RequestContext { cancel, closing: self.closing.clone(), peer: self.peer.clone(), after: after.clone() };
         let work = self.handler.clone().handle_request(method, params, cx);
         let peer = self.peer.clone();
         let in_flight = self.in_flight.clone();
@@ -381,11 +362,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut rx: mpsc::Receiver<String>,
-    closed: CancellationToken,
-) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<String>, closed: CancellationToken) {
     loop {
         let line = tokio::select! {
             biased;

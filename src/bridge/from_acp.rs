@@ -16,11 +16,9 @@ pub fn prompt(blocks: Vec<ContentBlock>) -> Result<Vec<ContentPart>, RpcError> {
             ContentBlock::Image(i) => ContentPart::Image { mime_type: i.mime_type, data: i.data },
             ContentBlock::ResourceLink(l) => ContentPart::ResourceLink { uri: l.uri, name: l.name },
             ContentBlock::Resource(r) => match r.resource {
-                EmbeddedResourceResource::TextResourceContents(t) => ContentPart::Resource {
-                    uri: t.uri,
-                    text: t.text,
-                    mime_type: t.mime_type,
-                },
+                EmbeddedResourceResource::TextResourceContents(t) => {
+                    ContentPart::Resource { uri: t.uri, text: t.text, mime_type: t.mime_type }
+                }
                 EmbeddedResourceResource::BlobResourceContents(b) => ContentPart::ResourceLink {
                     name: b.uri.rsplit('/').next().unwrap_or(&b.uri).to_string(),
                     uri: b.uri,

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::acp::Peer;
 use crate::acp::schema::{
-    ClientCapabilities, CreateTerminalRequest, CreateTerminalResponse, KillTerminalRequest,
-    ReadTextFileRequest, ReadTextFileResponse, ReleaseTerminalRequest, SessionNotification, SessionUpdate, Terminal,
-    TerminalOutputRequest, TerminalOutputResponse, ToolCallContent, ToolCallUpdate, ToolCallUpdateFields,
-    WaitForTerminalExitRequest, WriteTextFileRequest,
+    ClientCapabilities, CreateTerminalRequest, CreateTerminalResponse, KillTerminalRequest, ReadTextFileRequest,
+    ReadTextFileResponse, ReleaseTerminalRequest, SessionNotification, SessionUpdate, Terminal, TerminalOutputRequest,
+    TerminalOutputResponse, ToolCallContent, ToolCallUpdate, ToolCallUpdateFields, WaitForTerminalExitRequest,
+    WriteTextFileRequest,
 };
 use crate::engine::tools::{CommandRequest, Host, TerminalRun};
 
@@ -28,7 +28,11 @@ pub struct AcpHost {
 
 impl AcpHost {
     async fn call<R: DeserializeOwned>(&self, method: &str, params: impl serde::Serialize) -> Result<R, String> {
-        let value = self.peer.request(method, params).await.map_err(|e| format!("the editor refused {method}: {}", e.message))?;
+        let value = self
+            .peer
+            .request(method, params)
+            .await
+            .map_err(|e| format!("the editor refused {method}: {}", e.message))?;
         // Some clients answer `null` for empty results.
         let value = if value.is_null() { serde_json::json!({}) } else { value };
         serde_json::from_value(value).map_err(|e| format!("the editor's answer to {method} was malformed: {e}"))
@@ -44,11 +48,13 @@ impl AcpHost {
         let tid = created.terminal_id.clone();
         if let Some(call_id) = &request.tool_call_id {
             // Embed the terminal now, so the editor shows it live and keeps it after release.
-            let fields = ToolCallUpdateFields::new().content(vec![ToolCallContent::Terminal(Terminal::new(tid.clone()))]);
+            let fields =
+                ToolCallUpdateFields::new().content(vec![ToolCallContent::Terminal(Terminal::new(tid.clone()))]);
             let update = SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(call_id.clone(), fields));
             let _ = self.peer.notify("session/update", SessionNotification::new(sid.clone(), update)).await;
         }
-        let wait = self.peer.request("terminal/wait_for_exit", WaitForTerminalExitRequest::new(sid.clone(), tid.clone()));
+        let wait =
+            self.peer.request("terminal/wait_for_exit", WaitForTerminalExitRequest::new(sid.clone(), tid.clone()));
         let stopped_early = tokio::select! {
             _ = wait => false,
             () = tokio::time::sleep(request.timeout) => true,
@@ -87,7 +93,12 @@ impl Host for AcpHost {
         self.caps.terminal
     }
 
-    fn read_text_file(&self, path: PathBuf, line: Option<u32>, limit: Option<u32>) -> BoxFuture<'_, Result<String, String>> {
+    fn read_text_file(
+        &self,
+        path: PathBuf,
+        line: Option<u32>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<String, String>> {
         async move {
             let req = ReadTextFileRequest::new(self.session_id.clone(), path).line(line).limit(limit);
             let resp: ReadTextFileResponse = self.call("fs/read_text_file", req).await?;
@@ -99,13 +110,20 @@ impl Host for AcpHost {
     fn write_text_file(&self, path: PathBuf, content: String) -> BoxFuture<'_, Result<(), String>> {
         async move {
             let req = WriteTextFileRequest::new(self.session_id.clone(), path, content);
-            self.peer.request("fs/write_text_file", req).await.map_err(|e| format!("the editor could not write the file: {}", e.message))?;
+            self.peer
+                .request("fs/write_text_file", req)
+                .await
+                .map_err(|e| format!("the editor could not write the file: {}", e.message))?;
             Ok(())
         }
         .boxed()
     }
 
-    fn run_command(&self, request: CommandRequest, cancel: CancellationToken) -> BoxFuture<'_, Result<TerminalRun, String>> {
+    fn run_command(
+        &self,
+        request: CommandRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Result<TerminalRun, String>> {
         self.run(request, cancel).boxed()
     }
 }

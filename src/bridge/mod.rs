@@ -23,13 +23,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::acp::schema::{
-    AgentCapabilities, ClientCapabilities, McpCapabilities, Implementation, InitializeRequest, InitializeResponse,
-    PromptCapabilities, SessionCapabilities, SessionCloseCapabilities,
-    SessionListCapabilities, SessionResumeCapabilities,
+    AgentCapabilities, ClientCapabilities, Implementation, InitializeRequest, InitializeResponse, McpCapabilities,
+    PromptCapabilities, SessionCapabilities, SessionCloseCapabilities, SessionListCapabilities,
+    SessionResumeCapabilities,
 };
 use crate::acp::{Handler, Peer, RequestContext, RpcError};
-use agent_client_protocol_schema::ProtocolVersion;
 use crate::engine::EngineApi;
+use agent_client_protocol_schema::ProtocolVersion;
 use tokio_util::task::TaskTracker;
 
 /// The ACP agent for one client connection.

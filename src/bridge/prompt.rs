@@ -11,9 +11,9 @@ use tokio::task::JoinSet;
 use super::host::AcpHost;
 use super::{AcpAgent, error, from_acp, to_acp, to_value};
 use crate::acp::schema::{
-    CancelNotification, ConfigOptionUpdate, CurrentModeUpdate, PermissionOption, PermissionOptionKind,
-    PromptRequest, PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
-    SessionUpdate, ToolCallUpdate, ToolCallUpdateFields,
+    CancelNotification, ConfigOptionUpdate, CurrentModeUpdate, PermissionOption, PermissionOptionKind, PromptRequest,
+    PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse, SessionUpdate,
+    ToolCallUpdate, ToolCallUpdateFields,
 };
 use crate::acp::{RequestContext, RpcError};
 use crate::engine::{ChatEvent, EngineError, PermissionAnswer, PermissionRequest};
@@ -21,7 +21,11 @@ use crate::engine::{ChatEvent, EngineError, PermissionAnswer, PermissionRequest}
 impl AcpAgent {
     /// Claims the session at once (in wire order, so a following `session/cancel` finds the
     /// turn), then streams the turn in the returned future.
-    pub(super) fn prompt(self: Arc<Self>, req: PromptRequest, cx: RequestContext) -> BoxFuture<'static, Result<Value, RpcError>> {
+    pub(super) fn prompt(
+        self: Arc<Self>,
+        req: PromptRequest,
+        cx: RequestContext,
+    ) -> BoxFuture<'static, Result<Value, RpcError>> {
         let id = req.session_id.0.to_string();
         let content = from_acp::prompt(req.prompt);
         // Registered now, in wire order, so a `session/cancel` right behind finds it.
@@ -29,7 +33,8 @@ impl AcpAgent {
         async move {
             let Some(_slot) = slot else { return Err(EngineError::Busy(id).into()) };
             let content = content?;
-            let host = Arc::new(AcpHost { peer: self.peer.clone(), session_id: id.clone(), caps: self.client_capabilities() });
+            let host =
+                Arc::new(AcpHost { peer: self.peer.clone(), session_id: id.clone(), caps: self.client_capabilities() });
             let turn = match self.engine.send_message(id.clone(), content, host).await {
                 Ok(t) => t,
                 Err(EngineError::NotOpen(_)) => {
@@ -90,9 +95,17 @@ impl AcpAgent {
     async fn ask_permission(&self, session_id: &str, q: PermissionRequest) {
         let options = vec![
             PermissionOption::new("allow_once", "Allow", PermissionOptionKind::AllowOnce),
-            PermissionOption::new("allow_always", format!("Always allow {}", q.tool), PermissionOptionKind::AllowAlways),
+            PermissionOption::new(
+                "allow_always",
+                format!("Always allow {}", q.tool),
+                PermissionOptionKind::AllowAlways,
+            ),
             PermissionOption::new("reject_once", "Reject", PermissionOptionKind::RejectOnce),
-            PermissionOption::new("reject_always", format!("Always reject {}", q.tool), PermissionOptionKind::RejectAlways),
+            PermissionOption::new(
+                "reject_always",
+                format!("Always reject {}", q.tool),
+                PermissionOptionKind::RejectAlways,
+            ),
         ];
         let tool_call = ToolCallUpdate::new(
             q.tool_call_id.clone(),

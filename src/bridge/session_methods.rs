@@ -7,15 +7,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AcpAgent, from_acp, to_acp, to_value};
-use crate::acp::{RequestContext, RpcError};
 use crate::acp::schema::{
     AvailableCommandsUpdate, CloseSessionRequest, CloseSessionResponse, ConfigOptionUpdate, CurrentModeUpdate,
-    ListSessionsRequest, ListSessionsResponse, LoadSessionRequest, LoadSessionResponse, McpServer,
-    NewSessionRequest, NewSessionResponse, ResumeSessionRequest, ResumeSessionResponse,
-    SessionConfigOption, SessionModeState, SessionNotification, SessionUpdate,
-    SetSessionConfigOptionRequest, SetSessionConfigOptionResponse, SetSessionModeRequest,
-    SetSessionModeResponse,
+    ListSessionsRequest, ListSessionsResponse, LoadSessionRequest, LoadSessionResponse, McpServer, NewSessionRequest,
+    NewSessionResponse, ResumeSessionRequest, ResumeSessionResponse, SessionConfigOption, SessionModeState,
+    SessionNotification, SessionUpdate, SetSessionConfigOptionRequest, SetSessionConfigOptionResponse,
+    SetSessionModeRequest, SetSessionModeResponse,
 };
+use crate::acp::{RequestContext, RpcError};
 use crate::engine::{ListQuery, Mode, SessionRecord};
 
 /// Sessions per `session/list` page.
@@ -30,7 +29,11 @@ pub struct SetModelRequest {
 }
 
 impl AcpAgent {
-    pub(super) async fn new_session(self: &Arc<Self>, req: NewSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
+    pub(super) async fn new_session(
+        self: &Arc<Self>,
+        req: NewSessionRequest,
+        cx: &RequestContext,
+    ) -> Result<Value, RpcError> {
         let cwd = from_acp::absolute_dir("cwd", &req.cwd)?;
         let dirs = from_acp::absolute_dirs(req.additional_directories)?;
         let record = self.engine.create_session(cwd, dirs, from_acp::mcp_servers(req.mcp_servers)).await?;
@@ -40,8 +43,13 @@ impl AcpAgent {
         to_value(NewSessionResponse::new(record.id.clone()).modes(modes).config_options(options))
     }
 
-    pub(super) async fn load_session(self: &Arc<Self>, req: LoadSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
-        let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories, req.mcp_servers).await?;
+    pub(super) async fn load_session(
+        self: &Arc<Self>,
+        req: LoadSessionRequest,
+        cx: &RequestContext,
+    ) -> Result<Value, RpcError> {
+        let record =
+            self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories, req.mcp_servers).await?;
         // Replay the whole conversation before answering, as the spec requires.
         let history = self.engine.history(record.id.clone()).await?;
         for update in to_acp::replay_history(&history) {
@@ -58,8 +66,13 @@ impl AcpAgent {
         to_value(LoadSessionResponse::new().modes(modes).config_options(options))
     }
 
-    pub(super) async fn resume_session(self: &Arc<Self>, req: ResumeSessionRequest, cx: &RequestContext) -> Result<Value, RpcError> {
-        let record = self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories, req.mcp_servers).await?;
+    pub(super) async fn resume_session(
+        self: &Arc<Self>,
+        req: ResumeSessionRequest,
+        cx: &RequestContext,
+    ) -> Result<Value, RpcError> {
+        let record =
+            self.open(req.session_id.0.as_ref(), &req.cwd, req.additional_directories, req.mcp_servers).await?;
         self.announce_commands(&record.id, cx);
         self.watch(&record.id).await;
         let (modes, options) = self.session_state(&record).await;

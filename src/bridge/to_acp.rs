@@ -4,18 +4,19 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::acp::schema::{
-    self, ContentBlock, ContentChunk, EmbeddedResource, EmbeddedResourceResource, ImageContent,
-    ResourceLink, SessionConfigOption, SessionConfigOptionCategory, SessionConfigSelectOption,
-    SessionInfoUpdate, SessionMode, SessionModeState, SessionUpdate, TextContent,
-    TextResourceContents, UsageUpdate,
+    self, ContentBlock, ContentChunk, EmbeddedResource, EmbeddedResourceResource, ImageContent, ResourceLink,
+    SessionConfigOption, SessionConfigOptionCategory, SessionConfigSelectOption, SessionInfoUpdate, SessionMode,
+    SessionModeState, SessionUpdate, TextContent, TextResourceContents, UsageUpdate,
 };
 use crate::acp::schema::{
-    AvailableCommand, AvailableCommandInput, UnstructuredCommandInput, Diff, PlanEntryPriority, PlanEntryStatus, Terminal, ToolCall, ToolCallContent, ToolCallLocation,
-    ToolCallUpdate, ToolCallUpdateFields,
+    AvailableCommand, AvailableCommandInput, Diff, PlanEntryPriority, PlanEntryStatus, Terminal, ToolCall,
+    ToolCallContent, ToolCallLocation, ToolCallUpdate, ToolCallUpdateFields, UnstructuredCommandInput,
 };
 use crate::engine::content::ToolResult;
 use crate::engine::tools::{Display, Location, PlanEntry, ToolKind};
-use crate::engine::{self, ChatEvent, ContentPart, Mode, Role, SessionRecord, StopReason, StoredMessage, ToolCallStatus};
+use crate::engine::{
+    self, ChatEvent, ContentPart, Mode, Role, SessionRecord, StopReason, StoredMessage, ToolCallStatus,
+};
 
 /// The live updates for an event (`Complete`, `Error`, permission questions and session
 /// changes are handled by the prompt loop instead).
@@ -61,11 +62,8 @@ pub fn updates(event: &ChatEvent) -> Vec<SessionUpdate> {
 
 /// The updates that replay a stored conversation in `session/load`, in order.
 pub fn replay_history(history: &[StoredMessage]) -> Vec<SessionUpdate> {
-    let results: HashMap<&str, &ToolResult> = history
-        .iter()
-        .flat_map(|m| m.tool_results.iter())
-        .map(|r| (r.call_id.as_str(), r))
-        .collect();
+    let results: HashMap<&str, &ToolResult> =
+        history.iter().flat_map(|m| m.tool_results.iter()).map(|r| (r.call_id.as_str(), r)).collect();
     let mut out = Vec::new();
     for message in history {
         out.extend(replay(message));
@@ -160,7 +158,9 @@ fn tool_status(status: ToolCallStatus) -> schema::ToolCallStatus {
 fn tool_content(display: &Display) -> ToolCallContent {
     match display {
         Display::Text(t) => ToolCallContent::from(text(t)),
-        Display::Diff { path, old, new } => ToolCallContent::Diff(Diff::new(path.clone(), new.clone()).old_text(old.clone())),
+        Display::Diff { path, old, new } => {
+            ToolCallContent::Diff(Diff::new(path.clone(), new.clone()).old_text(old.clone()))
+        }
         Display::Terminal(id) => ToolCallContent::Terminal(Terminal::new(id.clone())),
     }
 }
@@ -250,10 +250,7 @@ pub fn config_options(current_mode: Mode, current_model: &str, models: &[String]
     let mode = SessionConfigOption::select("mode", "Mode", current_mode.id(), modes)
         .category(SessionConfigOptionCategory::Mode)
         .description("How much the agent may do without asking".to_string());
-    let model_options: Vec<_> = models
-        .iter()
-        .map(|m| SessionConfigSelectOption::new(m.clone(), m.clone()))
-        .collect();
+    let model_options: Vec<_> = models.iter().map(|m| SessionConfigSelectOption::new(m.clone(), m.clone())).collect();
     let model = SessionConfigOption::select("model", "Model", current_model.to_string(), model_options)
         .category(SessionConfigOptionCategory::Model)
         .description("The model that answers".to_string());
@@ -267,10 +264,7 @@ pub fn iso8601(ms: i64) -> String {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -287,10 +281,7 @@ mod tests {
         let m = StoredMessage {
             seq: 2,
             role: Role::Assistant,
-            content: vec![
-                ContentPart::Thought { text: "hmm".into(), signature: None },
-                ContentPart::text("answer"),
-            ],
+            content: vec![ContentPart::Thought { text: "hmm".into(), signature: None }, ContentPart::text("answer")],
             tool_calls: vec![],
             tool_results: vec![],
             usage: None,

@@ -137,10 +137,9 @@ impl AcpAgent {
 /// output as usual. Permission questions stay with the window that prompted.
 fn live_updates(event: &LiveEvent) -> Vec<SessionUpdate> {
     match event {
-        LiveEvent::UserMessage(parts) => parts
-            .iter()
-            .map(|p| SessionUpdate::UserMessageChunk(ContentChunk::new(to_acp::content_block(p))))
-            .collect(),
+        LiveEvent::UserMessage(parts) => {
+            parts.iter().map(|p| SessionUpdate::UserMessageChunk(ContentChunk::new(to_acp::content_block(p)))).collect()
+        }
         LiveEvent::Chat(ChatEvent::PermissionRequest(_)) => Vec::new(),
         LiveEvent::Chat(event) => to_acp::updates(event),
     }

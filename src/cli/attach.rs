@@ -66,7 +66,9 @@ impl Printer {
             }
             LiveEvent::Chat(ChatEvent::TextDelta(t)) => self.write(t),
             LiveEvent::Chat(ChatEvent::ToolCallStarted(call)) => self.note(&format!("[{}]", call.title)),
-            LiveEvent::Chat(ChatEvent::PermissionRequest(q)) => self.note(&format!("[waiting for permission: {}]", q.title)),
+            LiveEvent::Chat(ChatEvent::PermissionRequest(q)) => {
+                self.note(&format!("[waiting for permission: {}]", q.title))
+            }
             LiveEvent::Chat(ChatEvent::Complete { .. }) => self.end(),
             LiveEvent::Chat(ChatEvent::Error { message, .. }) => self.note(&format!("[error: {message}]")),
             LiveEvent::Chat(_) => Ok(()),

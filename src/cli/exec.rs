@@ -42,7 +42,8 @@ pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>, mod
 async fn turn(engine: &dyn EngineApi, cwd: PathBuf, prompt: String, mode: String) -> anyhow::Result<ExitCode> {
     let session = engine.create_session(cwd, Vec::new(), Vec::new()).await?;
     engine.set_mode(session.id.clone(), mode).await?;
-    let mut events = engine.send_message(session.id.clone(), vec![ContentPart::text(prompt)], Arc::new(NoHost)).await?.events;
+    let mut events =
+        engine.send_message(session.id.clone(), vec![ContentPart::text(prompt)], Arc::new(NoHost)).await?.events;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut cancelled = false;

@@ -18,8 +18,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ratchet::daemon::client::{Client, ClientError};
 use ratchet::daemon::paths::DaemonPaths;
-use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot, ratchet_home};
 use ratchet::engine::Engine;
+use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot, ratchet_home};
 
 /// An AI coding agent for your editor, over the Agent Client Protocol.
 #[derive(Parser)]
@@ -121,9 +121,7 @@ fn load_config(env: EnvSnapshot, home: PathBuf) -> anyhow::Result<EngineConfig> 
 
 async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
     let home = config.home.clone();
-    Engine::open(config)
-        .await
-        .with_context(|| format!("cannot open the session store in {}", home.display()))
+    Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))
 }
 
 /// A client of the daemon on `home` if one answers; `None` if none runs. A daemon that

@@ -126,7 +126,8 @@ async fn list(backend: &Backend, forced: Option<&str>) -> anyhow::Result<ExitCod
         })
         .collect();
     let header = ["NAME", "KIND", "MODEL", "BASE URL", "KEY FROM"].map(String::from);
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..5).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
     let mut out = std::io::stdout().lock();
     let line = |mark: &str, r: &[String; 5]| {
         let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -183,9 +184,15 @@ async fn remove(backend: &Backend, name: &str) -> anyhow::Result<ExitCode> {
 
 async fn set_default(backend: &Backend, name: &str, forced: Option<&str>) -> anyhow::Result<ExitCode> {
     let p = backend.set_default(name).await?;
-    say(&format!("{} is now the default provider ({}, model {}); the next turn of every session uses it", p.name, p.kind, p.model));
+    say(&format!(
+        "{} is now the default provider ({}, model {}); the next turn of every session uses it",
+        p.name, p.kind, p.model
+    ));
     if let Some(forced) = forced {
-        note(&format!("RATCHET_PROVIDER={forced} is set here, and it wins over the default entry; unset it to use {}", p.name));
+        note(&format!(
+            "RATCHET_PROVIDER={forced} is set here, and it wins over the default entry; unset it to use {}",
+            p.name
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

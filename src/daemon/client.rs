@@ -70,15 +70,25 @@ impl Client {
             Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
                 return Err(not_running());
             }
-            Ok(Err(e)) => return Err(ClientError::Rpc(format!("cannot connect to the daemon at {}: {e}; check its permissions, or run `ratchet daemon restart`", socket.display()))),
+            Ok(Err(e)) => {
+                return Err(ClientError::Rpc(format!(
+                    "cannot connect to the daemon at {}: {e}; check its permissions, or run `ratchet daemon restart`",
+                    socket.display()
+                )));
+            }
             Err(_) => return Err(stuck(socket)),
         };
         // The host is only a name in the HTTP upgrade request; the stream is already connected.
         let url = Url::parse("ws://ratchet-daemon/").map_err(|e| ClientError::Rpc(e.to_string()))?;
-        let (tx, rx) = match tokio::time::timeout(CONNECT_TIMEOUT, WsTransportClientBuilder::default()
-            .max_request_size(protocol::MAX_MESSAGE_BYTES)
-            .max_response_size(protocol::MAX_MESSAGE_BYTES)
-            .build_with_stream(url, stream)).await {
+        let (tx, rx) = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            WsTransportClientBuilder::default()
+                .max_request_size(protocol::MAX_MESSAGE_BYTES)
+                .max_response_size(protocol::MAX_MESSAGE_BYTES)
+                .build_with_stream(url, stream),
+        )
+        .await
+        {
             Ok(Ok(pair)) => pair,
             // A daemon stopping right now closes the connection during the handshake.
             Ok(Err(e)) => {
@@ -197,7 +207,9 @@ fn rpc_error(name: &str, e: RpcError) -> ClientError {
         RpcError::ParseError(e) => ClientError::Rpc(format!(
             "the daemon's answer to {name} did not parse ({e}); it may be another ratchet version: run `ratchet daemon restart`"
         )),
-        other => ClientError::Rpc(format!("lost the connection to the ratchet daemon ({other}); check `ratchet daemon status`")),
+        other => ClientError::Rpc(format!(
+            "lost the connection to the ratchet daemon ({other}); check `ratchet daemon status`"
+        )),
     }
 }
 
@@ -216,7 +228,15 @@ mod tests {
     use super::*;
 
     fn health(protocol: u32) -> Health {
-        Health { version: "9.9.9".into(), protocol, pid: 1, uptime_ms: 0, sessions: 0, running_turns: 0, socket: "/s".into() }
+        Health {
+            version: "9.9.9".into(),
+            protocol,
+            pid: 1,
+            uptime_ms: 0,
+            sessions: 0,
+            running_turns: 0,
+            socket: "/s".into(),
+        }
     }
 
     #[test]

@@ -210,13 +210,25 @@ pub struct RunDto {
 
 impl From<TerminalRun> for RunDto {
     fn from(r: TerminalRun) -> Self {
-        RunDto { terminal_id: r.terminal_id, output: r.output, truncated: r.truncated, exit_code: r.exit_code, signal: r.signal }
+        RunDto {
+            terminal_id: r.terminal_id,
+            output: r.output,
+            truncated: r.truncated,
+            exit_code: r.exit_code,
+            signal: r.signal,
+        }
     }
 }
 
 impl From<RunDto> for TerminalRun {
     fn from(r: RunDto) -> Self {
-        TerminalRun { terminal_id: r.terminal_id, output: r.output, truncated: r.truncated, exit_code: r.exit_code, signal: r.signal }
+        TerminalRun {
+            terminal_id: r.terminal_id,
+            output: r.output,
+            truncated: r.truncated,
+            exit_code: r.exit_code,
+            signal: r.signal,
+        }
     }
 }
 

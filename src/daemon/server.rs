@@ -80,7 +80,12 @@ pub(crate) struct State {
 /// the caller's job.
 ///
 /// Every peer's uid must equal the daemon's effective uid; others are refused and logged.
-pub async fn serve(listener: UnixListener, engine: Engine, info: DaemonInfo, control: ServerControl) -> std::io::Result<()> {
+pub async fn serve(
+    listener: UnixListener,
+    engine: Engine,
+    info: DaemonInfo,
+    control: ServerControl,
+) -> std::io::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
     let state = Arc::new(State {
@@ -161,7 +166,8 @@ impl State {
     /// A state for handler tests.
     #[cfg(test)]
     fn for_tests(engine: Engine, permission_timeout: Duration) -> Arc<State> {
-        let info = DaemonInfo { pid: 1, started_at_ms: 0, version: "test".into(), socket: PathBuf::from("/nonexistent") };
+        let info =
+            DaemonInfo { pid: 1, started_at_ms: 0, version: "test".into(), socket: PathBuf::from("/nonexistent") };
         Arc::new(State {
             engine,
             info,

@@ -8,10 +8,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{broadcast, mpsc};
 
+use super::live::SessionEvent;
 use super::mcp::McpServerConfig;
 use super::tools::{Host, PlanEntry};
-use super::{ChatEvent, ContentPart, Engine, EngineError, ListQuery, Mode, PermissionAnswer, SessionPage, SessionRecord, StoredMessage};
-use super::live::SessionEvent;
+use super::{
+    ChatEvent, ContentPart, Engine, EngineError, ListQuery, Mode, PermissionAnswer, SessionPage, SessionRecord,
+    StoredMessage,
+};
 
 /// A running turn as its starter sees it.
 pub struct TurnStream {
@@ -24,9 +27,20 @@ pub struct TurnStream {
 /// Everything a front end can ask of an engine.
 pub trait EngineApi: Send + Sync + 'static {
     /// Creates a session rooted at `cwd`, with the editor's MCP servers.
-    fn create_session(&self, cwd: PathBuf, dirs: Vec<PathBuf>, mcp: Vec<McpServerConfig>) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
+    fn create_session(
+        &self,
+        cwd: PathBuf,
+        dirs: Vec<PathBuf>,
+        mcp: Vec<McpServerConfig>,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
     /// Opens a stored session (load, resume), re-rooted at `cwd`.
-    fn open_session(&self, id: String, cwd: PathBuf, dirs: Vec<PathBuf>, mcp: Vec<McpServerConfig>) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
+    fn open_session(
+        &self,
+        id: String,
+        cwd: PathBuf,
+        dirs: Vec<PathBuf>,
+        mcp: Vec<McpServerConfig>,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
     /// Closes a session here: cancels its turn, stops its MCP servers.
     fn close_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>>;
     fn session(&self, id: String) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
@@ -39,7 +53,12 @@ pub trait EngineApi: Send + Sync + 'static {
     fn model_options(&self, current: String) -> BoxFuture<'_, Vec<String>>;
     /// Starts a turn; the user's message is stored before this returns. `host` is the
     /// editor that owns the prompt (fs, terminals).
-    fn send_message(&self, id: String, content: Vec<ContentPart>, host: Arc<dyn Host>) -> BoxFuture<'_, Result<TurnStream, EngineError>>;
+    fn send_message(
+        &self,
+        id: String,
+        content: Vec<ContentPart>,
+        host: Arc<dyn Host>,
+    ) -> BoxFuture<'_, Result<TurnStream, EngineError>>;
     /// Cancels the session's running turn; false if none ran.
     fn cancel(&self, id: String) -> BoxFuture<'_, bool>;
     /// Answers a permission question of a turn.
@@ -49,7 +68,12 @@ pub trait EngineApi: Send + Sync + 'static {
 }
 
 impl EngineApi for Engine {
-    fn create_session(&self, cwd: PathBuf, dirs: Vec<PathBuf>, mcp: Vec<McpServerConfig>) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
+    fn create_session(
+        &self,
+        cwd: PathBuf,
+        dirs: Vec<PathBuf>,
+        mcp: Vec<McpServerConfig>,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
         async move {
             let record = Engine::create_session(self, cwd, dirs).await?;
             self.set_mcp_servers(&record, mcp);
@@ -58,7 +82,13 @@ impl EngineApi for Engine {
         .boxed()
     }
 
-    fn open_session(&self, id: String, cwd: PathBuf, dirs: Vec<PathBuf>, mcp: Vec<McpServerConfig>) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
+    fn open_session(
+        &self,
+        id: String,
+        cwd: PathBuf,
+        dirs: Vec<PathBuf>,
+        mcp: Vec<McpServerConfig>,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
         async move {
             let record = Engine::open_session(self, &id, cwd, dirs).await?;
             self.set_mcp_servers(&record, mcp);
@@ -104,7 +134,12 @@ impl EngineApi for Engine {
         futures::future::ready(Engine::model_options(self, &current)).boxed()
     }
 
-    fn send_message(&self, id: String, content: Vec<ContentPart>, host: Arc<dyn Host>) -> BoxFuture<'_, Result<TurnStream, EngineError>> {
+    fn send_message(
+        &self,
+        id: String,
+        content: Vec<ContentPart>,
+        host: Arc<dyn Host>,
+    ) -> BoxFuture<'_, Result<TurnStream, EngineError>> {
         async move {
             let claim = self.claim_turn(&id)?;
             let turn = claim.turn_id();

@@ -29,7 +29,11 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "compact", description: "Summarise older messages to free context", hint: None },
     CommandInfo { name: "clear", description: "Start a fresh context (history is kept)", hint: None },
     CommandInfo { name: "model", description: "Show or switch the model", hint: Some("model name") },
-    CommandInfo { name: "mode", description: "Show or switch the permission mode", hint: Some("ask | accept-edits | plan | yolo") },
+    CommandInfo {
+        name: "mode",
+        description: "Show or switch the permission mode",
+        hint: Some("ask | accept-edits | plan | yolo"),
+    },
 ];
 
 /// A parsed command.
@@ -172,9 +176,8 @@ mod tests {
     #[tokio::test]
     async fn review_of_a_clean_tree_says_so_and_of_a_change_includes_the_diff() {
         let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            std::process::Command::new("git").args(args).current_dir(dir.path()).output().unwrap()
-        };
+        let git =
+            |args: &[&str]| std::process::Command::new("git").args(args).current_dir(dir.path()).output().unwrap();
         git(&["init", "-q"]);
         git(&["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "init"]);
         assert!(review_prompt(dir.path()).await.unwrap_err().contains("nothing to review"));

@@ -89,11 +89,7 @@ pub async fn compact(
         Some(old) => format!("{old}\n\n{summary}"),
         None => summary,
     };
-    engine
-        .store()
-        .set_context(session_id, history[cut].seq, Some(summary))
-        .await
-        .map_err(|e| e.to_string())?;
+    engine.store().set_context(session_id, history[cut].seq, Some(summary)).await.map_err(|e| e.to_string())?;
     Ok(Compacted::Summarised { messages: cut })
 }
 

@@ -39,9 +39,7 @@ impl EnvSnapshot {
             ratchet_provider: get("RATCHET_PROVIDER"),
             ratchet_model: get("RATCHET_MODEL"),
             ratchet_script: get("RATCHET_SCRIPT"),
-            secret_vars: std::env::vars()
-                .filter(|(k, _)| crate::engine::tools::redact::is_secret_name(k))
-                .collect(),
+            secret_vars: std::env::vars().filter(|(k, _)| crate::engine::tools::redact::is_secret_name(k)).collect(),
         }
     }
 }
@@ -118,10 +116,7 @@ pub struct EndpointConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not valid: {message}; fix the file or move it aside to use defaults")]
     Parse { path: PathBuf, message: String },
 }
@@ -148,9 +143,7 @@ pub fn ratchet_home(env: &EnvSnapshot) -> PathBuf {
     if let Some(h) = &env.ratchet_home {
         return PathBuf::from(h);
     }
-    dirs::home_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join(".ratchet")
+    dirs::home_dir().unwrap_or_else(|| PathBuf::from(".")).join(".ratchet")
 }
 
 /// Everything the engine needs to start.

@@ -3,7 +3,6 @@
 //! The ACP bridge turns these into `session/update` notifications, `ratchet exec` prints
 //! them, the daemon forwards them. The enum is the contract; front ends only render it.
 
-
 use super::content::Usage;
 use super::tools::{Display, Location, PlanEntry, ToolKind};
 
@@ -128,4 +127,3 @@ pub enum PermissionAnswer {
     /// The prompt was cancelled while the question was open: stop the turn.
     Cancelled,
 }
-

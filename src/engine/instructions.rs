@@ -108,7 +108,8 @@ mod tests {
         std::fs::write(cwd.path().join(".ratchet/instructions/b.md"), "B rule").unwrap();
         std::fs::write(cwd.path().join(".ratchet/instructions/a.md"), "A rule").unwrap();
         std::fs::write(cwd.path().join(".ratchet/instructions/skip.txt"), "no").unwrap();
-        let config = EngineConfig { home: home.path().to_path_buf(), env: EnvSnapshot::default(), file: ConfigFile::default() };
+        let config =
+            EngineConfig { home: home.path().to_path_buf(), env: EnvSnapshot::default(), file: ConfigFile::default() };
         let p = system_prompt(&session(cwd.path()), &config);
         let pos = |s: &str| p.find(s).unwrap_or_else(|| panic!("{s} missing from {p}"));
         assert!(pos("You are ratchet") < pos("Be brief."));

@@ -59,10 +59,7 @@ impl LiveHub {
         // Channels whose watchers all left would otherwise stay until the session's next
         // event, which may never come: drop them here, where new ones are made.
         channels.retain(|_, tx| tx.receiver_count() > 0);
-        channels
-            .entry(session.to_string())
-            .or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0)
-            .subscribe()
+        channels.entry(session.to_string()).or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0).subscribe()
     }
 
     /// Number of sessions with a channel (for tests and diagnostics).
@@ -88,7 +85,10 @@ mod tests {
         hub.publish("s", 2, LiveEvent::Chat(ChatEvent::TextDelta("a".into())));
         hub.publish("other", 3, LiveEvent::Chat(ChatEvent::TextDelta("x".into())));
         assert_eq!(rx.try_recv().unwrap().event, LiveEvent::UserMessage(vec![ContentPart::text("hi")]));
-        assert_eq!(rx.try_recv().unwrap(), SessionEvent { turn: 2, event: LiveEvent::Chat(ChatEvent::TextDelta("a".into())) });
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            SessionEvent { turn: 2, event: LiveEvent::Chat(ChatEvent::TextDelta("a".into())) }
+        );
         assert!(rx.try_recv().is_err());
     }
 

@@ -5,24 +5,24 @@
 //! stops the running turn. Front ends (the ACP bridge, `ratchet exec`, later the daemon)
 //! render those events and nothing else.
 
-pub mod config;
-pub mod content;
-pub mod event;
-pub mod mcp;
-pub mod permission;
-pub mod provider;
-pub mod session;
-pub mod singleton;
-pub mod store;
-pub mod tools;
 pub mod api;
 pub mod commands;
 mod compact;
+pub mod config;
+pub mod content;
+pub mod event;
 mod instructions;
 pub mod live;
+pub mod mcp;
+pub mod permission;
+pub mod provider;
 mod providers;
+pub mod session;
+pub mod singleton;
+pub mod store;
 mod title;
 mod tool_call;
+pub mod tools;
 mod turn;
 
 use std::path::PathBuf;
@@ -33,25 +33,25 @@ use tokio::sync::{Mutex as AsyncMutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use api::{EngineApi, TurnStream};
 pub use config::EngineConfig;
 pub use content::{ContentPart, Role, Usage};
 pub use event::{
     ChatEvent, ErrorKind, PermissionAnswer, PermissionRequest, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus,
 };
-pub use api::{EngineApi, TurnStream};
 pub use live::{LiveEvent, SessionEvent};
 pub use providers::{ProviderSpec, ProviderTest};
 pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
-use permission::{PendingPermissions, Policy};
-use tools::redact::Redactor;
-use tools::registry::ToolRegistry;
 use mcp::{McpServerConfig, McpSession};
-use tools::{Host, NoHost};
+use permission::{PendingPermissions, Policy};
 use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
+use tools::redact::Redactor;
+use tools::registry::ToolRegistry;
+use tools::{Host, NoHost};
 
 /// Events buffered per turn. A slow front end makes the turn wait (backpressure) rather than
 /// grow memory; 256 events is several hundred milliseconds of fast streaming.
@@ -190,11 +190,7 @@ impl Engine {
     ) -> Result<SessionInfo, EngineError> {
         let record = self.session(id).await?;
         let record = if record.cwd != cwd || record.additional_dirs != additional_dirs {
-            let patch = SessionPatch {
-                cwd: Some(cwd),
-                additional_dirs: Some(additional_dirs),
-                ..Default::default()
-            };
+            let patch = SessionPatch { cwd: Some(cwd), additional_dirs: Some(additional_dirs), ..Default::default() };
             self.inner.store.update_session(id, patch).await?
         } else {
             record
@@ -241,11 +237,7 @@ impl Engine {
 
     /// Reads one session.
     pub async fn session(&self, id: &str) -> Result<SessionInfo, EngineError> {
-        self.inner
-            .store
-            .get_session(id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(id.to_string()))
+        self.inner.store.get_session(id).await?.ok_or_else(|| EngineError::NotFound(id.to_string()))
     }
 
     /// Lists sessions, newest first.
@@ -274,10 +266,7 @@ impl Engine {
     /// Sets a session's permission mode.
     pub async fn set_mode(&self, id: &str, mode: &str) -> Result<Mode, EngineError> {
         let mode = Mode::parse(mode).ok_or_else(|| EngineError::UnknownMode(mode.to_string()))?;
-        let patch = SessionPatch {
-            mode: Some(mode.id().to_string()),
-            ..Default::default()
-        };
+        let patch = SessionPatch { mode: Some(mode.id().to_string()), ..Default::default() };
         self.patch(id, patch).await?;
         Ok(mode)
     }
@@ -328,13 +317,10 @@ impl Engine {
     /// Claims a session for a turn without blocking; pair with [`Engine::run_turn`]. Front
     /// ends use the split form so a cancel that arrives right after the prompt is not lost.
     pub fn claim_turn(&self, session_id: &str) -> Result<TurnClaim, EngineError> {
-        self.inner
-            .open
-            .claim(session_id, &self.inner.shutdown)
-            .map_err(|e| match e {
-                ClaimError::NotOpen => EngineError::NotOpen(session_id.to_string()),
-                ClaimError::Busy => EngineError::Busy(session_id.to_string()),
-            })
+        self.inner.open.claim(session_id, &self.inner.shutdown).map_err(|e| match e {
+            ClaimError::NotOpen => EngineError::NotOpen(session_id.to_string()),
+            ClaimError::Busy => EngineError::Busy(session_id.to_string()),
+        })
     }
 
     /// Runs a claimed turn; see [`Engine::send_message`]. `host` is the editor that owns the
@@ -367,7 +353,11 @@ impl Engine {
     }
 
     /// Turns a slash command into what to store and what to do; other prompts go to the model.
-    async fn prepare(&self, session: &SessionRecord, content: Vec<ContentPart>) -> Result<(Vec<ContentPart>, turn::Action), EngineError> {
+    async fn prepare(
+        &self,
+        session: &SessionRecord,
+        content: Vec<ContentPart>,
+    ) -> Result<(Vec<ContentPart>, turn::Action), EngineError> {
         use commands::Command;
         Ok(match commands::parse(&content) {
             None => (content, turn::Action::Model),
@@ -456,10 +446,7 @@ impl Engine {
             self.inner.turns.spawn(async move { m.shutdown().await });
         }
         self.inner.turns.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.turns.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.turns.wait()).await.is_err() {
             tracing::warn!("turns still running {SHUTDOWN_GRACE:?} after shutdown began");
         }
     }

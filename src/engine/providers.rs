@@ -106,7 +106,8 @@ impl Engine {
     /// Sends one tiny streamed request (a one-word prompt, at most 16 output tokens) through
     /// the entry's provider and reports whether it answered, how fast, or its error.
     pub async fn test_provider(&self, name: &str) -> Result<ProviderTest, EngineError> {
-        let entry = self.store().provider(name).await?.ok_or_else(|| EngineError::ProviderNotFound(name.to_string()))?;
+        let entry =
+            self.store().provider(name).await?.ok_or_else(|| EngineError::ProviderNotFound(name.to_string()))?;
         let started = Instant::now();
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(TEST_TIMEOUT, self.probe(&entry)) => outcome.unwrap_or_else(|_| {
@@ -125,7 +126,8 @@ impl Engine {
     /// One model call through `entry`'s provider; the answer's text, or what went wrong.
     async fn probe(&self, entry: &ProviderRecord) -> Result<String, String> {
         let cfg = self.config();
-        let choice = select::stored_choice(entry, &cfg.env, &cfg.file, &select::process_lookup).map_err(|e| e.to_string())?;
+        let choice =
+            select::stored_choice(entry, &cfg.env, &cfg.file, &select::process_lookup).map_err(|e| e.to_string())?;
         let provider = select::build(&choice).map_err(|e| e.to_string())?;
         let request = ProviderRequest {
             model: choice.model.clone(),
@@ -165,9 +167,8 @@ impl Engine {
             return Ok((c.choice.clone(), c.provider.clone()));
         }
         let cfg = self.config();
-        let choice = select::resolve_with_default(&cfg.env, &cfg.file, default.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
+        let choice =
+            select::resolve_with_default(&cfg.env, &cfg.file, default.as_ref()).await.map_err(|e| e.to_string())?;
         let provider = select::build(&choice).map_err(|e| e.to_string())?;
         tracing::info!(provider = choice.label(), kind = %choice.kind, model = %choice.model, "provider chosen");
         *slot = Some(CachedProvider { default, choice: choice.clone(), provider: provider.clone() });
@@ -202,9 +203,13 @@ fn validate(spec: ProviderSpec) -> Result<NewProvider, String> {
     })?;
     let base_url = match (kind, trimmed(spec.base_url)) {
         (_, None) => None,
-        (ProviderKind::Scripted, Some(_)) => return Err("the scripted provider takes no base URL; drop --base-url".into()),
+        (ProviderKind::Scripted, Some(_)) => {
+            return Err("the scripted provider takes no base URL; drop --base-url".into());
+        }
         (ProviderKind::Ollama, Some(url)) => Some(ollama::normalize_host(&url)),
-        (_, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => Some(url.trim_end_matches('/').to_string()),
+        (_, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {
+            Some(url.trim_end_matches('/').to_string())
+        }
         (_, Some(url)) => {
             return Err(format!(
                 "base URL {url:?} must start with http:// or https:// (OpenAI-compatible servers: include /v1, e.g. http://127.0.0.1:8080/v1)"
@@ -256,10 +261,20 @@ mod tests {
 
     #[test]
     fn names_kinds_urls_and_key_variables_are_checked() {
-        let ok = validate(ProviderSpec { base_url: Some(" http://127.0.0.1:8080/v1/ ".into()), api_key_env: Some("WORK_KEY".into()), ..spec("work-1_a", "OpenAI") }).unwrap();
+        let ok = validate(ProviderSpec {
+            base_url: Some(" http://127.0.0.1:8080/v1/ ".into()),
+            api_key_env: Some("WORK_KEY".into()),
+            ..spec("work-1_a", "OpenAI")
+        })
+        .unwrap();
         assert_eq!((ok.kind.as_str(), ok.model.as_str()), ("openai", "gpt-4o-mini"));
         assert_eq!(ok.base_url.as_deref(), Some("http://127.0.0.1:8080/v1"));
-        let ollama = validate(ProviderSpec { base_url: Some("gpu:11434".into()), model: Some(" qwen3 ".into()), ..spec("gpu", "ollama") }).unwrap();
+        let ollama = validate(ProviderSpec {
+            base_url: Some("gpu:11434".into()),
+            model: Some(" qwen3 ".into()),
+            ..spec("gpu", "ollama")
+        })
+        .unwrap();
         assert_eq!((ollama.base_url.as_deref(), ollama.model.as_str()), (Some("http://gpu:11434"), "qwen3"));
 
         for (bad, want) in [
@@ -267,15 +282,22 @@ mod tests {
             (spec("a b", "openai"), "invalid provider name"),
             (spec("", "openai"), "invalid provider name"),
             (spec("x", "gemini"), "unknown provider kind \"gemini\"; use one of: openai, anthropic, ollama, scripted"),
-            (ProviderSpec { base_url: Some("localhost:8080".into()), ..spec("x", "openai") }, "must start with http://"),
+            (
+                ProviderSpec { base_url: Some("localhost:8080".into()), ..spec("x", "openai") },
+                "must start with http://",
+            ),
             (ProviderSpec { base_url: Some("http://x".into()), ..spec("x", "scripted") }, "takes no base URL"),
-            (ProviderSpec { api_key_env: Some("sk-abcdefghijklmnop".into()), ..spec("x", "openai") }, "never the key itself"),
+            (
+                ProviderSpec { api_key_env: Some("sk-abcdefghijklmnop".into()), ..spec("x", "openai") },
+                "never the key itself",
+            ),
             (ProviderSpec { api_key_env: Some("KEY".into()), ..spec("x", "ollama") }, "ollama takes no API key"),
         ] {
             let err = validate(bad).unwrap_err();
             assert!(err.contains(want), "{err}");
         }
-        let pasted = validate(ProviderSpec { api_key_env: Some("sk-abcdefghijklmnop".into()), ..spec("x", "openai") }).unwrap_err();
+        let pasted = validate(ProviderSpec { api_key_env: Some("sk-abcdefghijklmnop".into()), ..spec("x", "openai") })
+            .unwrap_err();
         assert!(!pasted.contains("abcdefghijklmnop"), "a pasted key is not echoed: {pasted}");
     }
 }

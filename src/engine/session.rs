@@ -130,13 +130,7 @@ impl OpenSessions {
         let done = CancellationToken::new();
         let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
         *slot = Some(Running { turn, token: token.clone(), done: done.clone() });
-        Ok(TurnClaim {
-            sessions: self.clone(),
-            id: id.to_string(),
-            turn,
-            token,
-            done,
-        })
+        Ok(TurnClaim { sessions: self.clone(), id: id.to_string(), turn, token, done })
     }
 
     /// Cancels the running turn of a session, if any. A cancel with no turn running does

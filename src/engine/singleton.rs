@@ -34,13 +34,8 @@ pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// holds it (another process, or another `open` of the same file in this one).
 pub fn try_lock_exclusive(path: &Path) -> io::Result<Option<File>> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
     // SAFETY: flock on a file descriptor we own; it does not touch memory.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {

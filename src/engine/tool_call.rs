@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::Mode;
 use super::content::{ToolCall, ToolResult};
 use super::event::{ChatEvent, PermissionAnswer, PermissionRequest, ToolCallChange, ToolCallStart, ToolCallStatus};
 use super::permission::{Policy, Remembered, Verdict};
@@ -16,7 +17,6 @@ use super::provider::ToolSpec;
 use super::tools::registry::ToolRegistry;
 use super::tools::{Display, Tool, ToolContext, ToolKind, ToolOutput};
 use super::turn::Turn;
-use super::Mode;
 
 /// The tools of one turn and what decides whether they may run.
 pub(super) struct ToolRunner {
@@ -117,12 +117,14 @@ impl ToolRunner {
         match self.permit(turn, call, kind, &title).await {
             Permit::Run => {}
             Permit::Refused(reason) => {
-                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason).await;
+                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason)
+                    .await;
                 return CallOutcome::Done(result(reason, true));
             }
             Permit::Cancelled => {
                 let reason = "cancelled by the user".to_string();
-                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason).await;
+                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason)
+                    .await;
                 return CallOutcome::Cancelled(result(reason, true));
             }
         }
@@ -160,7 +162,8 @@ impl ToolRunner {
 
     /// Decides, asking the user if needed, whether the call may run.
     async fn permit(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
-        let mode = turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask);
+        let mode =
+            turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask);
         let subject = call.arguments.get("command").or_else(|| call.arguments.get("path")).and_then(|v| v.as_str());
         let remembered = self.lock().get(&call.name).copied();
         match self.policy.decide(mode, &call.name, kind, subject, remembered) {
@@ -265,4 +268,3 @@ enum Permit {
     Refused(String),
     Cancelled,
 }
-

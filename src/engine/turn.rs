@@ -12,15 +12,17 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::commands::{self, Command};
+use super::compact::{self, Compacted};
 use super::content::{ContentPart, ToolCall, ToolResult, Usage};
 use super::event::{ChatEvent, ErrorKind, StopReason};
-use super::provider::{FinishReason, Provider, ProviderChoice, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest};
+use super::provider::{
+    FinishReason, Provider, ProviderChoice, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
+};
 use super::session::TurnClaim;
 use super::store::{MessageStatus, NewMessage, SessionPatch, SessionRecord, StoredMessage};
 use super::tool_call::ToolRunner;
 use super::tools::Host;
-use super::commands::{self, Command};
-use super::compact::{self, Compacted};
 use super::{Engine, Mode, Role, instructions, title};
 
 /// A failing call repeated this many times with the same arguments ends the turn.
@@ -181,7 +183,10 @@ impl Turn {
                 return Ending::Finished(stop_reason(finish));
             }
             let (results, cancelled) = runner.run_all(self, &answer.tool_calls).await;
-            let message = NewMessage { status: if cancelled { MessageStatus::Cancelled } else { MessageStatus::Complete }, ..NewMessage::tool(results.clone()) };
+            let message = NewMessage {
+                status: if cancelled { MessageStatus::Cancelled } else { MessageStatus::Complete },
+                ..NewMessage::tool(results.clone())
+            };
             if let Err(e) = self.engine.store().append_message(&self.session.id, message).await {
                 return Ending::Failed(ErrorKind::Store, format!("cannot save tool results: {e}"));
             }
@@ -216,7 +221,10 @@ impl Turn {
         match compact::compact(&self.engine, &self.session.id, provider, model, self.claim.token()).await {
             Ok(Compacted::Summarised { messages }) => {
                 tracing::info!(messages, "compacted the history automatically");
-                self.emit(ChatEvent::ThoughtDelta(format!("(Compacted {messages} older messages into a summary to free context.)\n"))).await;
+                self.emit(ChatEvent::ThoughtDelta(format!(
+                    "(Compacted {messages} older messages into a summary to free context.)\n"
+                )))
+                .await;
             }
             Ok(Compacted::Nothing) => {}
             Err(e) => tracing::warn!(error = %e, "automatic compaction failed"),
@@ -229,7 +237,11 @@ impl Turn {
         let text = match command {
             Command::Help => commands::help_text(),
             Command::Clear => {
-                let ending = self.reply("Context cleared. Earlier messages stay in the history; the model no longer sees them.".into()).await;
+                let ending = self
+                    .reply(
+                        "Context cleared. Earlier messages stay in the history; the model no longer sees them.".into(),
+                    )
+                    .await;
                 if let Err(e) = compact::clear(&self.engine, id).await {
                     return Ending::Failed(ErrorKind::Store, e.to_string());
                 }
@@ -242,7 +254,9 @@ impl Turn {
                 };
                 let model = model_for(&self.session, &choice);
                 match compact::compact(&self.engine, id, provider.as_ref(), &model, self.claim.token()).await {
-                    Ok(Compacted::Summarised { messages }) => format!("Compacted {messages} older messages into a summary."),
+                    Ok(Compacted::Summarised { messages }) => {
+                        format!("Compacted {messages} older messages into a summary.")
+                    }
                     Ok(Compacted::Nothing) => "Nothing to compact yet: the conversation is still short.".into(),
                     Err(e) if self.claim.token().is_cancelled() => {
                         tracing::debug!(error = %e, "compaction cancelled");
@@ -347,16 +361,17 @@ impl Turn {
         if content.is_empty() && answer.tool_calls.is_empty() {
             return Ok(());
         }
-        let message = NewMessage {
-            status,
-            ..NewMessage::assistant(content, answer.tool_calls.clone(), answer.usage)
-        };
+        let message = NewMessage { status, ..NewMessage::assistant(content, answer.tool_calls.clone(), answer.usage) };
         self.engine.store().append_message(&self.session.id, message).await.map(|_| ())
     }
 }
 
 /// Counts identical failing calls; returns the tool name once one reaches the limit.
-fn repeated_failure(calls: &[ToolCall], results: &[ToolResult], failures: &mut HashMap<String, usize>) -> Option<String> {
+fn repeated_failure(
+    calls: &[ToolCall],
+    results: &[ToolResult],
+    failures: &mut HashMap<String, usize>,
+) -> Option<String> {
     for (call, result) in calls.iter().zip(results) {
         if !result.is_error {
             continue;
@@ -403,10 +418,9 @@ pub(super) fn to_provider_messages(history: &[StoredMessage]) -> Vec<ProviderMes
         .iter()
         .filter_map(|m| match m.role {
             Role::User => Some(ProviderMessage::User(m.content.clone())),
-            Role::Assistant => Some(ProviderMessage::Assistant {
-                content: m.content.clone(),
-                tool_calls: m.tool_calls.clone(),
-            }),
+            Role::Assistant => {
+                Some(ProviderMessage::Assistant { content: m.content.clone(), tool_calls: m.tool_calls.clone() })
+            }
             Role::Tool if !m.tool_results.is_empty() => Some(ProviderMessage::ToolResults(m.tool_results.clone())),
             Role::Tool => None,
         })

@@ -16,10 +16,7 @@ async fn start_stalled_turn(
 ) -> u64 {
     mock.enqueue(MockReply::text(["Partial ", "answer ", "NEVER-SENT"]).stall_after(2));
     let id = client
-        .send_request(
-            "session/prompt",
-            json!({"sessionId": session, "prompt": [{"type": "text", "text": prompt}]}),
-        )
+        .send_request("session/prompt", json!({"sessionId": session, "prompt": [{"type": "text", "text": prompt}]}))
         .await;
     client.wait_for_agent_text(session, "Partial answer").await;
     id
@@ -45,12 +42,8 @@ async fn cancel_mid_stream_ends_with_cancelled_and_keeps_partial_answer() {
 
     // The partial answer is part of the stored history.
     let mut client = env.spawn_initialized().await;
-    let (replay, result) = client
-        .request_collect(
-            "session/load",
-            json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []}),
-        )
-        .await;
+    let (replay, result) =
+        client.request_collect("session/load", json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []})).await;
     result.expect("session/load");
     let got = transcript(&replay);
     assert_eq!(got.len(), 2, "user message and partial answer: {got:#?}");
@@ -158,9 +151,7 @@ async fn close_during_a_turn_ends_it_with_cancelled() {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
     let id = start_stalled_turn(&mut client, &mock, &session, "Go").await;
-    let close = client
-        .send_request("session/close", json!({"sessionId": session}))
-        .await;
+    let close = client.send_request("session/close", json!({"sessionId": session})).await;
     let turn = client.finish_turn(id).await;
     assert_eq!(turn.stop_reason(), "cancelled");
     let (_, result) = client.wait_response(close).await;
@@ -186,17 +177,10 @@ async fn cancel_before_the_first_token_ends_with_cancelled_and_keeps_the_user_me
     assert_eq!(turn.outcome, Ok("cancelled".to_owned()));
     assert_eq!(turn.text(), "");
 
-    let (replay, result) = client
-        .request_collect(
-            "session/load",
-            json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []}),
-        )
-        .await;
+    let (replay, result) =
+        client.request_collect("session/load", json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []})).await;
     result.expect("session/load");
-    assert_eq!(
-        transcript(&replay).first(),
-        tr(&[("user", "Think hard")]).first()
-    );
+    assert_eq!(transcript(&replay).first(), tr(&[("user", "Think hard")]).first());
 }
 
 #[tokio::test]
@@ -210,10 +194,7 @@ async fn cancel_while_the_provider_request_is_being_retried_ends_with_cancelled(
         mock.enqueue(MockReply::error(503));
     }
     let id = client
-        .send_request(
-            "session/prompt",
-            json!({"sessionId": session, "prompt": [{"type": "text", "text": "Hello"}]}),
-        )
+        .send_request("session/prompt", json!({"sessionId": session, "prompt": [{"type": "text", "text": "Hello"}]}))
         .await;
     mock.wait_for_requests(1).await;
     client.cancel(&session).await;

@@ -7,12 +7,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn describe(out: &std::process::Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
+    format!("status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status, text(&out.stdout), text(&out.stderr))
 }
 
 #[tokio::test]
@@ -20,11 +15,7 @@ async fn version_flag_prints_the_crate_version() {
     let env = TestEnv::new();
     let out = env.run(&["--version"]).await;
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(
-        text(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
-        "{}",
-        describe(&out)
-    );
+    assert!(text(&out.stdout).contains(env!("CARGO_PKG_VERSION")), "{}", describe(&out));
 }
 
 #[tokio::test]
@@ -33,17 +24,9 @@ async fn exec_with_the_scripted_provider_prints_the_answer_and_exits_0() {
     let out = env.run(&["exec", "Say hi"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("hello from the script"),
-        "{}",
-        describe(&out)
-    );
+    assert!(stdout.contains("hello from the script"), "{}", describe(&out));
     for noise in ["DEBUG", " INFO ", "TRACE"] {
-        assert!(
-            !stdout.contains(noise),
-            "logs must not go to stdout: {}",
-            describe(&out)
-        );
+        assert!(!stdout.contains(noise), "logs must not go to stdout: {}", describe(&out));
     }
 }
 
@@ -54,16 +37,10 @@ async fn exec_streams_the_answer_from_the_openai_mock() {
     mock.enqueue(MockReply::text(["Exec ", "answer ", "streams."]));
     let out = env.run(&["exec", "What is up?"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert!(
-        text(&out.stdout).contains("Exec answer streams."),
-        "{}",
-        describe(&out)
-    );
+    assert!(text(&out.stdout).contains("Exec answer streams."), "{}", describe(&out));
     let conversation = mock.last_model_request().conversation();
     assert!(
-        conversation
-            .last()
-            .is_some_and(|(role, t)| role == "user" && t.contains("What is up?")),
+        conversation.last().is_some_and(|(role, t)| role == "user" && t.contains("What is up?")),
         "{conversation:?}"
     );
 }
@@ -75,11 +52,7 @@ async fn exec_with_a_401_exits_1_naming_the_key_variable_on_stderr() {
     mock.enqueue(MockReply::error(401));
     let out = env.run(&["exec", "Hello"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    assert!(
-        text(&out.stderr).contains("OPENAI_API_KEY"),
-        "{}",
-        describe(&out)
-    );
+    assert!(text(&out.stderr).contains("OPENAI_API_KEY"), "{}", describe(&out));
 }
 
 #[tokio::test]
@@ -103,15 +76,8 @@ async fn sessions_list_prints_each_session_with_id_and_title() {
             .find(|l| l.contains(id.as_str()))
             .unwrap_or_else(|| panic!("no line for session {id}: {}", describe(&out)));
         // The title (derived from the first prompt) is on the same line.
-        let start: String = prompt
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ");
-        assert!(
-            line.contains(&start),
-            "line for {id} lacks the title: {line:?}"
-        );
+        let start: String = prompt.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        assert!(line.contains(&start), "line for {id} lacks the title: {line:?}");
     }
 }
 

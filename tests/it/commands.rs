@@ -7,10 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::support::mock_llm::RecordedRequest;
-use crate::support::{
-    AcpClient, Message, MockLlm, MockReply, PermissionPolicy, TestEnv, tr, transcript,
-    update_kind,
-};
+use crate::support::{AcpClient, Message, MockLlm, MockReply, PermissionPolicy, TestEnv, tr, transcript, update_kind};
 
 /// The commands, in the order editors list them.
 const COMMAND_NAMES: [&str; 7] = ["help", "review", "plan", "compact", "clear", "model", "mode"];
@@ -37,12 +34,7 @@ fn system_prompt(req: &RecordedRequest) -> String {
         .filter(|m| m["role"] == "system" || m["role"] == "developer")
         .filter_map(|m| match &m["content"] {
             Value::String(s) => Some(s.clone()),
-            Value::Array(blocks) => Some(
-                blocks
-                    .iter()
-                    .filter_map(|b| b["text"].as_str())
-                    .collect::<String>(),
-            ),
+            Value::Array(blocks) => Some(blocks.iter().filter_map(|b| b["text"].as_str()).collect::<String>()),
             _ => None,
         })
         .collect::<Vec<_>>()
@@ -52,9 +44,7 @@ fn system_prompt(req: &RecordedRequest) -> String {
 /// The text of the last message of a request's conversation, which must be the user's.
 fn last_user_text(req: &RecordedRequest) -> String {
     let conversation = req.conversation();
-    let (role, text) = conversation
-        .last()
-        .unwrap_or_else(|| panic!("the request has no messages: {}", req.body));
+    let (role, text) = conversation.last().unwrap_or_else(|| panic!("the request has no messages: {}", req.body));
     assert_eq!(role, "user", "the request must end with a user message: {conversation:#?}");
     text.clone()
 }
@@ -112,9 +102,8 @@ async fn expect_commands_right_after(client: &mut AcpClient, id: u64, what: &str
             panic!("{what}: the message right after the response is not available_commands_update: {next:#?}")
         })
         .clone();
-    let commands = update["update"]["availableCommands"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no availableCommands: {update:#}"));
+    let commands =
+        update["update"]["availableCommands"].as_array().unwrap_or_else(|| panic!("no availableCommands: {update:#}"));
     let names: Vec<&str> = commands.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, COMMAND_NAMES, "{what}: names without the slash, in order: {update:#}");
     for c in commands {
@@ -144,9 +133,7 @@ async fn the_command_list_follows_the_response_of_new_load_and_resume() {
     let env = TestEnv::openai(&mock);
 
     let mut client = env.spawn_initialized().await;
-    let id = client
-        .send_request("session/new", json!({"cwd": env.cwd(), "mcpServers": []}))
-        .await;
+    let id = client.send_request("session/new", json!({"cwd": env.cwd(), "mcpServers": []})).await;
     let (created, update) = expect_commands_right_after(&mut client, id, "session/new").await;
     let session = created["sessionId"].as_str().unwrap().to_owned();
     assert_eq!(update["sessionId"], session.as_str(), "{update:#}");
@@ -180,11 +167,7 @@ async fn help_lists_every_command_without_asking_the_model() {
     for name in COMMAND_NAMES {
         assert!(text.contains(&format!("/{name}")), "/help must list /{name}: {text}");
     }
-    assert!(
-        mock.model_requests().is_empty(),
-        "/help must not call the model: {:#?}",
-        mock.model_requests()
-    );
+    assert!(mock.model_requests().is_empty(), "/help must not call the model: {:#?}", mock.model_requests());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,18 +194,10 @@ async fn mode_yolo_switches_the_mode_and_later_writes_run_without_asking() {
 
     // A write now runs without a question (any question would be rejected).
     client.permission_policy = PermissionPolicy::RejectOnce;
-    mock.enqueue(MockReply::tool(
-        "call_w",
-        "write_file",
-        json!({"path": "yolo.txt", "content": "free\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_w", "write_file", json!({"path": "yolo.txt", "content": "free\n"})));
     mock.enqueue(MockReply::text(["Written."]));
     let turn = ask(&mut client, &session, "Write yolo.txt").await;
-    assert!(
-        turn.requests("session/request_permission").is_empty(),
-        "yolo never asks: {:#?}",
-        turn.messages
-    );
+    assert!(turn.requests("session/request_permission").is_empty(), "yolo never asks: {:#?}", turn.messages);
     assert_eq!(std::fs::read_to_string(env.workspace().join("yolo.txt")).unwrap(), "free\n");
 }
 
@@ -246,11 +221,7 @@ async fn mode_with_an_unknown_name_names_the_valid_modes_and_changes_nothing() {
 
     // Still asking before writes.
     client.permission_policy = PermissionPolicy::RejectOnce;
-    mock.enqueue(MockReply::tool(
-        "call_w",
-        "write_file",
-        json!({"path": "no.txt", "content": "x\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_w", "write_file", json!({"path": "no.txt", "content": "x\n"})));
     mock.enqueue(MockReply::text(["Refused."]));
     let turn = ask(&mut client, &session, "Write no.txt").await;
     assert_eq!(turn.requests("session/request_permission").len(), 1, "{:#?}", turn.messages);
@@ -269,10 +240,7 @@ async fn model_switches_the_model_sent_to_the_provider() {
     let turn = ask(&mut client, &session, "/model other-model").await;
     let configs = turn.of_kind("config_option_update");
     assert!(!configs.is_empty(), "{:#?}", turn.updates);
-    assert_eq!(
-        option(&configs.last().unwrap()["update"], "model")["currentValue"],
-        "other-model"
-    );
+    assert_eq!(option(&configs.last().unwrap()["update"], "model")["currentValue"], "other-model");
     assert!(turn.text().contains("other-model"), "{:?}", turn.text());
     assert!(mock.model_requests().is_empty(), "/model must not call the model");
 
@@ -314,9 +282,7 @@ async fn clear_hides_earlier_messages_from_the_model_but_load_replays_them() {
     client.shutdown().await;
 
     let mut client = env.spawn_initialized().await;
-    let (replay, result) = client
-        .request_collect("session/load", load_params(&session, &env))
-        .await;
+    let (replay, result) = client.request_collect("session/load", load_params(&session, &env)).await;
     result.expect("session/load");
     assert_eq!(
         transcript(&replay),
@@ -337,18 +303,9 @@ async fn clear_hides_earlier_messages_from_the_model_but_load_replays_them() {
 // ---------------------------------------------------------------------------------------------
 // /compact and automatic compaction
 
-const QUESTIONS: [&str; 4] = [
-    "Question one ALPHA",
-    "Question two BRAVO",
-    "Question three CHARLIE",
-    "Question four DELTA",
-];
-const ANSWERS: [&str; 4] = [
-    "Answer one alpha.",
-    "Answer two bravo.",
-    "Answer three charlie.",
-    "Answer four delta.",
-];
+const QUESTIONS: [&str; 4] =
+    ["Question one ALPHA", "Question two BRAVO", "Question three CHARLIE", "Question four DELTA"];
+const ANSWERS: [&str; 4] = ["Answer one alpha.", "Answer two bravo.", "Answer three charlie.", "Answer four delta."];
 
 /// Checks a summarisation request: no tools, the old conversation, then a user message
 /// asking for a summary. Returns the number of conversation messages summarised.
@@ -356,10 +313,7 @@ fn assert_summary_request(req: &RecordedRequest) -> usize {
     assert!(req.tool_names().is_empty(), "no tools in a summary request: {}", req.body);
     let conversation = req.conversation();
     let last = last_user_text(req);
-    assert!(
-        last.to_lowercase().contains("summar"),
-        "the summary request must end by asking for a summary: {last:?}"
-    );
+    assert!(last.to_lowercase().contains("summar"), "the summary request must end by asking for a summary: {last:?}");
     assert!(
         conversation.iter().any(|(_, t)| t.contains(QUESTIONS[0])),
         "the oldest message is summarised: {conversation:#?}"
@@ -379,10 +333,7 @@ fn assert_compacted_request(req: &RecordedRequest, summary: &str, keep: usize, n
             "{old:?} was compacted and must not be sent again: {conversation:#?}"
         );
     }
-    let kept_old = conversation
-        .iter()
-        .filter(|(_, t)| QUESTIONS.iter().chain(&ANSWERS).any(|q| t.contains(q)))
-        .count();
+    let kept_old = conversation.iter().filter(|(_, t)| QUESTIONS.iter().chain(&ANSWERS).any(|q| t.contains(q))).count();
     assert!(kept_old <= keep, "at most {keep} messages are kept: {conversation:#?}");
     assert!(last_user_text(req).contains(new_question), "{conversation:#?}");
 }
@@ -435,10 +386,7 @@ async fn compact_with_too_little_history_says_so_without_calling_the_model() {
 
     ask(&mut client, &session, "Another question").await;
     let conversation = mock.last_model_request().conversation();
-    assert!(
-        conversation.iter().any(|(_, t)| t.contains("A short question")),
-        "nothing was dropped: {conversation:#?}"
-    );
+    assert!(conversation.iter().any(|(_, t)| t.contains("A short question")), "nothing was dropped: {conversation:#?}");
 }
 
 #[tokio::test]
@@ -471,10 +419,7 @@ async fn a_full_context_is_compacted_automatically_before_the_next_model_call() 
     assert!(system.contains(summary), "{system:?}");
     let conversation = requests[4].conversation();
     for old in QUESTIONS[..2].iter().chain(&ANSWERS[..2]) {
-        assert!(
-            !conversation.iter().any(|(_, t)| t.contains(old)),
-            "{old:?} was compacted: {conversation:#?}"
-        );
+        assert!(!conversation.iter().any(|(_, t)| t.contains(old)), "{old:?} was compacted: {conversation:#?}");
     }
     assert!(conversation.len() <= 3, "at most the kept messages and the new one: {conversation:#?}");
     assert!(last_user_text(&requests[4]).contains(QUESTIONS[3]));
@@ -482,16 +427,8 @@ async fn a_full_context_is_compacted_automatically_before_the_next_model_call() 
     // The editor is told, as a thought, before the answer.
     let thoughts = turn.thoughts();
     assert!(thoughts.to_lowercase().contains("compacted"), "{thoughts:?}");
-    let first_thought = turn
-        .updates
-        .iter()
-        .position(|u| update_kind(u) == "agent_thought_chunk")
-        .unwrap();
-    let first_answer = turn
-        .updates
-        .iter()
-        .position(|u| update_kind(u) == "agent_message_chunk")
-        .unwrap();
+    let first_thought = turn.updates.iter().position(|u| update_kind(u) == "agent_thought_chunk").unwrap();
+    let first_answer = turn.updates.iter().position(|u| update_kind(u) == "agent_message_chunk").unwrap();
     assert!(first_thought < first_answer, "{:#?}", turn.updates);
 }
 
@@ -508,25 +445,13 @@ async fn plan_switches_to_plan_mode_and_asks_the_model_with_read_only_tools() {
     let turn = ask(&mut client, &session, "/plan add caching").await;
     assert_eq!(turn.text(), "Here is the plan.");
     assert_eq!(the_update(&turn, "current_mode_update")["currentModeId"], "plan");
-    let mode_at = turn
-        .updates
-        .iter()
-        .position(|u| update_kind(u) == "current_mode_update")
-        .unwrap();
-    let answer_at = turn
-        .updates
-        .iter()
-        .position(|u| update_kind(u) == "agent_message_chunk")
-        .unwrap();
+    let mode_at = turn.updates.iter().position(|u| update_kind(u) == "current_mode_update").unwrap();
+    let answer_at = turn.updates.iter().position(|u| update_kind(u) == "agent_message_chunk").unwrap();
     assert!(mode_at < answer_at, "the mode change is announced first: {:#?}", turn.updates);
 
     let requests = mock.model_requests();
     assert_eq!(requests.len(), 1);
-    assert!(
-        last_user_text(&requests[0]).contains("Make a plan for: add caching"),
-        "{}",
-        requests[0].body
-    );
+    assert!(last_user_text(&requests[0]).contains("Make a plan for: add caching"), "{}", requests[0].body);
     let tools = requests[0].tool_names();
     assert!(tools.iter().any(|t| t == "read_file"), "read-only tools stay: {tools:?}");
     for writer in ["write_file", "edit_file", "shell"] {
@@ -552,11 +477,7 @@ fn git(dir: &Path, args: &[&str]) {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A repository in the workspace with one committed file.
@@ -595,11 +516,7 @@ async fn review_of_a_clean_repository_has_nothing_to_review() {
     let (mut client, session) = open(&env).await;
 
     let turn = ask(&mut client, &session, "/review").await;
-    assert!(
-        turn.text().to_lowercase().contains("nothing to review"),
-        "{:?}",
-        turn.text()
-    );
+    assert!(turn.text().to_lowercase().contains("nothing to review"), "{:?}", turn.text());
     assert!(mock.model_requests().is_empty(), "no model call for a clean tree");
 }
 

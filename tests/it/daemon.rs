@@ -21,8 +21,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::support::{
-    AcpClient, MockLlm, MockReply, TIMEOUT, TestEnv, chunk_text, ratchet_bin, tr, transcript,
-    within,
+    AcpClient, MockLlm, MockReply, TIMEOUT, TestEnv, chunk_text, ratchet_bin, tr, transcript, within,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -57,21 +56,13 @@ impl Daemon {
         assert!(out.status.success(), "`ratchet daemon start -b` failed: {}", describe(&out));
         let pid = self.pid().expect("a started daemon writes its pid file");
         self.pids.lock().unwrap().push(pid);
-        assert!(
-            text(&out.stdout).contains(&format!("started (pid {pid})")),
-            "{}",
-            describe(&out)
-        );
+        assert!(text(&out.stdout).contains(&format!("started (pid {pid})")), "{}", describe(&out));
         pid
     }
 
     /// The pid in `RATCHET_HOME/daemon.pid`.
     fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.ratchet_home.join("daemon.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        std::fs::read_to_string(self.ratchet_home.join("daemon.pid")).ok()?.trim().parse().ok()
     }
 
     /// What the detached daemon wrote to stderr (`logs/daemon.out`).
@@ -135,22 +126,14 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn describe(out: &std::process::Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
+    format!("status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status, text(&out.stdout), text(&out.stderr))
 }
 
 /// Polls `done` every 10 ms until it holds; panics with `what` after [`TIMEOUT`].
 async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {TIMEOUT:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -159,10 +142,7 @@ async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
 /// it serves through the daemon rather than an engine of its own.
 async fn daemon_window(env: &TestEnv) -> AcpClient {
     let w = env.spawn_initialized().await;
-    poll_until("the window to say it serves through the daemon", || {
-        w.stderr().contains("through the daemon")
-    })
-    .await;
+    poll_until("the window to say it serves through the daemon", || w.stderr().contains("through the daemon")).await;
     w
 }
 
@@ -209,10 +189,7 @@ async fn two_windows_share_a_session_and_see_each_others_turns_live() {
     let mut b = daemon_window(&env).await;
     assert!(listed(&mut b).await.contains(&session), "B lists A's session");
     let replay = load(&mut b, &session, &env).await;
-    assert_eq!(
-        transcript(&replay),
-        tr(&[("user", "First question"), ("agent", "First answer.")])
-    );
+    assert_eq!(transcript(&replay), tr(&[("user", "First question"), ("agent", "First answer.")]));
 
     // A prompts with a slow answer; B follows it live (while the model is still streaming).
     let slow = ["Slow ", "streaming ", "answer ", "from ", "window ", "A."];
@@ -253,11 +230,7 @@ async fn two_windows_share_a_session_and_see_each_others_turns_live() {
     mock.enqueue(MockReply::text(["Answer ", "to ", "B."]).delay(Duration::from_millis(60)));
     let b_turn = b.prompt_text(&session, "Question from B").await;
     assert_eq!(b_turn.stop_reason(), "end_turn");
-    assert_eq!(
-        transcript(&b_turn.updates),
-        tr(&[("agent", "Answer to B.")]),
-        "B gets its own turn once"
-    );
+    assert_eq!(transcript(&b_turn.updates), tr(&[("agent", "Answer to B.")]), "B gets its own turn once");
     let a_saw_b = within("A to see B's answer", a.wait_for_agent_text(&session, "Answer to B.")).await;
     // The live stream of a session is ordered: an echo of A's own turn would have come first.
     assert_eq!(
@@ -327,10 +300,7 @@ async fn turn_survives_the_window(leave: impl AsyncFnOnce(AcpClient)) {
 
     // The model stream runs to its end: the daemon neither cancelled the turn nor stopped
     // reading the answer...
-    poll_until("the model stream to end", || {
-        mock.n_completed_streams() + mock.n_aborted_streams() >= 1
-    })
-    .await;
+    poll_until("the model stream to end", || mock.n_completed_streams() + mock.n_aborted_streams() >= 1).await;
     assert_eq!(
         (mock.n_completed_streams(), mock.n_aborted_streams()),
         (1, 0),
@@ -407,9 +377,7 @@ async fn kill_9_of_the_daemon_mid_turn_keeps_every_acknowledged_message() {
     assert_ne!(first_pid, second_pid);
 
     let conn = rusqlite::Connection::open(env.ratchet_home().join("ratchet.db")).expect("open ratchet.db");
-    let check: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
     assert_eq!(check, "ok");
     drop(conn);
 
@@ -469,10 +437,7 @@ async fn standalone_acp_leaves_the_daemon_alone_but_shares_the_store() {
     // The daemon window lists it from the shared store, and can load it.
     assert_eq!(listed(&mut d).await, vec![session.clone()]);
     let replay = load(&mut d, &session, &env).await;
-    assert_eq!(
-        transcript(&replay),
-        tr(&[("user", "Standalone question"), ("agent", "Stand-alone answer.")])
-    );
+    assert_eq!(transcript(&replay), tr(&[("user", "Standalone question"), ("agent", "Stand-alone answer.")]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,10 +505,7 @@ async fn attach_prints_a_turn_prompted_from_an_acp_window() {
         .expect("spawn ratchet attach");
     let stdout = capture(attach.stdout.take().unwrap());
     let stderr = capture(attach.stderr.take().unwrap());
-    poll_until("attach to say it is attached", || {
-        stderr.lock().unwrap().contains("attached to")
-    })
-    .await;
+    poll_until("attach to say it is attached", || stderr.lock().unwrap().contains("attached to")).await;
 
     mock.enqueue(MockReply::text(["Streamed ", "to the ", "attached terminal."]).delay(Duration::from_millis(20)));
     let turn = w.prompt_text(&session, "Hello from the window").await;

@@ -11,12 +11,7 @@ use crate::support::{AcpClient, MockLlm, MockReply, Reply, TestEnv};
 
 /// The agent→client requests of a method, in order.
 fn requests_of<'a>(client: &'a AcpClient, method: &str) -> Vec<&'a Value> {
-    client
-        .agent_requests
-        .iter()
-        .filter(|(m, _)| m == method)
-        .map(|(_, p)| p)
-        .collect()
+    client.agent_requests.iter().filter(|(m, _)| m == method).map(|(_, p)| p).collect()
 }
 
 #[tokio::test]
@@ -26,11 +21,7 @@ async fn with_fs_capabilities_file_tools_use_the_editor_and_its_unsaved_buffer_w
     let notes = env.workspace().join("notes.txt");
     let out = env.workspace().join("out.txt");
     std::fs::write(&notes, "DISK VERSION\n").unwrap();
-    mock.enqueue(MockReply::tool(
-        "call_read",
-        "read_file",
-        json!({"path": "notes.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("call_read", "read_file", json!({"path": "notes.txt"})));
     mock.enqueue(MockReply::tool(
         "call_write",
         "write_file",
@@ -46,10 +37,8 @@ async fn with_fs_capabilities_file_tools_use_the_editor_and_its_unsaved_buffer_w
     let mut client = env.spawn_acp().await;
     client.initialize_with_caps(true, true, false).await;
     let notes_path = notes.to_str().unwrap().to_owned();
-    let buffers: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(vec![(
-        notes_path.clone(),
-        "UNSAVED BUFFER\n".to_owned(),
-    )]));
+    let buffers: Arc<Mutex<Vec<(String, String)>>> =
+        Arc::new(Mutex::new(vec![(notes_path.clone(), "UNSAVED BUFFER\n".to_owned())]));
     {
         let buffers = buffers.clone();
         client.set_request_handler(move |method, params| {
@@ -82,10 +71,7 @@ async fn with_fs_capabilities_file_tools_use_the_editor_and_its_unsaved_buffer_w
     assert_eq!(reads[0]["path"], notes_path.as_str());
     let requests = mock.model_requests();
     let read_result = &requests[1].tool_results()[0];
-    assert!(
-        read_result.text.contains("UNSAVED BUFFER"),
-        "the editor's content wins: {read_result:#?}"
-    );
+    assert!(read_result.text.contains("UNSAVED BUFFER"), "the editor's content wins: {read_result:#?}");
     assert!(!requests[1].raw_body.contains("DISK VERSION"));
 
     // The writes went to the editor, not to the disk.
@@ -94,19 +80,13 @@ async fn with_fs_capabilities_file_tools_use_the_editor_and_its_unsaved_buffer_w
         .iter()
         .map(|w| {
             assert_eq!(w["sessionId"], session.as_str());
-            (
-                w["path"].as_str().unwrap().to_owned(),
-                w["content"].as_str().unwrap().to_owned(),
-            )
+            (w["path"].as_str().unwrap().to_owned(), w["content"].as_str().unwrap().to_owned())
         })
         .collect();
     assert_eq!(
         written,
         [
-            (
-                out.to_str().unwrap().to_owned(),
-                "WRITTEN BY AGENT\n".to_owned()
-            ),
+            (out.to_str().unwrap().to_owned(), "WRITTEN BY AGENT\n".to_owned()),
             (notes_path.clone(), "SAVED BUFFER\n".to_owned()),
         ],
         "write_file writes the content, edit_file edits the buffer"
@@ -133,16 +113,8 @@ async fn without_fs_or_terminal_capabilities_tools_work_locally_and_no_client_re
     mock.enqueue(
         MockReply::text(Vec::<String>::new())
             .tool_call("call_read", "read_file", json!({"path": "notes.txt"}))
-            .tool_call(
-                "call_write",
-                "write_file",
-                json!({"path": "out.txt", "content": "LOCAL WRITE\n"}),
-            )
-            .tool_call(
-                "call_edit",
-                "edit_file",
-                json!({"path": "notes.txt", "old_text": "DISK", "new_text": "EDITED"}),
-            )
+            .tool_call("call_write", "write_file", json!({"path": "out.txt", "content": "LOCAL WRITE\n"}))
+            .tool_call("call_edit", "edit_file", json!({"path": "notes.txt", "old_text": "DISK", "new_text": "EDITED"}))
             .tool_call("call_shell", "shell", json!({"command": "cat out.txt"})),
     );
     mock.enqueue(MockReply::text(["Done."]));
@@ -157,25 +129,13 @@ async fn without_fs_or_terminal_capabilities_tools_work_locally_and_no_client_re
     for c in &calls {
         assert_eq!(c.final_status(), "completed", "{c:#?}");
     }
-    assert_eq!(
-        std::fs::read_to_string(env.workspace().join("out.txt")).unwrap(),
-        "LOCAL WRITE\n"
-    );
+    assert_eq!(std::fs::read_to_string(env.workspace().join("out.txt")).unwrap(), "LOCAL WRITE\n");
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "EDITED VERSION\n");
     let results = mock.model_requests()[1].tool_results();
     assert!(results[0].text.contains("DISK VERSION"), "{results:#?}");
     assert!(results[3].text.contains("LOCAL WRITE"), "{results:#?}");
-    let methods: Vec<&str> = client
-        .agent_requests
-        .iter()
-        .map(|(m, _)| m.as_str())
-        .collect();
-    assert!(
-        methods
-            .iter()
-            .all(|m| !m.starts_with("fs/") && !m.starts_with("terminal/")),
-        "{methods:?}"
-    );
+    let methods: Vec<&str> = client.agent_requests.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(methods.iter().all(|m| !m.starts_with("fs/") && !m.starts_with("terminal/")), "{methods:?}");
     for c in &calls {
         assert!(c.content_of_type("terminal").is_empty(), "{c:#?}");
     }
@@ -186,11 +146,7 @@ async fn with_the_terminal_capability_shell_runs_in_an_editor_terminal_and_relea
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
     let command = "touch local-marker && echo from-editor-terminal";
-    mock.enqueue(MockReply::tool(
-        "call_shell",
-        "shell",
-        json!({"command": command}),
-    ));
+    mock.enqueue(MockReply::tool("call_shell", "shell", json!({"command": command})));
     mock.enqueue(MockReply::text(["Ran it."]));
     let mut client = env.spawn_acp().await;
     client.initialize_with_caps(false, false, true).await;
@@ -217,15 +173,7 @@ async fn with_the_terminal_capability_shell_runs_in_an_editor_terminal_and_relea
         .map(|(m, p)| (m.as_str(), p))
         .collect();
     let methods: Vec<&str> = terminal.iter().map(|(m, _)| *m).collect();
-    assert_eq!(
-        methods,
-        [
-            "terminal/create",
-            "terminal/wait_for_exit",
-            "terminal/output",
-            "terminal/release"
-        ]
-    );
+    assert_eq!(methods, ["terminal/create", "terminal/wait_for_exit", "terminal/output", "terminal/release"]);
     let create = terminal[0].1;
     assert_eq!(create["sessionId"], session.as_str());
     assert_eq!(create["command"], "sh");
@@ -235,38 +183,24 @@ async fn with_the_terminal_capability_shell_runs_in_an_editor_terminal_and_relea
         assert_eq!(p["terminalId"], "term-1", "{m}: {p}");
         assert_eq!(p["sessionId"], session.as_str(), "{m}: {p}");
     }
-    assert!(
-        !env.workspace().join("local-marker").exists(),
-        "the command ran in the editor, not locally"
-    );
+    assert!(!env.workspace().join("local-marker").exists(), "the command ran in the editor, not locally");
 
     let calls = turn.tool_calls();
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
     assert_eq!(call.kind(), "execute");
     assert_eq!(call.final_status(), "completed", "{call:#?}");
-    assert_eq!(
-        call.content_of_type("terminal"),
-        [json!({"type": "terminal", "terminalId": "term-1"})],
-        "{call:#?}"
-    );
+    assert_eq!(call.content_of_type("terminal"), [json!({"type": "terminal", "terminalId": "term-1"})], "{call:#?}");
     assert!(call.raw_output_text().contains("from-editor-terminal"));
     let results = mock.model_requests()[1].tool_results();
-    assert!(
-        results[0].text.contains("from-editor-terminal"),
-        "{results:#?}"
-    );
+    assert!(results[0].text.contains("from-editor-terminal"), "{results:#?}");
 }
 
 #[tokio::test]
 async fn without_the_terminal_capability_shell_runs_locally_in_the_session_directory() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
-    mock.enqueue(MockReply::tool(
-        "call_shell",
-        "shell",
-        json!({"command": "pwd; echo local-out; echo local-err >&2"}),
-    ));
+    mock.enqueue(MockReply::tool("call_shell", "shell", json!({"command": "pwd; echo local-out; echo local-err >&2"})));
     mock.enqueue(MockReply::text(["Ran it."]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
@@ -278,34 +212,19 @@ async fn without_the_terminal_capability_shell_runs_locally_in_the_session_direc
     assert_eq!(call.kind(), "execute");
     assert_eq!(call.final_status(), "completed", "{call:#?}");
     let output = call.raw_output_text();
-    assert!(
-        output.contains(&env.cwd()),
-        "the command runs in the session cwd (not the agent's own cwd): {output}"
-    );
-    assert!(
-        output.contains("local-out") && output.contains("local-err"),
-        "{output}"
-    );
+    assert!(output.contains(&env.cwd()), "the command runs in the session cwd (not the agent's own cwd): {output}");
+    assert!(output.contains("local-out") && output.contains("local-err"), "{output}");
     assert!(call.text().contains("local-out"), "{call:#?}");
     let results = mock.model_requests()[1].tool_results();
     assert!(results[0].text.contains("local-out"));
-    assert!(
-        client
-            .agent_requests
-            .iter()
-            .all(|(m, _)| !m.starts_with("terminal/"))
-    );
+    assert!(client.agent_requests.iter().all(|(m, _)| !m.starts_with("terminal/")));
 }
 
 #[tokio::test]
 async fn a_failing_local_command_is_reported_failed_with_its_exit_code() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
-    mock.enqueue(MockReply::tool(
-        "call_shell",
-        "shell",
-        json!({"command": "echo about-to-fail; exit 3"}),
-    ));
+    mock.enqueue(MockReply::tool("call_shell", "shell", json!({"command": "echo about-to-fail; exit 3"})));
     mock.enqueue(MockReply::text(["It failed."]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
@@ -316,10 +235,7 @@ async fn a_failing_local_command_is_reported_failed_with_its_exit_code() {
     assert_eq!(call.final_status(), "failed", "{call:#?}");
     let result = &mock.model_requests()[1].tool_results()[0];
     assert!(result.text.contains("about-to-fail"), "{result:#?}");
-    assert!(
-        result.text.contains('3'),
-        "the exit code reaches the model: {result:#?}"
-    );
+    assert!(result.text.contains('3'), "the exit code reaches the model: {result:#?}");
 }
 
 #[tokio::test]
@@ -338,11 +254,7 @@ async fn a_local_command_over_its_timeout_is_killed_and_reported_failed() {
     let started = std::time::Instant::now();
     let turn = client.prompt_text(&session, "Run it").await;
     assert_eq!(turn.stop_reason(), "end_turn");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
     let call = &turn.tool_calls()[0];
     assert_eq!(call.final_status(), "failed", "{call:#?}");
     let result = &mock.model_requests()[1].tool_results()[0];
@@ -358,11 +270,7 @@ async fn a_local_command_over_its_timeout_is_killed_and_reported_failed() {
 async fn the_editor_terminal_is_attached_to_the_tool_call_before_it_is_released() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
-    mock.enqueue(MockReply::tool(
-        "call_shell",
-        "shell",
-        json!({"command": "echo live"}),
-    ));
+    mock.enqueue(MockReply::tool("call_shell", "shell", json!({"command": "echo live"})));
     mock.enqueue(MockReply::text(["Ran it."]));
     let mut client = env.spawn_acp().await;
     client.initialize_with_caps(false, false, true).await;
@@ -384,14 +292,13 @@ async fn the_editor_terminal_is_attached_to_the_tool_call_before_it_is_released(
     let embedded = turn.messages.iter().position(|m| {
         m.as_update().is_some_and(|u| {
             u["update"]["toolCallId"] == "call_shell"
-                && u["update"]["content"]
-                    .as_array()
-                    .is_some_and(|c| c.iter().any(|i| i["terminalId"] == "term-live"))
+                && u["update"]["content"].as_array().is_some_and(|c| c.iter().any(|i| i["terminalId"] == "term-live"))
         })
     });
-    let released = turn.messages.iter().position(|m| {
-        matches!(m, crate::support::Message::Request { method, .. } if method == "terminal/release")
-    });
+    let released = turn
+        .messages
+        .iter()
+        .position(|m| matches!(m, crate::support::Message::Request { method, .. } if method == "terminal/release"));
     let (Some(embedded), Some(released)) = (embedded, released) else {
         panic!("terminal content or release missing: {:#?}", turn.messages);
     };

@@ -17,18 +17,13 @@ fn assert_capabilities(result: &Value) {
     assert_eq!(result["protocolVersion"], 1, "{result:#}");
     assert_eq!(result["agentInfo"]["name"], "ratchet", "{result:#}");
     assert!(
-        result["agentInfo"]["version"]
-            .as_str()
-            .is_some_and(|v| !v.is_empty()),
+        result["agentInfo"]["version"].as_str().is_some_and(|v| !v.is_empty()),
         "agentInfo.version must be a non-empty string: {result:#}"
     );
     let caps = &result["agentCapabilities"];
     assert_eq!(caps["loadSession"], true, "{result:#}");
     assert_eq!(caps["promptCapabilities"]["image"], true, "{result:#}");
-    assert_eq!(
-        caps["promptCapabilities"]["embeddedContext"], true,
-        "{result:#}"
-    );
+    assert_eq!(caps["promptCapabilities"]["embeddedContext"], true, "{result:#}");
     for member in ["list", "resume", "close"] {
         assert_eq!(
             caps["sessionCapabilities"][member],
@@ -84,43 +79,25 @@ async fn new_session_returns_modes_and_mode_and_model_config_options() {
 
     let modes = &result["modes"];
     assert_eq!(modes["currentModeId"], "ask", "{result:#}");
-    let mode_ids: Vec<&str> = modes["availableModes"]
-        .as_array()
-        .expect("availableModes")
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let mode_ids: Vec<&str> =
+        modes["availableModes"].as_array().expect("availableModes").iter().map(|m| m["id"].as_str().unwrap()).collect();
     for id in ["ask", "accept-edits", "plan", "yolo"] {
         assert!(mode_ids.contains(&id), "mode {id} missing: {mode_ids:?}");
     }
 
     let options = result["configOptions"].as_array().expect("configOptions");
-    let mode_opt = options
-        .iter()
-        .find(|o| o["id"] == "mode")
-        .unwrap_or_else(|| panic!("no `mode` config option: {result:#}"));
+    let mode_opt =
+        options.iter().find(|o| o["id"] == "mode").unwrap_or_else(|| panic!("no `mode` config option: {result:#}"));
     assert_eq!(mode_opt["category"], "mode");
-    assert_eq!(
-        mode_opt["currentValue"], "ask",
-        "the mode option must agree with modes.currentModeId"
-    );
-    let model_opt = options
-        .iter()
-        .find(|o| o["id"] == "model")
-        .unwrap_or_else(|| panic!("no `model` config option: {result:#}"));
+    assert_eq!(mode_opt["currentValue"], "ask", "the mode option must agree with modes.currentModeId");
+    let model_opt =
+        options.iter().find(|o| o["id"] == "model").unwrap_or_else(|| panic!("no `model` config option: {result:#}"));
     assert_eq!(model_opt["type"], "select");
     assert_eq!(model_opt["category"], "model");
     assert_eq!(model_opt["currentValue"], MODEL);
-    let values: Vec<&str> = model_opt["options"]
-        .as_array()
-        .expect("model options")
-        .iter()
-        .filter_map(|o| o["value"].as_str())
-        .collect();
-    assert!(
-        values.contains(&MODEL),
-        "the current model must be one of the options: {values:?}"
-    );
+    let values: Vec<&str> =
+        model_opt["options"].as_array().expect("model options").iter().filter_map(|o| o["value"].as_str()).collect();
+    assert!(values.contains(&MODEL), "the current model must be one of the options: {values:?}");
 }
 
 #[tokio::test]
@@ -129,9 +106,7 @@ async fn new_session_ids_are_unique() {
     let mut client = env.spawn_initialized().await;
     let a = client.new_session(&env.cwd()).await;
     let b = client.new_session(&env.cwd()).await;
-    let c = client
-        .new_session(&env.workspace_b().to_string_lossy())
-        .await;
+    let c = client.new_session(&env.workspace_b().to_string_lossy()).await;
     assert_ne!(a, b);
     assert_ne!(a, c);
     assert_ne!(b, c);
@@ -142,10 +117,7 @@ async fn new_session_tolerates_meta_and_unknown_fields() {
     let env = TestEnv::scripted(&["hi"]);
     let mut client = env.spawn_initialized().await;
     let result = client
-        .call(
-            "session/new",
-            json!({"cwd": env.cwd(), "mcpServers": [], "_meta": {"acme.dev": 1}, "futureField": true}),
-        )
+        .call("session/new", json!({"cwd": env.cwd(), "mcpServers": [], "_meta": {"acme.dev": 1}, "futureField": true}))
         .await;
     assert!(result["sessionId"].is_string(), "{result}");
 }

@@ -33,12 +33,12 @@ mod providers;
 mod sdk_client;
 mod sessions;
 
+mod commands;
+mod daemon;
 mod editor_delegation;
+mod mcp_servers;
 mod permissions;
 mod secrets;
 mod tool_cancel;
 mod tool_history;
 mod tool_loop;
-mod mcp_servers;
-mod commands;
-mod daemon;

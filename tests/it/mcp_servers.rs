@@ -39,9 +39,7 @@ async fn echo_round_trip(env: &TestEnv, mock: &MockLlm, servers: Value) {
     mock.enqueue(MockReply::tool("call_echo_1", "mcp__everything__echo", json!({"message": "ping from the model"})));
     mock.enqueue(MockReply::text(["The server echoed."]));
     let mut client = env.spawn_initialized().await;
-    let created = client
-        .call("session/new", json!({"cwd": env.cwd(), "mcpServers": servers}))
-        .await;
+    let created = client.call("session/new", json!({"cwd": env.cwd(), "mcpServers": servers})).await;
     let session = created["sessionId"].as_str().unwrap().to_string();
     client.set_mode(&session, "yolo").await;
 

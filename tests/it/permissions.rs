@@ -8,25 +8,18 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    AcpClient, Message, MockLlm, MockReply, PermissionPolicy, TestEnv, ToolCallView,
-};
+use crate::support::{AcpClient, Message, MockLlm, MockReply, PermissionPolicy, TestEnv, ToolCallView};
 
 /// Position of the first message of the turn matching `pred`.
 fn position(messages: &[Message], what: &str, pred: impl Fn(&Message) -> bool) -> usize {
-    messages
-        .iter()
-        .position(pred)
-        .unwrap_or_else(|| panic!("no {what} in the turn: {messages:#?}"))
+    messages.iter().position(pred).unwrap_or_else(|| panic!("no {what} in the turn: {messages:#?}"))
 }
 
 /// Is `m` a tool-call notification of `kind` for `id` with `status` (a `tool_call`
 /// without a status is `pending`, the schema's default)?
 fn is_update(m: &Message, kind: &str, id: &str, status: &str) -> bool {
     m.as_update().is_some_and(|u| {
-        let got = u["update"]["status"]
-            .as_str()
-            .unwrap_or(if kind == "tool_call" { "pending" } else { "" });
+        let got = u["update"]["status"].as_str().unwrap_or(if kind == "tool_call" { "pending" } else { "" });
         u["update"]["sessionUpdate"] == kind && u["update"]["toolCallId"] == id && got == status
     })
 }
@@ -36,10 +29,7 @@ fn is_permission_request(m: &Message) -> bool {
 }
 
 fn find_call<'a>(calls: &'a [ToolCallView], id: &str) -> &'a ToolCallView {
-    calls
-        .iter()
-        .find(|c| c.id == id)
-        .unwrap_or_else(|| panic!("no tool call {id}: {calls:#?}"))
+    calls.iter().find(|c| c.id == id).unwrap_or_else(|| panic!("no tool call {id}: {calls:#?}"))
 }
 
 async fn open(env: &TestEnv) -> (AcpClient, String) {
@@ -82,28 +72,20 @@ async fn edit_in_ask_mode_asks_first_then_reports_a_diff_and_changes_the_file() 
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| {
-            (
-                o["optionId"].as_str().unwrap().to_owned(),
-                o["kind"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|o| (o["optionId"].as_str().unwrap().to_owned(), o["kind"].as_str().unwrap().to_owned()))
         .collect();
-    let expected: BTreeSet<(String, String)> =
-        ["allow_once", "allow_always", "reject_once", "reject_always"]
-            .iter()
-            .map(|k| (k.to_string(), k.to_string()))
-            .collect();
+    let expected: BTreeSet<(String, String)> = ["allow_once", "allow_always", "reject_once", "reject_always"]
+        .iter()
+        .map(|k| (k.to_string(), k.to_string()))
+        .collect();
     assert_eq!(options, expected, "{ask}");
 
     // Order: announced (pending), asked, then run.
-    let announced = position(&turn.messages, "tool_call pending", |m| {
-        is_update(m, "tool_call", "call_edit", "pending")
-    });
+    let announced =
+        position(&turn.messages, "tool_call pending", |m| is_update(m, "tool_call", "call_edit", "pending"));
     let asked = position(&turn.messages, "permission request", is_permission_request);
-    let running = position(&turn.messages, "in_progress", |m| {
-        is_update(m, "tool_call_update", "call_edit", "in_progress")
-    });
+    let running =
+        position(&turn.messages, "in_progress", |m| is_update(m, "tool_call_update", "call_edit", "in_progress"));
     assert!(announced < asked && asked < running, "{:#?}", turn.messages);
 
     // The report.
@@ -138,34 +120,20 @@ async fn rejected_edit_fails_leaves_the_file_untouched_and_the_model_is_told() {
     client.permission_policy = PermissionPolicy::RejectOnce;
 
     let turn = client.prompt_text(&session, "Change keep.txt").await;
-    assert_eq!(
-        turn.stop_reason(),
-        "end_turn",
-        "a rejection does not end the turn"
-    );
+    assert_eq!(turn.stop_reason(), "end_turn", "a rejection does not end the turn");
     assert_eq!(turn.text(), "OK, I will not change it.");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "original\n");
     assert_eq!(turn.requests("session/request_permission").len(), 1);
     let calls = turn.tool_calls();
     let call = find_call(&calls, "call_edit");
     assert_eq!(call.final_status(), "failed", "{call:#?}");
-    assert!(
-        !call.statuses().contains(&"in_progress".to_owned()),
-        "a rejected call never runs: {call:#?}"
-    );
+    assert!(!call.statuses().contains(&"in_progress".to_owned()), "a rejected call never runs: {call:#?}");
     let requests = mock.model_requests();
-    assert_eq!(
-        requests.len(),
-        2,
-        "the model is asked again after the rejection"
-    );
+    assert_eq!(requests.len(), 2, "the model is asked again after the rejection");
     let results = requests[1].tool_results();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].call_id.as_deref(), Some("call_edit"));
-    assert!(
-        results[0].text.contains("the user rejected this tool call"),
-        "{results:#?}"
-    );
+    assert!(results[0].text.contains("the user rejected this tool call"), "{results:#?}");
 }
 
 #[tokio::test]
@@ -177,11 +145,7 @@ async fn allow_always_is_remembered_per_tool_and_session_also_after_restart_and_
 
     // First write: asked, answered "always allow".
     client.permission_policy = PermissionPolicy::AllowAlways;
-    mock.enqueue(MockReply::tool(
-        "call_w1",
-        "write_file",
-        json!({"path": "one.txt", "content": "1\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_w1", "write_file", json!({"path": "one.txt", "content": "1\n"})));
     mock.enqueue(MockReply::text(["Wrote one."]));
     let turn = client.prompt_text(&session, "Write one").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -190,11 +154,7 @@ async fn allow_always_is_remembered_per_tool_and_session_also_after_restart_and_
 
     // From now on any question would be rejected, so a second question would show.
     client.permission_policy = PermissionPolicy::RejectOnce;
-    mock.enqueue(MockReply::tool(
-        "call_w2",
-        "write_file",
-        json!({"path": "two.txt", "content": "2\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_w2", "write_file", json!({"path": "two.txt", "content": "2\n"})));
     mock.enqueue(MockReply::text(["Wrote two."]));
     let turn = client.prompt_text(&session, "Write two").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -206,11 +166,7 @@ async fn allow_always_is_remembered_per_tool_and_session_also_after_restart_and_
     assert_eq!(std::fs::read_to_string(ws.join("two.txt")).unwrap(), "2\n");
 
     // Another tool still asks (the rejection policy answers it).
-    mock.enqueue(MockReply::tool(
-        "call_sh",
-        "shell",
-        json!({"command": "touch shell-ran.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("call_sh", "shell", json!({"command": "touch shell-ran.txt"})));
     mock.enqueue(MockReply::text(["Not run."]));
     let turn = client.prompt_text(&session, "Run something").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -219,11 +175,7 @@ async fn allow_always_is_remembered_per_tool_and_session_also_after_restart_and_
 
     // Another session does not inherit the answer.
     let other = client.new_session(&env.cwd()).await;
-    mock.enqueue(MockReply::tool(
-        "call_w3",
-        "write_file",
-        json!({"path": "three.txt", "content": "3\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_w3", "write_file", json!({"path": "three.txt", "content": "3\n"})));
     mock.enqueue(MockReply::text(["Refused."]));
     let turn = client.prompt_text(&other, "Write three").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -234,15 +186,9 @@ async fn allow_always_is_remembered_per_tool_and_session_also_after_restart_and_
     // After a restart and session/load the answer still holds.
     let mut client = env.spawn_initialized().await;
     client.permission_policy = PermissionPolicy::RejectOnce;
-    let (_, loaded) = client
-        .request_collect("session/load", load_params(&session, &env))
-        .await;
+    let (_, loaded) = client.request_collect("session/load", load_params(&session, &env)).await;
     loaded.expect("session/load");
-    mock.enqueue(MockReply::tool(
-        "call_w4",
-        "write_file",
-        json!({"path": "four.txt", "content": "4\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_w4", "write_file", json!({"path": "four.txt", "content": "4\n"})));
     mock.enqueue(MockReply::text(["Wrote four."]));
     let turn = client.prompt_text(&session, "Write four").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -260,30 +206,18 @@ async fn reject_always_refuses_later_calls_of_that_tool_without_asking() {
     let env = TestEnv::openai(&mock);
     let (mut client, session) = open(&env).await;
     client.permission_policy = PermissionPolicy::RejectAlways;
-    mock.enqueue(MockReply::tool(
-        "call_1",
-        "shell",
-        json!({"command": "touch first.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("call_1", "shell", json!({"command": "touch first.txt"})));
     mock.enqueue(MockReply::text(["No."]));
     let turn = client.prompt_text(&session, "Run one").await;
     assert_eq!(turn.requests("session/request_permission").len(), 1);
     assert_eq!(turn.tool_calls()[0].final_status(), "failed");
 
     client.permission_policy = PermissionPolicy::AllowOnce;
-    mock.enqueue(MockReply::tool(
-        "call_2",
-        "shell",
-        json!({"command": "touch second.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("call_2", "shell", json!({"command": "touch second.txt"})));
     mock.enqueue(MockReply::text(["Still no."]));
     let turn = client.prompt_text(&session, "Run two").await;
     assert_eq!(turn.stop_reason(), "end_turn");
-    assert!(
-        turn.requests("session/request_permission").is_empty(),
-        "{:#?}",
-        turn.messages
-    );
+    assert!(turn.requests("session/request_permission").is_empty(), "{:#?}", turn.messages);
     assert_eq!(turn.tool_calls()[0].final_status(), "failed");
     assert!(!env.workspace().join("first.txt").exists());
     assert!(!env.workspace().join("second.txt").exists());
@@ -297,21 +231,9 @@ async fn accept_edits_mode_edits_without_asking_but_shell_still_asks() {
     std::fs::write(&file, "one\n").unwrap();
     mock.enqueue(
         MockReply::text(Vec::<String>::new())
-            .tool_call(
-                "call_edit",
-                "edit_file",
-                json!({"path": "a.txt", "old_text": "one", "new_text": "two"}),
-            )
-            .tool_call(
-                "call_write",
-                "write_file",
-                json!({"path": "b.txt", "content": "bee\n"}),
-            )
-            .tool_call(
-                "call_shell",
-                "shell",
-                json!({"command": "echo accept-edits-shell"}),
-            ),
+            .tool_call("call_edit", "edit_file", json!({"path": "a.txt", "old_text": "one", "new_text": "two"}))
+            .tool_call("call_write", "write_file", json!({"path": "b.txt", "content": "bee\n"}))
+            .tool_call("call_shell", "shell", json!({"command": "echo accept-edits-shell"})),
     );
     mock.enqueue(MockReply::text(["Done."]));
     let (mut client, session) = open(&env).await;
@@ -320,38 +242,22 @@ async fn accept_edits_mode_edits_without_asking_but_shell_still_asks() {
     let turn = client.prompt_text(&session, "Edit and run").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     let asks = turn.requests("session/request_permission");
-    assert_eq!(
-        asks.len(),
-        1,
-        "only the shell call asks: {:#?}",
-        turn.messages
-    );
+    assert_eq!(asks.len(), 1, "only the shell call asks: {:#?}", turn.messages);
     assert_eq!(asks[0]["toolCall"]["toolCallId"], "call_shell");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "two\n");
-    assert_eq!(
-        std::fs::read_to_string(env.workspace().join("b.txt")).unwrap(),
-        "bee\n"
-    );
+    assert_eq!(std::fs::read_to_string(env.workspace().join("b.txt")).unwrap(), "bee\n");
     let calls = turn.tool_calls();
     for c in &calls {
         assert_eq!(c.final_status(), "completed", "{c:#?}");
     }
-    assert!(
-        find_call(&calls, "call_shell")
-            .raw_output_text()
-            .contains("accept-edits-shell")
-    );
+    assert!(find_call(&calls, "call_shell").raw_output_text().contains("accept-edits-shell"));
 }
 
 #[tokio::test]
 async fn plan_mode_offers_only_read_only_tools_and_refuses_a_write() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
-    mock.enqueue(MockReply::tool(
-        "call_write",
-        "write_file",
-        json!({"path": "planned.txt", "content": "x\n"}),
-    ));
+    mock.enqueue(MockReply::tool("call_write", "write_file", json!({"path": "planned.txt", "content": "x\n"})));
     mock.enqueue(MockReply::text(["Here is my plan instead."]));
     let (mut client, session) = open(&env).await;
     client.set_mode(&session, "plan").await;
@@ -363,22 +269,13 @@ async fn plan_mode_offers_only_read_only_tools_and_refuses_a_write() {
     for r in &requests {
         let names = r.tool_names();
         for forbidden in ["write_file", "edit_file", "shell"] {
-            assert!(
-                !names.iter().any(|n| n == forbidden),
-                "plan mode must not offer {forbidden}: {names:?}"
-            );
+            assert!(!names.iter().any(|n| n == forbidden), "plan mode must not offer {forbidden}: {names:?}");
         }
         for allowed in ["read_file", "list_dir", "glob", "grep"] {
-            assert!(
-                names.iter().any(|n| n == allowed),
-                "plan mode offers {allowed}: {names:?}"
-            );
+            assert!(names.iter().any(|n| n == allowed), "plan mode offers {allowed}: {names:?}");
         }
     }
-    assert!(
-        turn.requests("session/request_permission").is_empty(),
-        "a refused call is not put to the user"
-    );
+    assert!(turn.requests("session/request_permission").is_empty(), "a refused call is not put to the user");
     assert!(!env.workspace().join("planned.txt").exists());
     let calls = turn.tool_calls();
     assert_eq!(find_call(&calls, "call_write").final_status(), "failed");
@@ -400,16 +297,8 @@ async fn yolo_mode_runs_writes_and_commands_without_asking() {
     let env = TestEnv::openai(&mock);
     mock.enqueue(
         MockReply::text(Vec::<String>::new())
-            .tool_call(
-                "call_write",
-                "write_file",
-                json!({"path": "y.txt", "content": "yolo\n"}),
-            )
-            .tool_call(
-                "call_shell",
-                "shell",
-                json!({"command": "echo ran > ran.txt"}),
-            ),
+            .tool_call("call_write", "write_file", json!({"path": "y.txt", "content": "yolo\n"}))
+            .tool_call("call_shell", "shell", json!({"command": "echo ran > ran.txt"})),
     );
     mock.enqueue(MockReply::text(["Done."]));
     let (mut client, session) = open(&env).await;
@@ -417,19 +306,9 @@ async fn yolo_mode_runs_writes_and_commands_without_asking() {
     client.permission_policy = PermissionPolicy::RejectOnce;
     let turn = client.prompt_text(&session, "Go").await;
     assert_eq!(turn.stop_reason(), "end_turn");
-    assert!(
-        turn.requests("session/request_permission").is_empty(),
-        "yolo never asks: {:#?}",
-        turn.messages
-    );
-    assert_eq!(
-        std::fs::read_to_string(env.workspace().join("y.txt")).unwrap(),
-        "yolo\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(env.workspace().join("ran.txt")).unwrap(),
-        "ran\n"
-    );
+    assert!(turn.requests("session/request_permission").is_empty(), "yolo never asks: {:#?}", turn.messages);
+    assert_eq!(std::fs::read_to_string(env.workspace().join("y.txt")).unwrap(), "yolo\n");
+    assert_eq!(std::fs::read_to_string(env.workspace().join("ran.txt")).unwrap(), "ran\n");
 }
 
 #[tokio::test]
@@ -439,11 +318,7 @@ async fn deny_rule_refuses_a_matching_command_even_in_yolo_and_names_the_rule() 
     env.write_config("[permissions]\nallow = [\"shell:echo *\"]\ndeny = [\"shell:rm *\"]\n");
     let victim = env.workspace().join("victim.txt");
     std::fs::write(&victim, "precious\n").unwrap();
-    mock.enqueue(MockReply::tool(
-        "call_rm",
-        "shell",
-        json!({"command": "rm -f victim.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("call_rm", "shell", json!({"command": "rm -f victim.txt"})));
     mock.enqueue(MockReply::text(["Could not delete."]));
     let (mut client, session) = open(&env).await;
     client.set_mode(&session, "yolo").await;
@@ -456,10 +331,7 @@ async fn deny_rule_refuses_a_matching_command_even_in_yolo_and_names_the_rule() 
     assert_eq!(call.final_status(), "failed");
     assert!(call.dump().contains("shell:rm *"), "{call:#?}");
     let results = mock.model_requests()[1].tool_results();
-    assert!(
-        results[0].text.contains("shell:rm *"),
-        "the model is told which rule: {results:#?}"
-    );
+    assert!(results[0].text.contains("shell:rm *"), "the model is told which rule: {results:#?}");
 }
 
 #[tokio::test]
@@ -469,11 +341,7 @@ async fn allow_rule_runs_a_matching_command_without_asking_and_others_still_ask(
     env.write_config("[permissions]\nallow = [\"shell:echo *\"]\ndeny = [\"shell:rm *\"]\n");
     mock.enqueue(
         MockReply::text(Vec::<String>::new())
-            .tool_call(
-                "call_echo",
-                "shell",
-                json!({"command": "echo allowed-by-rule"}),
-            )
+            .tool_call("call_echo", "shell", json!({"command": "echo allowed-by-rule"}))
             .tool_call("call_touch", "shell", json!({"command": "touch asked.txt"})),
     );
     mock.enqueue(MockReply::text(["Done."]));
@@ -485,10 +353,6 @@ async fn allow_rule_runs_a_matching_command_without_asking_and_others_still_ask(
     assert_eq!(asks.len(), 1, "{:#?}", turn.messages);
     assert_eq!(asks[0]["toolCall"]["toolCallId"], "call_touch");
     let calls = turn.tool_calls();
-    assert!(
-        find_call(&calls, "call_echo")
-            .raw_output_text()
-            .contains("allowed-by-rule")
-    );
+    assert!(find_call(&calls, "call_echo").raw_output_text().contains("allowed-by-rule"));
     assert!(env.workspace().join("asked.txt").exists());
 }

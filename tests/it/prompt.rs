@@ -33,11 +33,7 @@ async fn second_prompt_sends_the_first_exchange_as_history(wire: Wire) {
         requests[1].raw_body
     );
     assert!(conversation[0].1.contains(first), "{conversation:#?}");
-    assert_eq!(
-        conversation[1].1.trim(),
-        "The capital is Paris.",
-        "{conversation:#?}"
-    );
+    assert_eq!(conversation[1].1.trim(), "The capital is Paris.", "{conversation:#?}");
     assert!(conversation[2].1.contains(second), "{conversation:#?}");
 }
 
@@ -64,21 +60,11 @@ async fn sessions_keep_separate_histories() {
     let a = client.new_session(&env.cwd()).await;
     let b = client.new_session(&env.cwd()).await;
     mock.enqueue(MockReply::text(["Answer in A."]));
-    assert_eq!(
-        client.prompt_text(&a, "Question in A").await.stop_reason(),
-        "end_turn"
-    );
+    assert_eq!(client.prompt_text(&a, "Question in A").await.stop_reason(), "end_turn");
     mock.enqueue(MockReply::text(["Answer in B."]));
-    assert_eq!(
-        client.prompt_text(&b, "Question in B").await.stop_reason(),
-        "end_turn"
-    );
+    assert_eq!(client.prompt_text(&b, "Question in B").await.stop_reason(), "end_turn");
     let conversation = mock.last_model_request().conversation();
-    assert_eq!(
-        conversation.len(),
-        1,
-        "session B must not see A's history: {conversation:#?}"
-    );
+    assert_eq!(conversation.len(), 1, "session B must not see A's history: {conversation:#?}");
     assert!(conversation[0].1.contains("Question in B"));
 }
 
@@ -108,18 +94,9 @@ async fn prompt_accepts_resource_link_embedded_resource_and_image_blocks() {
     assert_eq!(turn.stop_reason(), "end_turn");
     let body = mock.last_model_request().raw_body;
     assert!(body.contains("Summarise these."), "{body}");
-    assert!(
-        body.contains("EMBEDDED-SPEC-TEXT-42"),
-        "embedded resource text must reach the model: {body}"
-    );
-    assert!(
-        body.contains("notes.md"),
-        "the resource link must reach the model: {body}"
-    );
-    assert!(
-        body.contains(png),
-        "the image data must reach the model: {body}"
-    );
+    assert!(body.contains("EMBEDDED-SPEC-TEXT-42"), "embedded resource text must reach the model: {body}");
+    assert!(body.contains("notes.md"), "the resource link must reach the model: {body}");
+    assert!(body.contains(png), "the image data must reach the model: {body}");
 }
 
 #[tokio::test]
@@ -164,19 +141,12 @@ async fn a_running_turn_does_not_block_another_session() {
     let fast = client.new_session(&env.cwd()).await;
 
     let slow_id = client
-        .send_request(
-            "session/prompt",
-            json!({"sessionId": slow, "prompt": [{"type": "text", "text": "slow one"}]}),
-        )
+        .send_request("session/prompt", json!({"sessionId": slow, "prompt": [{"type": "text", "text": "slow one"}]}))
         .await;
     client.wait_for_agent_text(&slow, "Slow answer").await;
 
     mock.enqueue(MockReply::text(["Quick answer."]));
-    let turn = within(
-        "the other session's prompt",
-        client.prompt_text(&fast, "fast one"),
-    )
-    .await;
+    let turn = within("the other session's prompt", client.prompt_text(&fast, "fast one")).await;
     assert_eq!(turn.stop_reason(), "end_turn");
     let fast_text: String = turn
         .updates

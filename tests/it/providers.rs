@@ -4,9 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    ANTHROPIC_KEY, AcpClient, Finish, MODEL, MockLlm, MockReply, OPENAI_KEY, TestEnv,
-};
+use crate::support::{ANTHROPIC_KEY, AcpClient, Finish, MODEL, MockLlm, MockReply, OPENAI_KEY, TestEnv};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
@@ -26,16 +24,9 @@ pub fn env_for(wire: Wire, mock: &MockLlm) -> TestEnv {
 /// Asserts that `title` was derived from `prompt`: non-empty, and the prompt starts with
 /// it (a trailing ellipsis from shortening is allowed).
 pub fn assert_title_derived_from(title: &str, prompt: &str) {
-    let core = title
-        .trim()
-        .trim_end_matches('…')
-        .trim_end_matches("...")
-        .trim();
+    let core = title.trim().trim_end_matches('…').trim_end_matches("...").trim();
     assert!(!core.is_empty(), "empty title");
-    assert!(
-        prompt.starts_with(core),
-        "title {title:?} is not derived from the first prompt {prompt:?}"
-    );
+    assert!(prompt.starts_with(core), "title {title:?} is not derived from the first prompt {prompt:?}");
 }
 
 async fn open_session(env: &TestEnv) -> (AcpClient, String) {
@@ -51,11 +42,7 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
     let mock = MockLlm::start().await;
     let env = env_for(wire, &mock);
     env.write_config("context_window = 32000\n");
-    mock.enqueue(
-        MockReply::text(["Hello", ", ", "world", "!"])
-            .thinking(["Let me ", "think."])
-            .usage(42, 7),
-    );
+    mock.enqueue(MockReply::text(["Hello", ", ", "world", "!"]).thinking(["Let me ", "think."]).usage(42, 7));
     let (mut client, session) = open_session(&env).await;
 
     let prompt = "Say hello to the world";
@@ -66,53 +53,27 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
 
     for u in &turn.updates {
         if crate::support::update_kind(u) != "available_commands_update" {
-            assert_eq!(
-                u["sessionId"],
-                session.as_str(),
-                "update for another session: {u}"
-            );
+            assert_eq!(u["sessionId"], session.as_str(), "update for another session: {u}");
         }
     }
     // The reasoning came first on the wire, so it is reported first.
-    let first_thought = turn
-        .updates
-        .iter()
-        .position(|u| crate::support::update_kind(u) == "agent_thought_chunk")
-        .unwrap();
-    let first_text = turn
-        .updates
-        .iter()
-        .position(|u| crate::support::update_kind(u) == "agent_message_chunk")
-        .unwrap();
-    assert!(
-        first_thought < first_text,
-        "thought chunks must precede the answer text"
-    );
+    let first_thought =
+        turn.updates.iter().position(|u| crate::support::update_kind(u) == "agent_thought_chunk").unwrap();
+    let first_text = turn.updates.iter().position(|u| crate::support::update_kind(u) == "agent_message_chunk").unwrap();
+    assert!(first_thought < first_text, "thought chunks must precede the answer text");
 
     let usage = turn.of_kind("usage_update");
-    let last = usage
-        .last()
-        .unwrap_or_else(|| panic!("no usage_update in the turn: {:#?}", turn.updates));
-    assert_eq!(
-        last["update"]["size"], 32000,
-        "size is the configured context window: {last}"
-    );
+    let last = usage.last().unwrap_or_else(|| panic!("no usage_update in the turn: {:#?}", turn.updates));
+    assert_eq!(last["update"]["size"], 32000, "size is the configured context window: {last}");
     let used = last["update"]["used"].as_u64().expect("used");
     assert!(
         (42..=49).contains(&used),
         "used should come from the provider's usage (42 input + 7 output tokens), got {used}"
     );
 
-    let titles: Vec<&Value> = turn
-        .of_kind("session_info_update")
-        .into_iter()
-        .filter(|u| u["update"]["title"].is_string())
-        .collect();
-    assert_eq!(
-        titles.len(),
-        1,
-        "exactly one title on the first prompt: {titles:#?}"
-    );
+    let titles: Vec<&Value> =
+        turn.of_kind("session_info_update").into_iter().filter(|u| u["update"]["title"].is_string()).collect();
+    assert_eq!(titles.len(), 1, "exactly one title on the first prompt: {titles:#?}");
     assert_title_derived_from(titles[0]["update"]["title"].as_str().unwrap(), prompt);
 
     let requests = mock.model_requests();
@@ -126,25 +87,15 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
     match wire {
         Wire::OpenAi => {
             assert_eq!(req.path, "/v1/chat/completions");
-            assert_eq!(
-                req.header("authorization"),
-                Some(format!("Bearer {OPENAI_KEY}").as_str())
-            );
+            assert_eq!(req.header("authorization"), Some(format!("Bearer {OPENAI_KEY}").as_str()));
             assert_eq!(req.body["stream"], true, "{}", req.raw_body);
         }
         Wire::Anthropic => {
             assert_eq!(req.path, "/v1/messages");
             assert_eq!(req.header("x-api-key"), Some(ANTHROPIC_KEY));
-            assert!(
-                req.header("anthropic-version").is_some(),
-                "anthropic-version header missing"
-            );
+            assert!(req.header("anthropic-version").is_some(), "anthropic-version header missing");
             assert_eq!(req.body["stream"], true, "{}", req.raw_body);
-            assert!(
-                req.body["max_tokens"].is_u64(),
-                "max_tokens is required: {}",
-                req.raw_body
-            );
+            assert!(req.body["max_tokens"].is_u64(), "max_tokens is required: {}", req.raw_body);
         }
         Wire::Ollama => {
             assert_eq!(req.path, "/api/chat");
@@ -157,15 +108,9 @@ async fn answer_streams_text_thoughts_usage_and_title(wire: Wire) {
     let turn2 = client.prompt_text(&session, "And now something else").await;
     assert_eq!(turn2.stop_reason(), "end_turn");
     assert_eq!(turn2.text(), "Second answer.");
-    let titles2: Vec<&Value> = turn2
-        .of_kind("session_info_update")
-        .into_iter()
-        .filter(|u| u["update"].get("title").is_some())
-        .collect();
-    assert!(
-        titles2.is_empty(),
-        "the title must not change on later prompts: {titles2:#?}"
-    );
+    let titles2: Vec<&Value> =
+        turn2.of_kind("session_info_update").into_iter().filter(|u| u["update"].get("title").is_some()).collect();
+    assert!(titles2.is_empty(), "the title must not change on later prompts: {titles2:#?}");
 }
 
 #[tokio::test]
@@ -190,11 +135,7 @@ async fn finish_maps_to_stop_reason(wire: Wire, finish: Finish, expected: &str) 
     let (mut client, session) = open_session(&env).await;
     let turn = client.prompt_text(&session, "Write a long essay").await;
     assert_eq!(turn.stop_reason(), expected, "updates: {:#?}", turn.updates);
-    assert_eq!(
-        turn.text(),
-        "This answer was cut",
-        "the partial text is still shown"
-    );
+    assert_eq!(turn.text(), "This answer was cut", "the partial text is still shown");
 }
 
 #[tokio::test]
@@ -229,10 +170,7 @@ async fn unauthorized_fails_the_prompt_naming_the_key_variable(wire: Wire, var: 
     let (mut client, session) = open_session(&env).await;
     let turn = client.prompt_text(&session, "Hello?").await;
     let err = turn.error();
-    assert!(
-        err.full_text().contains(var),
-        "the error should tell the user to set {var}: {err}"
-    );
+    assert!(err.full_text().contains(var), "the error should tell the user to set {var}: {err}");
     assert_eq!(mock.model_requests().len(), 1, "a 401 must not be retried");
 
     // The process keeps serving: the same session answers the next prompt.
@@ -249,8 +187,7 @@ async fn openai_401_fails_the_prompt_naming_openai_api_key_and_the_process_keeps
 
 #[tokio::test]
 async fn anthropic_401_fails_the_prompt_naming_anthropic_api_key_and_the_process_keeps_serving() {
-    unauthorized_fails_the_prompt_naming_the_key_variable(Wire::Anthropic, "ANTHROPIC_API_KEY")
-        .await;
+    unauthorized_fails_the_prompt_naming_the_key_variable(Wire::Anthropic, "ANTHROPIC_API_KEY").await;
 }
 
 async fn server_error_is_retried_transparently(wire: Wire) {
@@ -264,10 +201,7 @@ async fn server_error_is_retried_transparently(wire: Wire) {
     assert_eq!(turn.text(), "Worked the second time.");
     let requests = mock.model_requests();
     assert_eq!(requests.len(), 2, "one failed attempt and one retry");
-    assert_eq!(
-        requests[0].body, requests[1].body,
-        "the retry sends the same request"
-    );
+    assert_eq!(requests[0].body, requests[1].body, "the retry sends the same request");
 }
 
 #[tokio::test]
@@ -298,10 +232,7 @@ async fn config_max_tokens_reaches_the_request(wire: Wire) -> Value {
 #[tokio::test]
 async fn config_max_tokens_is_sent_to_openai() {
     let body = config_max_tokens_reaches_the_request(Wire::OpenAi).await;
-    let sent = body
-        .get("max_completion_tokens")
-        .or_else(|| body.get("max_tokens"))
-        .cloned();
+    let sent = body.get("max_completion_tokens").or_else(|| body.get("max_tokens")).cloned();
     assert_eq!(sent, Some(json!(321)), "{body}");
 }
 
@@ -365,20 +296,14 @@ async fn answer_text_with_newlines_and_unicode_round_trips_exactly() {
     let turn = client.prompt_text(&session, prompt).await;
     assert_eq!(turn.stop_reason(), "end_turn");
     assert_eq!(turn.text(), chunks.concat());
-    assert!(
-        mock.last_model_request().conversation()[0]
-            .1
-            .contains(prompt)
-    );
+    assert!(mock.last_model_request().conversation()[0].1.contains(prompt));
 }
 
 #[tokio::test]
 async fn a_large_answer_streams_completely() {
     let mock = MockLlm::start().await;
     let env = TestEnv::ollama(&mock);
-    let chunks: Vec<String> = (0..400)
-        .map(|i| format!("chunk-{i:04} {}\n", "x".repeat(200)))
-        .collect();
+    let chunks: Vec<String> = (0..400).map(|i| format!("chunk-{i:04} {}\n", "x".repeat(200))).collect();
     mock.enqueue(MockReply::text(chunks.clone()).delay(std::time::Duration::ZERO));
     let (mut client, session) = open_session(&env).await;
     let turn = client.prompt_text(&session, "Dump it all").await;

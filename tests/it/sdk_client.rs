@@ -26,13 +26,9 @@ fn agent_chunk_text(message: &SessionMessage) -> Option<String> {
         return None;
     };
     let untyped = dispatch.to_untyped_message().ok()?;
-    let notification =
-        SessionNotification::parse_message(untyped.method(), untyped.params()).ok()?;
+    let notification = SessionNotification::parse_message(untyped.method(), untyped.params()).ok()?;
     match notification.update {
-        SessionUpdate::AgentMessageChunk(ContentChunk {
-            content: ContentBlock::Text(text),
-            ..
-        }) => Some(text.text),
+        SessionUpdate::AgentMessageChunk(ContentChunk { content: ContentBlock::Text(text), .. }) => Some(text.text),
         _ => None,
     }
 }
@@ -42,43 +38,32 @@ async fn sdk_client_initializes_creates_a_session_and_gets_the_scripted_answer()
     let env = TestEnv::scripted(&["hello from the script"]);
     let cwd = env.workspace();
 
-    let run = Client
-        .v1()
-        .connect_with(sdk_agent(&env), async move |cx: ConnectionTo<Agent>| {
-            let init = cx
-                .send_request(InitializeRequest::new(ProtocolVersion::V1))
-                .block_task()
-                .await?;
-            assert_eq!(init.protocol_version, ProtocolVersion::V1);
-            assert!(init.agent_capabilities.load_session);
-            let info = init.agent_info.expect("agentInfo");
-            assert_eq!(info.name, "ratchet");
+    let run = Client.v1().connect_with(sdk_agent(&env), async move |cx: ConnectionTo<Agent>| {
+        let init = cx.send_request(InitializeRequest::new(ProtocolVersion::V1)).block_task().await?;
+        assert_eq!(init.protocol_version, ProtocolVersion::V1);
+        assert!(init.agent_capabilities.load_session);
+        let info = init.agent_info.expect("agentInfo");
+        assert_eq!(info.name, "ratchet");
 
-            cx.build_session(&cwd)
-                .block_task()
-                .run_until(
-                    async |SessionSetup {
-                               mut session,
-                               response,
-                               ..
-                           }| {
-                        assert!(!response.session_id.0.is_empty());
-                        session.send_prompt("Say something")?;
-                        let mut text = String::new();
-                        let stop_reason = loop {
-                            let message = session.read_update().await?;
-                            if let SessionMessage::PromptResponse(result) = message {
-                                break result?.stop_reason;
-                            }
-                            if let Some(t) = agent_chunk_text(&message) {
-                                text.push_str(&t);
-                            }
-                        };
-                        Ok((text, stop_reason))
-                    },
-                )
-                .await
-        });
+        cx.build_session(&cwd)
+            .block_task()
+            .run_until(async |SessionSetup { mut session, response, .. }| {
+                assert!(!response.session_id.0.is_empty());
+                session.send_prompt("Say something")?;
+                let mut text = String::new();
+                let stop_reason = loop {
+                    let message = session.read_update().await?;
+                    if let SessionMessage::PromptResponse(result) = message {
+                        break result?.stop_reason;
+                    }
+                    if let Some(t) = agent_chunk_text(&message) {
+                        text.push_str(&t);
+                    }
+                };
+                Ok((text, stop_reason))
+            })
+            .await
+    });
     let (text, stop_reason) = tokio::time::timeout(TIMEOUT, run)
         .await
         .expect("the SDK client session timed out")
@@ -101,26 +86,18 @@ async fn sdk_client_loads_a_session_from_an_earlier_process_and_sees_the_replay(
     // Second process, through the SDK: session/load replays the answer before responding.
     let cwd = env.workspace();
     let sid = session_id.clone();
-    let run = Client
-        .v1()
-        .connect_with(sdk_agent(&env), async move |cx: ConnectionTo<Agent>| {
-            cx.send_request(InitializeRequest::new(ProtocolVersion::V1))
-                .block_task()
-                .await?;
-            let SessionSetup { mut session, .. } = cx
-                .load_session(sid, &cwd)
-                .block_task()
-                .start_session()
-                .await?;
-            let mut replayed = String::new();
-            while !replayed.contains("the stored answer") {
-                let message = session.read_update().await?;
-                if let Some(t) = agent_chunk_text(&message) {
-                    replayed.push_str(&t);
-                }
+    let run = Client.v1().connect_with(sdk_agent(&env), async move |cx: ConnectionTo<Agent>| {
+        cx.send_request(InitializeRequest::new(ProtocolVersion::V1)).block_task().await?;
+        let SessionSetup { mut session, .. } = cx.load_session(sid, &cwd).block_task().start_session().await?;
+        let mut replayed = String::new();
+        while !replayed.contains("the stored answer") {
+            let message = session.read_update().await?;
+            if let Some(t) = agent_chunk_text(&message) {
+                replayed.push_str(&t);
             }
-            Ok(replayed)
-        });
+        }
+        Ok(replayed)
+    });
     let replayed = tokio::time::timeout(TIMEOUT, run)
         .await
         .expect("the SDK client session timed out")

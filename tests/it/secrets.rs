@@ -15,11 +15,8 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
     let mut env = TestEnv::openai(&mock);
     env.set("MY_SERVICE_TOKEN", TOKEN);
     env.set("DB_PASSWORD", PASSWORD);
-    std::fs::write(
-        env.workspace().join("service.env"),
-        format!("endpoint=https://example.invalid\ntoken={TOKEN}\n"),
-    )
-    .unwrap();
+    std::fs::write(env.workspace().join("service.env"), format!("endpoint=https://example.invalid\ntoken={TOKEN}\n"))
+        .unwrap();
     mock.enqueue(
         MockReply::text(Vec::<String>::new())
             .tool_call(
@@ -27,11 +24,7 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
                 "shell",
                 json!({"command": "echo \"token is $MY_SERVICE_TOKEN\"; echo \"pw is $DB_PASSWORD\""}),
             )
-            .tool_call(
-                "call_key",
-                "shell",
-                json!({"command": "echo \"key is $OPENAI_API_KEY\""}),
-            )
+            .tool_call("call_key", "shell", json!({"command": "echo \"key is $OPENAI_API_KEY\""}))
             .tool_call("call_read", "read_file", json!({"path": "service.env"}))
             .tool_call("call_grep", "grep", json!({"pattern": "token="})),
     );
@@ -52,39 +45,19 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
     assert_eq!(requests.len(), 2);
     for r in &requests {
         for raw in [TOKEN, PASSWORD, OPENAI_KEY] {
-            assert!(
-                !r.raw_body.contains(raw),
-                "a secret value reached the model: {}",
-                r.raw_body
-            );
+            assert!(!r.raw_body.contains(raw), "a secret value reached the model: {}", r.raw_body);
         }
     }
     let results = requests[1].tool_results();
     assert_eq!(results.len(), 4);
-    assert!(
-        results[0]
-            .text
-            .contains("token is [REDACTED:MY_SERVICE_TOKEN]"),
-        "{results:#?}"
-    );
-    assert!(
-        results[0].text.contains("pw is [REDACTED:DB_PASSWORD]"),
-        "{results:#?}"
-    );
+    assert!(results[0].text.contains("token is [REDACTED:MY_SERVICE_TOKEN]"), "{results:#?}");
+    assert!(results[0].text.contains("pw is [REDACTED:DB_PASSWORD]"), "{results:#?}");
     assert!(
         results[1].text.contains("key is [REDACTED:OPENAI_API_KEY]"),
         "the provider key is a secret too: {results:#?}"
     );
-    assert!(
-        results[2]
-            .text
-            .contains("token=[REDACTED:MY_SERVICE_TOKEN]"),
-        "{results:#?}"
-    );
-    assert!(
-        results[3].text.contains("[REDACTED:MY_SERVICE_TOKEN]"),
-        "{results:#?}"
-    );
+    assert!(results[2].text.contains("token=[REDACTED:MY_SERVICE_TOKEN]"), "{results:#?}");
+    assert!(results[3].text.contains("[REDACTED:MY_SERVICE_TOKEN]"), "{results:#?}");
 
     // The editor.
     let lines = client.stdout_lines();
@@ -93,17 +66,8 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
             assert!(!line.contains(raw), "a secret value reached stdout: {line}");
         }
     }
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("[REDACTED:MY_SERVICE_TOKEN]")),
-        "the editor sees the redacted output"
-    );
-    assert!(
-        calls[2].text().contains("[REDACTED:MY_SERVICE_TOKEN]"),
-        "{:#?}",
-        calls[2]
-    );
+    assert!(lines.iter().any(|l| l.contains("[REDACTED:MY_SERVICE_TOKEN]")), "the editor sees the redacted output");
+    assert!(calls[2].text().contains("[REDACTED:MY_SERVICE_TOKEN]"), "{:#?}", calls[2]);
 
     // The log (stderr and the log files, at debug level).
     let stderr = client.stderr();
@@ -114,14 +78,9 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
     let logs = env.ratchet_home().join("logs");
     if let Ok(dir) = std::fs::read_dir(&logs) {
         for entry in dir.flatten() {
-            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default())
-                .into_owned();
+            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default()).into_owned();
             for raw in [TOKEN, PASSWORD] {
-                assert!(
-                    !text.contains(raw),
-                    "a secret value reached the log file {:?}",
-                    entry.path()
-                );
+                assert!(!text.contains(raw), "a secret value reached the log file {:?}", entry.path());
             }
         }
     }
@@ -133,11 +92,7 @@ async fn short_values_and_ordinary_variables_are_not_redacted() {
     let mut env = TestEnv::openai(&mock);
     env.set("TINY_TOKEN", "abc12");
     env.set("GREETING", "hello-not-a-secret-value");
-    mock.enqueue(MockReply::tool(
-        "call_echo",
-        "shell",
-        json!({"command": "echo \"$TINY_TOKEN $GREETING\""}),
-    ));
+    mock.enqueue(MockReply::tool("call_echo", "shell", json!({"command": "echo \"$TINY_TOKEN $GREETING\""})));
     mock.enqueue(MockReply::text(["ok"]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
@@ -145,15 +100,11 @@ async fn short_values_and_ordinary_variables_are_not_redacted() {
     let turn = client.prompt_text(&session, "Echo").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     let result = &mock.model_requests()[1].tool_results()[0];
-    assert!(
-        result.text.contains("abc12 hello-not-a-secret-value"),
-        "{result:#?}"
-    );
+    assert!(result.text.contains("abc12 hello-not-a-secret-value"), "{result:#?}");
 }
 
 #[tokio::test]
-async fn editing_a_file_that_holds_a_secret_shows_a_redacted_diff_and_keeps_the_real_value_on_disk()
-{
+async fn editing_a_file_that_holds_a_secret_shows_a_redacted_diff_and_keeps_the_real_value_on_disk() {
     let mock = MockLlm::start().await;
     let mut env = TestEnv::openai(&mock);
     env.set("MY_SERVICE_TOKEN", TOKEN);
@@ -180,23 +131,14 @@ async fn editing_a_file_that_holds_a_secret_shows_a_redacted_diff_and_keeps_the_
     for d in call.all() {
         for diff in d["content"].as_array().into_iter().flatten() {
             if diff["type"] == "diff" {
-                assert_eq!(
-                    diff["oldText"],
-                    "endpoint=old\ntoken=[REDACTED:MY_SERVICE_TOKEN]\n"
-                );
-                assert_eq!(
-                    diff["newText"],
-                    "endpoint=new\ntoken=[REDACTED:MY_SERVICE_TOKEN]\n"
-                );
+                assert_eq!(diff["oldText"], "endpoint=old\ntoken=[REDACTED:MY_SERVICE_TOKEN]\n");
+                assert_eq!(diff["newText"], "endpoint=new\ntoken=[REDACTED:MY_SERVICE_TOKEN]\n");
             }
         }
     }
     assert!(!call.content_of_type("diff").is_empty());
     for line in client.stdout_lines() {
-        assert!(
-            !line.contains(TOKEN),
-            "a secret value reached stdout: {line}"
-        );
+        assert!(!line.contains(TOKEN), "a secret value reached stdout: {line}");
     }
     for r in mock.model_requests() {
         assert!(!r.raw_body.contains(TOKEN), "{}", r.raw_body);
@@ -213,11 +155,7 @@ async fn a_provider_key_read_from_a_custom_api_key_env_variable_is_redacted() {
     env.remove("OPENAI_API_KEY");
     env.set("LLM_CREDENTIAL", CUSTOM_KEY);
     env.write_config("[openai]\napi_key_env = \"LLM_CREDENTIAL\"\n");
-    mock.enqueue(MockReply::tool(
-        "call_echo",
-        "shell",
-        json!({"command": "echo \"cred is $LLM_CREDENTIAL\""}),
-    ));
+    mock.enqueue(MockReply::tool("call_echo", "shell", json!({"command": "echo \"cred is $LLM_CREDENTIAL\""})));
     mock.enqueue(MockReply::text(["ok"]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
@@ -231,20 +169,11 @@ async fn a_provider_key_read_from_a_custom_api_key_env_variable_is_redacted() {
         "the custom variable is the provider key"
     );
     let result = &requests[1].tool_results()[0];
-    assert!(
-        result.text.contains("cred is [REDACTED:"),
-        "the provider key must be redacted: {result:#?}"
-    );
+    assert!(result.text.contains("cred is [REDACTED:"), "the provider key must be redacted: {result:#?}");
     for r in &requests {
-        assert!(
-            !r.raw_body.contains(CUSTOM_KEY),
-            "the key reached the model"
-        );
+        assert!(!r.raw_body.contains(CUSTOM_KEY), "the key reached the model");
     }
     for line in client.stdout_lines() {
-        assert!(
-            !line.contains(CUSTOM_KEY),
-            "the key reached the editor: {line}"
-        );
+        assert!(!line.contains(CUSTOM_KEY), "the key reached the editor: {line}");
     }
 }

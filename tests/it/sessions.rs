@@ -19,20 +19,8 @@ async fn two_turn_session(env: &TestEnv, mock: &MockLlm) -> String {
     mock.enqueue(MockReply::text(["Cargo ", "builds it."]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
-    assert_eq!(
-        client
-            .prompt_text(&session, "What is Rust?")
-            .await
-            .stop_reason(),
-        "end_turn"
-    );
-    assert_eq!(
-        client
-            .prompt_text(&session, "And Cargo?")
-            .await
-            .stop_reason(),
-        "end_turn"
-    );
+    assert_eq!(client.prompt_text(&session, "What is Rust?").await.stop_reason(), "end_turn");
+    assert_eq!(client.prompt_text(&session, "And Cargo?").await.stop_reason(), "end_turn");
     client.shutdown().await;
     session
 }
@@ -54,16 +42,10 @@ async fn load_after_restart_replays_history_in_order_before_responding() {
     let session = two_turn_session(&env, &mock).await;
 
     let mut client = env.spawn_initialized().await;
-    let id = client
-        .send_request("session/load", load_params(&session, &env))
-        .await;
+    let id = client.send_request("session/load", load_params(&session, &env)).await;
     let (before, result) = client.wait_response(id).await;
     let result = result.expect("session/load");
-    let replay: Vec<Value> = before
-        .iter()
-        .filter_map(Message::as_update)
-        .cloned()
-        .collect();
+    let replay: Vec<Value> = before.iter().filter_map(Message::as_update).cloned().collect();
     for u in &replay {
         if crate::support::update_kind(u) != "available_commands_update" {
             assert_eq!(u["sessionId"], session.as_str(), "{u}");
@@ -79,15 +61,8 @@ async fn load_after_restart_replays_history_in_order_before_responding() {
     // Nothing of the replay may trail the response.
     let probe = client.send_request("session/list", json!({})).await;
     let (after, _) = client.wait_response(probe).await;
-    let late: Vec<Value> = after
-        .iter()
-        .filter_map(Message::as_update)
-        .cloned()
-        .collect();
-    assert!(
-        transcript(&late).is_empty(),
-        "history chunks arrived after the load response: {late:#?}"
-    );
+    let late: Vec<Value> = after.iter().filter_map(Message::as_update).cloned().collect();
+    assert!(transcript(&late).is_empty(), "history chunks arrived after the load response: {late:#?}");
 }
 
 #[tokio::test]
@@ -98,14 +73,9 @@ async fn load_in_the_same_process_replays_history() {
     let turn = client.prompt_text(&session, "Hello script").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     let answer = turn.text();
-    let (replay, result) = client
-        .request_collect("session/load", load_params(&session, &env))
-        .await;
+    let (replay, result) = client.request_collect("session/load", load_params(&session, &env)).await;
     result.expect("session/load");
-    assert_eq!(
-        transcript(&replay),
-        tr(&[("user", "Hello script"), ("agent", answer.as_str())])
-    );
+    assert_eq!(transcript(&replay), tr(&[("user", "Hello script"), ("agent", answer.as_str())]));
 }
 
 #[tokio::test]
@@ -115,22 +85,14 @@ async fn loaded_session_continues_with_its_stored_history() {
     let session = two_turn_session(&env, &mock).await;
 
     let mut client = env.spawn_initialized().await;
-    client
-        .request_collect("session/load", load_params(&session, &env))
-        .await
-        .1
-        .expect("session/load");
+    client.request_collect("session/load", load_params(&session, &env)).await.1.expect("session/load");
     mock.enqueue(MockReply::text(["Third answer."]));
     let turn = client.prompt_text(&session, "And rustc?").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     assert_eq!(turn.text(), "Third answer.");
     let conversation = mock.last_model_request().conversation();
     let roles: Vec<&str> = conversation.iter().map(|(r, _)| r.as_str()).collect();
-    assert_eq!(
-        roles,
-        ["user", "assistant", "user", "assistant", "user"],
-        "{conversation:#?}"
-    );
+    assert_eq!(roles, ["user", "assistant", "user", "assistant", "user"], "{conversation:#?}");
     assert!(conversation[0].1.contains("What is Rust?"));
     assert_eq!(conversation[1].1, "Rust is a language.");
     assert_eq!(conversation[3].1, "Cargo builds it.");
@@ -144,26 +106,14 @@ async fn resume_after_restart_restores_without_replay() {
     let session = two_turn_session(&env, &mock).await;
 
     let mut client = env.spawn_initialized().await;
-    let (before, result) = client
-        .request_collect("session/resume", load_params(&session, &env))
-        .await;
+    let (before, result) = client.request_collect("session/resume", load_params(&session, &env)).await;
     result.expect("session/resume");
-    assert!(
-        transcript(&before).is_empty(),
-        "resume must not replay: {before:#?}"
-    );
+    assert!(transcript(&before).is_empty(), "resume must not replay: {before:#?}");
     // And not right after the response either.
     let probe = client.send_request("session/list", json!({})).await;
     let (after, _) = client.wait_response(probe).await;
-    let late: Vec<Value> = after
-        .iter()
-        .filter_map(Message::as_update)
-        .cloned()
-        .collect();
-    assert!(
-        transcript(&late).is_empty(),
-        "resume must not replay: {late:#?}"
-    );
+    let late: Vec<Value> = after.iter().filter_map(Message::as_update).cloned().collect();
+    assert!(transcript(&late).is_empty(), "resume must not replay: {late:#?}");
 
     // The context is restored: the next prompt sends the old conversation.
     mock.enqueue(MockReply::text(["Resumed answer."]));
@@ -179,21 +129,12 @@ async fn close_returns_an_empty_object_and_keeps_the_session_stored() {
     let env = TestEnv::scripted(&["ok"]);
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
-    assert_eq!(
-        client.prompt_text(&session, "Hi").await.stop_reason(),
-        "end_turn"
-    );
-    let result = client
-        .call("session/close", json!({"sessionId": session}))
-        .await;
+    assert_eq!(client.prompt_text(&session, "Hi").await.stop_reason(), "end_turn");
+    let result = client.call("session/close", json!({"sessionId": session})).await;
     assert_eq!(result, json!({}));
     let list = client.call("session/list", json!({})).await;
     assert!(
-        list["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["sessionId"] == session.as_str()),
+        list["sessions"].as_array().unwrap().iter().any(|s| s["sessionId"] == session.as_str()),
         "close is not delete: {list:#}"
     );
 }
@@ -235,40 +176,18 @@ async fn list_returns_sessions_newest_first_with_cwd_title_and_updated_at() {
     let env = TestEnv::scripted(&["Alpha answer.", "Beta answer."]);
     let mut client = env.spawn_initialized().await;
     let a = client.new_session(&env.cwd()).await;
-    assert_eq!(
-        client.prompt_text(&a, "Alpha question").await.stop_reason(),
-        "end_turn"
-    );
+    assert_eq!(client.prompt_text(&a, "Alpha question").await.stop_reason(), "end_turn");
     let b = client.new_session(&env.cwd()).await;
-    assert_eq!(
-        client.prompt_text(&b, "Beta question").await.stop_reason(),
-        "end_turn"
-    );
+    assert_eq!(client.prompt_text(&b, "Beta question").await.stop_reason(), "end_turn");
 
     let list = client.call("session/list", json!({})).await;
-    assert_eq!(
-        listed_ids(&list),
-        [b.clone(), a.clone()],
-        "newest first: {list:#}"
-    );
-    for (entry, prompt) in list["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(["Beta question", "Alpha question"])
-    {
+    assert_eq!(listed_ids(&list), [b.clone(), a.clone()], "newest first: {list:#}");
+    for (entry, prompt) in list["sessions"].as_array().unwrap().iter().zip(["Beta question", "Alpha question"]) {
         assert_eq!(entry["cwd"], env.cwd(), "{entry}");
-        let title = entry["title"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no title: {entry}"));
+        let title = entry["title"].as_str().unwrap_or_else(|| panic!("no title: {entry}"));
         assert_title_derived_from(title, prompt);
-        let updated = entry["updatedAt"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no updatedAt: {entry}"));
-        assert!(
-            looks_like_iso8601(updated),
-            "updatedAt is not ISO-8601: {updated}"
-        );
+        let updated = entry["updatedAt"].as_str().unwrap_or_else(|| panic!("no updatedAt: {entry}"));
+        assert!(looks_like_iso8601(updated), "updatedAt is not ISO-8601: {updated}");
     }
 }
 
@@ -277,15 +196,11 @@ async fn list_filters_by_exact_cwd() {
     let env = TestEnv::scripted(&["ok"]);
     let mut client = env.spawn_initialized().await;
     let in_a = client.new_session(&env.cwd()).await;
-    let in_b = client
-        .new_session(env.workspace_b().to_str().unwrap())
-        .await;
+    let in_b = client.new_session(env.workspace_b().to_str().unwrap()).await;
 
     let list_a = client.call("session/list", json!({"cwd": env.cwd()})).await;
     assert_eq!(listed_ids(&list_a), [in_a]);
-    let list_b = client
-        .call("session/list", json!({"cwd": env.workspace_b()}))
-        .await;
+    let list_b = client.call("session/list", json!({"cwd": env.workspace_b()})).await;
     assert_eq!(listed_ids(&list_b), [in_b]);
     // Exact match only: a parent directory matches nothing.
     let parent = env.workspace().parent().unwrap().to_path_buf();
@@ -340,14 +255,8 @@ async fn list_with_a_garbage_cursor_is_invalid_params() {
 // ---------------------------------------------------------------------------------------------
 // Modes and config options
 
-async fn wait_for_update_kind(
-    client: &mut crate::support::AcpClient,
-    session: &str,
-    kind: &str,
-) -> Value {
-    let seen = client
-        .updates_until(|u| u["sessionId"] == session && crate::support::update_kind(u) == kind)
-        .await;
+async fn wait_for_update_kind(client: &mut crate::support::AcpClient, session: &str, kind: &str) -> Value {
+    let seen = client.updates_until(|u| u["sessionId"] == session && crate::support::update_kind(u) == kind).await;
     seen.last().unwrap().clone()
 }
 
@@ -356,12 +265,7 @@ async fn set_mode_switches_the_mode_and_sends_current_mode_update() {
     let env = TestEnv::scripted(&["ok"]);
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
-    let result = client
-        .call(
-            "session/set_mode",
-            json!({"sessionId": session, "modeId": "plan"}),
-        )
-        .await;
+    let result = client.call("session/set_mode", json!({"sessionId": session, "modeId": "plan"})).await;
     assert_eq!(result, json!({}));
     let update = wait_for_update_kind(&mut client, &session, "current_mode_update").await;
     assert_eq!(update["update"]["currentModeId"], "plan", "{update}");
@@ -373,10 +277,7 @@ async fn set_mode_with_an_unknown_mode_is_invalid_params() {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
     let err = client
-        .request(
-            "session/set_mode",
-            json!({"sessionId": session, "modeId": "turbo"}),
-        )
+        .request("session/set_mode", json!({"sessionId": session, "modeId": "turbo"}))
         .await
         .expect_err("unknown mode");
     assert_eq!(err.code, -32602, "{err}");
@@ -388,10 +289,7 @@ async fn set_config_option_mode_switches_the_mode_too() {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
     let result = client
-        .call(
-            "session/set_config_option",
-            json!({"sessionId": session, "configId": "mode", "value": "accept-edits"}),
-        )
+        .call("session/set_config_option", json!({"sessionId": session, "configId": "mode", "value": "accept-edits"}))
         .await;
     let mode = result["configOptions"]
         .as_array()
@@ -402,10 +300,7 @@ async fn set_config_option_mode_switches_the_mode_too() {
         .clone();
     assert_eq!(mode["currentValue"], "accept-edits");
     let update = wait_for_update_kind(&mut client, &session, "current_mode_update").await;
-    assert_eq!(
-        update["update"]["currentModeId"], "accept-edits",
-        "{update}"
-    );
+    assert_eq!(update["update"]["currentModeId"], "accept-edits", "{update}");
 }
 
 #[tokio::test]
@@ -416,42 +311,18 @@ async fn set_config_option_model_changes_the_model_sent_to_the_provider() {
     let mut client = env.spawn_initialized().await;
     let created = client.new_session_full(&env.cwd()).await;
     let session = created["sessionId"].as_str().unwrap().to_owned();
-    let model_opt = created["configOptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["id"] == "model")
-        .unwrap()
-        .clone();
-    let values: Vec<&str> = model_opt["options"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o["value"].as_str())
-        .collect();
-    assert!(
-        values.contains(&"mock-model-b"),
-        "configured models are offered: {values:?}"
-    );
+    let model_opt = created["configOptions"].as_array().unwrap().iter().find(|o| o["id"] == "model").unwrap().clone();
+    let values: Vec<&str> =
+        model_opt["options"].as_array().unwrap().iter().filter_map(|o| o["value"].as_str()).collect();
+    assert!(values.contains(&"mock-model-b"), "configured models are offered: {values:?}");
 
     let result = client
-        .call(
-            "session/set_config_option",
-            json!({"sessionId": session, "configId": "model", "value": "mock-model-b"}),
-        )
+        .call("session/set_config_option", json!({"sessionId": session, "configId": "model", "value": "mock-model-b"}))
         .await;
-    let options = result["configOptions"]
-        .as_array()
-        .expect("the complete option list");
-    let model = options
-        .iter()
-        .find(|o| o["id"] == "model")
-        .expect("model option");
+    let options = result["configOptions"].as_array().expect("the complete option list");
+    let model = options.iter().find(|o| o["id"] == "model").expect("model option");
     assert_eq!(model["currentValue"], "mock-model-b");
-    assert!(
-        options.iter().any(|o| o["id"] == "mode"),
-        "the list must be complete: {result:#}"
-    );
+    assert!(options.iter().any(|o| o["id"] == "mode"), "the list must be complete: {result:#}");
 
     let turn = client.prompt_text(&session, "Which model are you?").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -464,10 +335,7 @@ async fn set_config_option_with_an_unknown_config_id_is_invalid_params() {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
     let err = client
-        .request(
-            "session/set_config_option",
-            json!({"sessionId": session, "configId": "warp_drive", "value": "on"}),
-        )
+        .request("session/set_config_option", json!({"sessionId": session, "configId": "warp_drive", "value": "on"}))
         .await
         .expect_err("unknown configId");
     assert_eq!(err.code, -32602, "{err}");
@@ -480,12 +348,7 @@ async fn legacy_set_model_is_accepted_and_changes_the_model() {
     env.write_config("models = [\"mock-model-b\"]\n");
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
-    let result = client
-        .call(
-            "session/set_model",
-            json!({"sessionId": session, "modelId": "mock-model-b"}),
-        )
-        .await;
+    let result = client.call("session/set_model", json!({"sessionId": session, "modelId": "mock-model-b"})).await;
     assert_eq!(result, json!({}));
     let turn = client.prompt_text(&session, "Which model?").await;
     assert_eq!(turn.stop_reason(), "end_turn");
@@ -507,14 +370,9 @@ async fn kill_9_after_an_answer_loses_nothing() {
     client.kill9().await;
 
     let mut client = env.spawn_initialized().await;
-    let (replay, result) = client
-        .request_collect("session/load", load_params(&session, &env))
-        .await;
+    let (replay, result) = client.request_collect("session/load", load_params(&session, &env)).await;
     result.expect("session/load after kill -9");
-    assert_eq!(
-        transcript(&replay),
-        tr(&[("user", "Remember this"), ("agent", "Durable answer.")])
-    );
+    assert_eq!(transcript(&replay), tr(&[("user", "Remember this"), ("agent", "Durable answer.")]));
 }
 
 #[tokio::test]
@@ -535,18 +393,9 @@ async fn user_message_is_stored_before_the_provider_is_called() {
     client.kill9().await;
 
     let mut client = env.spawn_initialized().await;
-    let (replay, result) = client
-        .request_collect("session/load", load_params(&session, &env))
-        .await;
+    let (replay, result) = client.request_collect("session/load", load_params(&session, &env)).await;
     result.expect("session/load");
     let got = transcript(&replay);
-    assert_eq!(
-        got.first(),
-        tr(&[("user", "Do not forget me")]).first(),
-        "{got:#?}"
-    );
-    assert!(
-        !got.iter().any(|(_, t)| t.contains("never")),
-        "nothing the model did not send may appear: {got:#?}"
-    );
+    assert_eq!(got.first(), tr(&[("user", "Do not forget me")]).first(), "{got:#?}");
+    assert!(!got.iter().any(|(_, t)| t.contains("never")), "nothing the model did not send may appear: {got:#?}");
 }

@@ -21,31 +21,20 @@ async fn start_until_request(
     method: &str,
 ) -> (u64, Vec<Value>, Value) {
     let id = client
-        .send_request(
-            "session/prompt",
-            json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]}),
-        )
+        .send_request("session/prompt", json!({"sessionId": session, "prompt": [{"type": "text", "text": text}]}))
         .await;
     let mut updates = Vec::new();
     loop {
         match client.next_message().await {
-            Message::Request {
-                id: rid,
-                method: m,
-                params,
-            } => {
+            Message::Request { id: rid, method: m, params } => {
                 if m == method {
                     return (id, updates, rid);
                 }
                 client.answer_request(rid, m, params).await;
             }
-            Message::Notification { method: m, params } if m == "session/update" => {
-                updates.push(params)
-            }
+            Message::Notification { method: m, params } if m == "session/update" => updates.push(params),
             Message::Response { id: rid, outcome } => {
-                panic!(
-                    "unexpected response {rid} before {method}: {outcome:?}; updates: {updates:#?}"
-                )
+                panic!("unexpected response {rid} before {method}: {outcome:?}; updates: {updates:#?}")
             }
             Message::Notification { .. } => {}
         }
@@ -65,50 +54,27 @@ async fn permission_cancel(answer_cancelled: bool) {
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
 
-    let (id, mut updates, ask_id) = start_until_request(
-        &mut client,
-        &session,
-        "Change it",
-        "session/request_permission",
-    )
-    .await;
+    let (id, mut updates, ask_id) =
+        start_until_request(&mut client, &session, "Change it", "session/request_permission").await;
     let started = Instant::now();
     client.cancel(&session).await;
     if answer_cancelled {
-        client
-            .respond(&ask_id, json!({"outcome": {"outcome": "cancelled"}}))
-            .await;
+        client.respond(&ask_id, json!({"outcome": {"outcome": "cancelled"}})).await;
     }
     let turn = client.finish_turn(id).await;
     assert!(started.elapsed() < PROMPT_CANCEL, "{:?}", started.elapsed());
-    assert_eq!(
-        turn.outcome,
-        Ok("cancelled".to_owned()),
-        "a cancel with an open permission question answers cancelled"
-    );
+    assert_eq!(turn.outcome, Ok("cancelled".to_owned()), "a cancel with an open permission question answers cancelled");
     updates.extend(turn.updates.iter().cloned());
     let calls = tool_calls(&updates);
     assert_eq!(calls.len(), 1);
-    assert!(
-        !calls[0].statuses().contains(&"in_progress".to_owned()),
-        "{calls:#?}"
-    );
+    assert!(!calls[0].statuses().contains(&"in_progress".to_owned()), "{calls:#?}");
     assert_ne!(calls[0].final_status(), "completed", "{calls:#?}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "original\n");
-    assert_eq!(
-        mock.model_requests().len(),
-        1,
-        "a cancelled question is a stop, not a rejection to work around"
-    );
+    assert_eq!(mock.model_requests().len(), 1, "a cancelled question is a stop, not a rejection to work around");
 
     if !answer_cancelled {
         // A late "allow" for the dead question must not run the tool.
-        client
-            .respond(
-                &ask_id,
-                json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}}),
-            )
-            .await;
+        client.respond(&ask_id, json!({"outcome": {"outcome": "selected", "optionId": "allow_once"}})).await;
     }
 
     // The session stays usable, and its history answers the interrupted call.
@@ -116,18 +82,12 @@ async fn permission_cancel(answer_cancelled: bool) {
     let turn = client.prompt_text(&session, "Are you there?").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     assert_eq!(turn.text(), "Still here.");
-    assert!(
-        turn.tool_calls().is_empty(),
-        "nothing of the cancelled turn runs later: {:#?}",
-        turn.updates
-    );
+    assert!(turn.tool_calls().is_empty(), "nothing of the cancelled turn runs later: {:#?}", turn.updates);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "original\n");
     let last = mock.last_model_request();
     let results = last.tool_results();
     assert!(
-        results
-            .iter()
-            .any(|r| r.call_id.as_deref() == Some("call_edit")),
+        results.iter().any(|r| r.call_id.as_deref() == Some("call_edit")),
         "every tool call in the history has a result: {}",
         last.raw_body
     );
@@ -161,11 +121,7 @@ async fn cancel_during_a_running_local_shell_command_ends_promptly_and_the_call_
     let env = TestEnv::openai(&mock);
     // A distinctive duration, to find the process.
     let sleep = "sleep 29.4172";
-    mock.enqueue(MockReply::tool(
-        "call_sleep",
-        "shell",
-        json!({"command": sleep}),
-    ));
+    mock.enqueue(MockReply::tool("call_sleep", "shell", json!({"command": sleep})));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
     client.set_mode(&session, "yolo").await;
@@ -187,10 +143,7 @@ async fn cancel_during_a_running_local_shell_command_ends_promptly_and_the_call_
     let turn = client.finish_turn(id).await;
     let took = started.elapsed();
     assert_eq!(turn.outcome, Ok("cancelled".to_owned()));
-    assert!(
-        took < PROMPT_CANCEL,
-        "the cancel must not wait for the command: {took:?}"
-    );
+    assert!(took < PROMPT_CANCEL, "the cancel must not wait for the command: {took:?}");
     updates.extend(turn.updates.iter().cloned());
     let calls = tool_calls(&updates);
     assert_eq!(calls[0].final_status(), "failed", "{calls:#?}");
@@ -199,10 +152,7 @@ async fn cancel_during_a_running_local_shell_command_ends_promptly_and_the_call_
     // The command was killed, not left running.
     let deadline = Instant::now() + Duration::from_secs(5);
     while process_alive(sleep) {
-        assert!(
-            Instant::now() < deadline,
-            "`{sleep}` is still running after the cancel"
-        );
+        assert!(Instant::now() < deadline, "`{sleep}` is still running after the cancel");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -211,24 +161,14 @@ async fn cancel_during_a_running_local_shell_command_ends_promptly_and_the_call_
     let turn = client.prompt_text(&session, "Are you there?").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     let last = mock.last_model_request();
-    assert!(
-        last.tool_results()
-            .iter()
-            .any(|r| r.call_id.as_deref() == Some("call_sleep")),
-        "{}",
-        last.raw_body
-    );
+    assert!(last.tool_results().iter().any(|r| r.call_id.as_deref() == Some("call_sleep")), "{}", last.raw_body);
 }
 
 #[tokio::test]
 async fn cancel_during_an_editor_terminal_command_kills_and_releases_the_terminal() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
-    mock.enqueue(MockReply::tool(
-        "call_sleep",
-        "shell",
-        json!({"command": "sleep 30"}),
-    ));
+    mock.enqueue(MockReply::tool("call_sleep", "shell", json!({"command": "sleep 30"})));
     let mut client = env.spawn_acp().await;
     client.initialize_with_caps(false, false, true).await;
     client.set_request_handler(|method, _| match method {
@@ -264,11 +204,7 @@ async fn cancel_during_an_editor_terminal_command_kills_and_releases_the_termina
         .collect();
     let names: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
     assert!(names.contains(&"terminal/kill"), "{names:?}");
-    assert_eq!(
-        names.last(),
-        Some(&"terminal/release"),
-        "the terminal is released last: {names:?}"
-    );
+    assert_eq!(names.last(), Some(&"terminal/release"), "the terminal is released last: {names:?}");
     for (m, p) in &methods[1..] {
         assert_eq!(p["terminalId"], "term-sleep", "{m}");
     }

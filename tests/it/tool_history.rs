@@ -14,11 +14,7 @@ fn replay_sequence(updates: &[Value]) -> Vec<(String, String)> {
         let kind = update_kind(u);
         let entry = match kind {
             "user_message_chunk" | "agent_message_chunk" => {
-                let who = if kind == "user_message_chunk" {
-                    "user"
-                } else {
-                    "agent"
-                };
+                let who = if kind == "user_message_chunk" { "user" } else { "agent" };
                 let text = u["update"]["content"]["text"].as_str().unwrap_or("");
                 if let Some((last, t)) = out.last_mut()
                     && last == who
@@ -49,9 +45,11 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
     let env = TestEnv::openai(&mock);
     std::fs::write(env.workspace().join("present.txt"), "PRESENT-CONTENT\n").unwrap();
     mock.enqueue(
-        MockReply::text(["Let me look."])
-            .tool_call("call_ok", "read_file", json!({"path": "present.txt"}))
-            .tool_call("call_bad", "read_file", json!({"path": "absent.txt"})),
+        MockReply::text(["Let me look."]).tool_call("call_ok", "read_file", json!({"path": "present.txt"})).tool_call(
+            "call_bad",
+            "read_file",
+            json!({"path": "absent.txt"}),
+        ),
     );
     mock.enqueue(MockReply::text(["One exists."]));
     let mut client = env.spawn_initialized().await;
@@ -64,12 +62,8 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
     client.shutdown().await;
 
     let mut client = env.spawn_initialized().await;
-    let (replay, result) = client
-        .request_collect(
-            "session/load",
-            json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []}),
-        )
-        .await;
+    let (replay, result) =
+        client.request_collect("session/load", json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []})).await;
     result.expect("session/load");
     let seq = replay_sequence(&replay);
     let shape: Vec<(String, String)> = seq
@@ -101,21 +95,10 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].title(), "Read present.txt");
     assert_eq!(calls[0].kind(), "read");
-    assert_eq!(
-        calls[0].start_field("rawInput"),
-        json!({"path": "present.txt"})
-    );
-    assert!(
-        calls[0].text().contains("PRESENT-CONTENT"),
-        "the result text is replayed: {:#?}",
-        calls[0]
-    );
+    assert_eq!(calls[0].start_field("rawInput"), json!({"path": "present.txt"}));
+    assert!(calls[0].text().contains("PRESENT-CONTENT"), "the result text is replayed: {:#?}", calls[0]);
     assert!(calls[0].raw_output_text().contains("PRESENT-CONTENT"));
-    assert!(
-        calls[1].text().contains("absent.txt"),
-        "the failure message is replayed: {:#?}",
-        calls[1]
-    );
+    assert!(calls[1].text().contains("absent.txt"), "the failure message is replayed: {:#?}", calls[1]);
     for u in &replay {
         if matches!(update_kind(u), "tool_call" | "tool_call_update") {
             assert_eq!(u["sessionId"], session.as_str());
@@ -126,22 +109,10 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
     mock.enqueue(MockReply::text(["Sure."]));
     let turn = client.prompt_text(&session, "Thanks").await;
     assert_eq!(turn.stop_reason(), "end_turn");
-    assert!(
-        turn.tool_calls().is_empty(),
-        "no replay leaks into the turn"
-    );
+    assert!(turn.tool_calls().is_empty(), "no replay leaks into the turn");
     let last = mock.last_model_request();
-    let ids: Vec<Option<String>> = last
-        .assistant_tool_calls()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    assert_eq!(
-        ids,
-        [Some("call_ok".to_owned()), Some("call_bad".to_owned())],
-        "{}",
-        last.raw_body
-    );
+    let ids: Vec<Option<String>> = last.assistant_tool_calls().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, [Some("call_ok".to_owned()), Some("call_bad".to_owned())], "{}", last.raw_body);
     let results = last.tool_results();
     let result_ids: Vec<Option<&str>> = results.iter().map(|r| r.call_id.as_deref()).collect();
     assert_eq!(result_ids, [Some("call_ok"), Some("call_bad")]);
@@ -153,12 +124,7 @@ async fn load_after_restart_replays_tool_calls_in_order_between_the_messages() {
         .filter_map(|m| m["role"].as_str())
         .filter(|r| *r != "system")
         .collect();
-    assert_eq!(
-        roles,
-        ["user", "assistant", "tool", "tool", "assistant", "user"],
-        "{}",
-        last.raw_body
-    );
+    assert_eq!(roles, ["user", "assistant", "tool", "tool", "assistant", "user"], "{}", last.raw_body);
 }
 
 /// Ollama gives tool calls no ids, so the agent makes them up; they must stay unique within
@@ -172,11 +138,7 @@ async fn ollama_made_up_tool_call_ids_stay_unique_in_a_session_across_restarts()
     std::fs::write(env.workspace().join("second.txt"), "SECOND-FILE\n").unwrap();
     let load = |session: &str| json!({"sessionId": session, "cwd": env.cwd(), "mcpServers": []});
 
-    mock.enqueue(MockReply::tool(
-        "unused",
-        "read_file",
-        json!({"path": "first.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("unused", "read_file", json!({"path": "first.txt"})));
     mock.enqueue(MockReply::text(["First read."]));
     let mut client = env.spawn_initialized().await;
     let session = client.new_session(&env.cwd()).await;
@@ -185,11 +147,7 @@ async fn ollama_made_up_tool_call_ids_stay_unique_in_a_session_across_restarts()
     let first_id = turn.tool_calls()[0].id.clone();
     client.shutdown().await;
 
-    mock.enqueue(MockReply::tool(
-        "unused",
-        "read_file",
-        json!({"path": "second.txt"}),
-    ));
+    mock.enqueue(MockReply::tool("unused", "read_file", json!({"path": "second.txt"})));
     mock.enqueue(MockReply::text(["Second read."]));
     let mut client = env.spawn_initialized().await;
     let (_, loaded) = client.request_collect("session/load", load(&session)).await;
@@ -198,10 +156,7 @@ async fn ollama_made_up_tool_call_ids_stay_unique_in_a_session_across_restarts()
     assert_eq!(turn.stop_reason(), "end_turn");
     let second_id = turn.tool_calls()[0].id.clone();
     client.shutdown().await;
-    assert_ne!(
-        first_id, second_id,
-        "a toolCallId is reused within the session after a restart"
-    );
+    assert_ne!(first_id, second_id, "a toolCallId is reused within the session after a restart");
 
     let mut client = env.spawn_initialized().await;
     let (replay, loaded) = client.request_collect("session/load", load(&session)).await;

@@ -23,14 +23,14 @@ use tokio_util::task::TaskTracker;
 
 use super::{Client, ClientError, Json, rpc_error};
 use crate::daemon::protocol::{
-    self, AnswerParams, CreateParams, HostCaps, HostOp, HostReplyParams, HostValue, IdParams, ModelOptionsParams, OpenParams,
-    SendParams, SetParams, TurnItem, method,
+    self, AnswerParams, CreateParams, HostCaps, HostOp, HostReplyParams, HostValue, IdParams, ModelOptionsParams,
+    OpenParams, SendParams, SetParams, TurnItem, method,
 };
 use crate::engine::mcp::McpServerConfig;
 use crate::engine::tools::{Host, PlanEntry};
 use crate::engine::{
-    ChatEvent, ContentPart, EVENT_CAPACITY, EngineApi, EngineError, ErrorKind, ListQuery, Mode, PermissionAnswer, SessionEvent,
-    SessionPage, SessionRecord, StoredMessage, TurnStream,
+    ChatEvent, ContentPart, EVENT_CAPACITY, EngineApi, EngineError, ErrorKind, ListQuery, Mode, PermissionAnswer,
+    SessionEvent, SessionPage, SessionRecord, StoredMessage, TurnStream,
 };
 
 /// Live events buffered per session subscriber; as in the engine, a slow one skips ahead.
@@ -71,7 +71,12 @@ impl RemoteEngine {
         self.inner.client.call(name, params).await.map_err(engine_error)
     }
 
-    async fn start_turn(&self, id: String, content: Vec<ContentPart>, host: Arc<dyn Host>) -> Result<TurnStream, EngineError> {
+    async fn start_turn(
+        &self,
+        id: String,
+        content: Vec<ContentPart>,
+        host: Arc<dyn Host>,
+    ) -> Result<TurnStream, EngineError> {
         let caps = HostCaps { can_read: host.can_read(), can_write: host.can_write(), can_run: host.can_run() };
         let params = SendParams { id, content, host: caps };
         let rpc = &self.inner.client.rpc;
@@ -187,7 +192,9 @@ impl TurnPump {
 async fn host_call(client: Client, host: Arc<dyn Host>, call_id: u64, op: HostOp, cancel: CancellationToken) -> u64 {
     let result = match op {
         HostOp::ReadTextFile { path, line, limit } => host.read_text_file(path, line, limit).await.map(HostValue::Text),
-        HostOp::WriteTextFile { path, content } => host.write_text_file(path, content).await.map(|()| HostValue::Written),
+        HostOp::WriteTextFile { path, content } => {
+            host.write_text_file(path, content).await.map(|()| HostValue::Written)
+        }
         HostOp::RunCommand { command, cwd, timeout_ms, output_limit } => {
             let request = protocol::command_request(command, cwd, timeout_ms, output_limit);
             host.run_command(request, cancel).await.map(|run| HostValue::Ran(run.into()))
@@ -200,11 +207,22 @@ async fn host_call(client: Client, host: Arc<dyn Host>, call_id: u64, op: HostOp
 }
 
 impl EngineApi for RemoteEngine {
-    fn create_session(&self, cwd: PathBuf, dirs: Vec<PathBuf>, mcp: Vec<McpServerConfig>) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
+    fn create_session(
+        &self,
+        cwd: PathBuf,
+        dirs: Vec<PathBuf>,
+        mcp: Vec<McpServerConfig>,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
         self.call(method::CREATE, CreateParams { cwd, dirs, mcp }).boxed()
     }
 
-    fn open_session(&self, id: String, cwd: PathBuf, dirs: Vec<PathBuf>, mcp: Vec<McpServerConfig>) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
+    fn open_session(
+        &self,
+        id: String,
+        cwd: PathBuf,
+        dirs: Vec<PathBuf>,
+        mcp: Vec<McpServerConfig>,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
         self.call(method::OPEN, OpenParams { id, cwd, dirs, mcp }).boxed()
     }
 
@@ -249,7 +267,12 @@ impl EngineApi for RemoteEngine {
         .boxed()
     }
 
-    fn send_message(&self, id: String, content: Vec<ContentPart>, host: Arc<dyn Host>) -> BoxFuture<'_, Result<TurnStream, EngineError>> {
+    fn send_message(
+        &self,
+        id: String,
+        content: Vec<ContentPart>,
+        host: Arc<dyn Host>,
+    ) -> BoxFuture<'_, Result<TurnStream, EngineError>> {
         self.start_turn(id, content, host).boxed()
     }
 

@@ -39,7 +39,10 @@ pub enum Status {
     Running(Health),
     NotRunning,
     /// A process holds the lock but the socket does not answer (starting, stopping or stuck).
-    Unresponsive { pid: Option<u32>, error: String },
+    Unresponsive {
+        pid: Option<u32>,
+        error: String,
+    },
 }
 
 /// What `stop` did.
@@ -47,7 +50,10 @@ pub enum Status {
 pub enum Stopped {
     NotRunning,
     /// Stopped; `forced` if it took SIGTERM rather than the control request.
-    Stopped { pid: Option<u32>, forced: bool },
+    Stopped {
+        pid: Option<u32>,
+        forced: bool,
+    },
 }
 
 /// A daemon started by [`start_background`].
@@ -105,9 +111,7 @@ pub async fn start_background(home: &Path, exe: &Path) -> anyhow::Result<Started
         .stdout(std::process::Stdio::null())
         .stderr(output);
     detach(&mut command);
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("cannot run {} to start the daemon", exe.display()))?;
+    let mut child = command.spawn().with_context(|| format!("cannot run {} to start the daemon", exe.display()))?;
     let pid = child.id();
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -191,7 +195,9 @@ pub async fn reload(home: &Path) -> anyhow::Result<Health> {
         Ok(h) => h,
         Err(e) => match lock::probe(&home) {
             LockState::Free => bail!("{}", ClientError::NotRunning(home.display().to_string())),
-            LockState::Held(None) => bail!("the daemon does not answer ({e}) and its pid is unknown; try `ratchet daemon restart`"),
+            LockState::Held(None) => {
+                bail!("the daemon does not answer ({e}) and its pid is unknown; try `ratchet daemon restart`")
+            }
             LockState::Held(Some(pid)) => {
                 send_signal(pid, libc::SIGUSR1)?;
                 return wait_reloaded(&home, Instant::now(), Some(pid)).await;
@@ -264,7 +270,12 @@ pub async fn ensure_running_with(home: &Path, exe: &Path) -> anyhow::Result<()> 
         .output();
     let output = tokio::time::timeout(START_TIMEOUT + PROBE_TIMEOUT * 2, starter)
         .await
-        .map_err(|_| anyhow::anyhow!("starting the daemon took longer than {START_TIMEOUT:?}; see {}", DaemonPaths::new(&home).logs.display()))?
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "starting the daemon took longer than {START_TIMEOUT:?}; see {}",
+                DaemonPaths::new(&home).logs.display()
+            )
+        })?
         .with_context(|| format!("cannot run {} to start the daemon", exe.display()))?;
     if output.status.success() {
         return Ok(());

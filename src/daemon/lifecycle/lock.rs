@@ -71,7 +71,8 @@ impl DaemonLock {
         file.set_len(0).map_err(io_err)?;
         file.rewind().map_err(io_err)?;
         file.write_all(pid.as_bytes()).map_err(io_err)?;
-        write_private(&paths.pid, pid.as_bytes()).map_err(|source| LockError::Io { path: paths.pid.clone(), source })?;
+        write_private(&paths.pid, pid.as_bytes())
+            .map_err(|source| LockError::Io { path: paths.pid.clone(), source })?;
         Ok(DaemonLock { file, paths, stale_pid })
     }
 
@@ -161,8 +162,8 @@ pub fn read_pid(path: &Path) -> Option<u32> {
 pub fn pid_alive(pid: u32) -> bool {
     let Ok(raw) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: signal 0 only checks that the process exists and that we may signal it.
-    let exists = unsafe { libc::kill(raw, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists =
+        unsafe { libc::kill(raw, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     if !exists {
         return false;
     }
@@ -176,12 +177,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// Writes `bytes` to `path` with mode 0600 (replacing it).
 pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(bytes)
 }
 

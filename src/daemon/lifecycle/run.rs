@@ -20,9 +20,9 @@ use super::checkpoint::{self, Checkpoint, InterruptedTurn};
 use super::lock::DaemonLock;
 use super::socket;
 use crate::daemon::server::{self, DaemonInfo, ServerControl};
+use crate::engine::Engine;
 use crate::engine::config::EngineConfig;
 use crate::engine::store::MessageStatus;
-use crate::engine::Engine;
 
 /// How a daemon run ended.
 #[derive(Debug)]
@@ -70,16 +70,23 @@ pub fn exec_reload(plan: ReloadPlan) -> std::io::Error {
 }
 
 /// Everything that happens while the lock is held. `Ok(true)` means reload.
-async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, signals: Signals, started_at_ms: i64) -> anyhow::Result<bool> {
+async fn serve_locked(
+    config: EngineConfig,
+    home: &Path,
+    lock: &DaemonLock,
+    signals: Signals,
+    started_at_ms: i64,
+) -> anyhow::Result<bool> {
     let paths = lock.paths().clone();
-    for note in lock.clean_stale().with_context(|| format!("cannot clean up after a previous daemon in {}", home.display()))? {
+    for note in
+        lock.clean_stale().with_context(|| format!("cannot clean up after a previous daemon in {}", home.display()))?
+    {
         tracing::warn!("cleaned up the {note} left by a daemon that did not exit cleanly");
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-    let engine = Engine::open(config)
-        .await
-        .with_context(|| format!("cannot open the session store in {}", home.display()))?;
+    let engine =
+        Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))?;
     let listener = socket::bind_private(&paths.socket)
         .with_context(|| format!("cannot bind the control socket {}", paths.socket.display()))?;
     // Accepted connections carry the address the listener was bound to (the staging path).
@@ -111,8 +118,13 @@ async fn serve_locked(config: EngineConfig, home: &Path, lock: &DaemonLock, sign
     engine.shutdown().await;
     if reload {
         let checkpoint = checkpoint_of(&engine, stop_began_ms).await;
-        tracing::info!(open = checkpoint.open_sessions.len(), interrupted = checkpoint.interrupted_turns.len(), "writing the reload checkpoint");
-        checkpoint::write(home, &checkpoint).with_context(|| format!("cannot write {}", checkpoint::path(home).display()))?;
+        tracing::info!(
+            open = checkpoint.open_sessions.len(),
+            interrupted = checkpoint.interrupted_turns.len(),
+            "writing the reload checkpoint"
+        );
+        checkpoint::write(home, &checkpoint)
+            .with_context(|| format!("cannot write {}", checkpoint::path(home).display()))?;
     }
     served.with_context(|| format!("the control socket {} failed", paths.socket.display()))?;
     Ok(reload)
@@ -216,7 +228,13 @@ async fn watch_signals(mut s: Signals, control: ServerControl, stop: Cancellatio
 /// The server does not expose a connection count, so connections are counted from
 /// `/proc/net/unix` (accepted sockets carry the listener's bound path). Where that file is
 /// unreadable, idle means only "no running turns".
-async fn watch_idle(engine: Engine, timeout: Duration, bound: Option<PathBuf>, control: ServerControl, stop: CancellationToken) {
+async fn watch_idle(
+    engine: Engine,
+    timeout: Duration,
+    bound: Option<PathBuf>,
+    control: ServerControl,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval((timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)));
     let mut idle_since = Instant::now();
     loop {
@@ -276,13 +294,18 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("script.json");
-        std::fs::write(&script, r#"{"turns":[{"text":"one two three four five six seven eight","chunk_delay_ms":200}]}"#).unwrap();
+        std::fs::write(
+            &script,
+            r#"{"turns":[{"text":"one two three four five six seven eight","chunk_delay_ms":200}]}"#,
+        )
+        .unwrap();
         let env = EnvSnapshot {
             ratchet_provider: Some("scripted".into()),
             ratchet_script: Some(script.to_string_lossy().into_owned()),
             ..Default::default()
         };
-        let engine = Engine::open(EngineConfig { home: dir.path().into(), env, file: ConfigFile::default() }).await.unwrap();
+        let engine =
+            Engine::open(EngineConfig { home: dir.path().into(), env, file: ConfigFile::default() }).await.unwrap();
         let cwd = dir.path().to_path_buf();
         let busy = engine.create_session(cwd.clone(), vec![]).await.unwrap();
         let idle = engine.create_session(cwd.clone(), vec![]).await.unwrap();

@@ -24,7 +24,10 @@ fn every_chat_event() -> Vec<ChatEvent> {
         ChatEvent::TextDelta("hi".into()),
         ChatEvent::ThoughtDelta("hmm".into()),
         ChatEvent::TitleChanged("T".into()),
-        ChatEvent::Usage { usage: Usage { input_tokens: 1, output_tokens: 2, cached_input_tokens: 3, reasoning_tokens: 4 }, context_window: 9 },
+        ChatEvent::Usage {
+            usage: Usage { input_tokens: 1, output_tokens: 2, cached_input_tokens: 3, reasoning_tokens: 4 },
+            context_window: 9,
+        },
         ChatEvent::ToolCallStarted(ToolCallStart {
             id: "c1".into(),
             name: "edit_file".into(),
@@ -113,21 +116,40 @@ fn session_events_and_records_round_trip() {
 #[test]
 fn params_round_trip_and_mcp_values_survive_but_stay_out_of_debug() {
     let mcp = vec![
-        McpServerConfig::Stdio { name: "s".into(), command: "/bin/x".into(), args: vec!["-a".into()], env: vec![("TOKEN".into(), "secret1".into())] },
-        McpServerConfig::Http { name: "h".into(), url: "http://127.0.0.1:1".into(), headers: vec![("Auth".into(), "secret2".into())] },
+        McpServerConfig::Stdio {
+            name: "s".into(),
+            command: "/bin/x".into(),
+            args: vec!["-a".into()],
+            env: vec![("TOKEN".into(), "secret1".into())],
+        },
+        McpServerConfig::Http {
+            name: "h".into(),
+            url: "http://127.0.0.1:1".into(),
+            headers: vec![("Auth".into(), "secret2".into())],
+        },
         McpServerConfig::Sse { name: "e".into(), url: "http://127.0.0.1:2".into(), headers: vec![] },
     ];
     let create = CreateParams { cwd: "/p".into(), dirs: vec![], mcp: mcp.clone() };
     assert!(!format!("{create:?}").contains("secret"));
     round_trip(create);
     round_trip(OpenParams { id: "s".into(), cwd: "/p".into(), dirs: vec!["/d".into()], mcp });
-    round_trip(SendParams { id: "s".into(), content: vec![ContentPart::text("x")], host: HostCaps { can_read: true, can_write: false, can_run: true } });
+    round_trip(SendParams {
+        id: "s".into(),
+        content: vec![ContentPart::text("x")],
+        host: HostCaps { can_read: true, can_write: false, can_run: true },
+    });
     round_trip(AnswerParams { id: "s".into(), request_id: 1, answer: PermissionAnswer::RejectAlways });
     round_trip(HostReplyParams { call_id: 1, result: Ok(HostValue::Text("t".into())) });
     round_trip(HostReplyParams { call_id: 1, result: Ok(HostValue::Written) });
     round_trip(HostReplyParams {
         call_id: 1,
-        result: Ok(HostValue::Ran(RunDto { terminal_id: "t".into(), output: "o".into(), truncated: true, exit_code: Some(1), signal: None })),
+        result: Ok(HostValue::Ran(RunDto {
+            terminal_id: "t".into(),
+            output: "o".into(),
+            truncated: true,
+            exit_code: Some(1),
+            signal: None,
+        })),
     });
     round_trip(HostReplyParams { call_id: 2, result: Err("denied".into()) });
     // A client that omits `host` gets no editor.

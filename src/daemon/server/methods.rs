@@ -11,15 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonrpsee::core::RegisterMethodError;
-use jsonrpsee::{ConnectionId, Extensions, RpcModule};
 use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::{ConnectionId, Extensions, RpcModule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{State, holders, turns};
 use crate::daemon::protocol::{
-    self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams, OpenParams, SetParams,
-    method,
+    self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams, OpenParams,
+    SetParams, method,
 };
 use crate::engine::{EngineApi, EngineError, ListQuery, ProviderSpec};
 
@@ -55,8 +55,12 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
     add(&mut m, method::LIST, |s, p: ListQuery| async move { engine(EngineApi::list_sessions(&s.engine, p).await) })?;
     add(&mut m, method::HISTORY, |s, p: IdParams| async move { engine(EngineApi::history(&s.engine, p.id).await) })?;
     add(&mut m, method::PLAN, |s, p: IdParams| async move { engine(EngineApi::plan(&s.engine, p.id).await) })?;
-    add(&mut m, method::SET_MODE, |s, p: SetParams| async move { engine(EngineApi::set_mode(&s.engine, p.id, p.value).await) })?;
-    add(&mut m, method::SET_MODEL, |s, p: SetParams| async move { engine(EngineApi::set_model(&s.engine, p.id, p.value).await) })?;
+    add(&mut m, method::SET_MODE, |s, p: SetParams| async move {
+        engine(EngineApi::set_mode(&s.engine, p.id, p.value).await)
+    })?;
+    add(&mut m, method::SET_MODEL, |s, p: SetParams| async move {
+        engine(EngineApi::set_model(&s.engine, p.id, p.value).await)
+    })?;
     add(&mut m, method::DELETE, |s, p: IdParams| async move { engine(delete(&s, p.id).await) })?;
     add(&mut m, method::KILL, |s, p: IdParams| async move { engine(kill(&s, p.id).await) })?;
     add(&mut m, method::MODEL_OPTIONS, |s, p: ModelOptionsParams| async move {
@@ -79,9 +83,19 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
     })?;
     add(&mut m, method::PROVIDER_LIST, |s, (): ()| async move { engine(s.engine.list_providers().await) })?;
     add(&mut m, method::PROVIDER_ADD, |s, p: ProviderSpec| async move { engine(s.engine.add_provider(p).await) })?;
-    add(&mut m, method::PROVIDER_REMOVE, |s, p: NameParams| async move { engine(s.engine.remove_provider(&p.name).await) })?;
-    add(&mut m, method::PROVIDER_DEFAULT, |s, p: NameParams| async move { engine(s.engine.set_default_provider(&p.name).await) })?;
-    add(&mut m, method::PROVIDER_TEST, |s, p: NameParams| async move { engine(s.engine.test_provider(&p.name).await) })?;
+    add(
+        &mut m,
+        method::PROVIDER_REMOVE,
+        |s, p: NameParams| async move { engine(s.engine.remove_provider(&p.name).await) },
+    )?;
+    add(&mut m, method::PROVIDER_DEFAULT, |s, p: NameParams| async move {
+        engine(s.engine.set_default_provider(&p.name).await)
+    })?;
+    add(
+        &mut m,
+        method::PROVIDER_TEST,
+        |s, p: NameParams| async move { engine(s.engine.test_provider(&p.name).await) },
+    )?;
     turns::register(&mut m)?;
     Ok(m)
 }

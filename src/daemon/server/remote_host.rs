@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -82,7 +82,12 @@ pub struct RemoteHost {
 }
 
 impl RemoteHost {
-    pub fn new(caps: HostCaps, calls: Arc<HostCalls>, items: mpsc::Sender<TurnItem>, detached: CancellationToken) -> Self {
+    pub fn new(
+        caps: HostCaps,
+        calls: Arc<HostCalls>,
+        items: mpsc::Sender<TurnItem>,
+        detached: CancellationToken,
+    ) -> Self {
         RemoteHost { caps, calls, items, detached }
     }
 
@@ -91,7 +96,11 @@ impl RemoteHost {
     }
 
     async fn call(&self, op: HostOp, what: &str, limit: Duration, cancel: Option<&CancellationToken>) -> Reply {
-        let gone = || format!("the editor window that started this prompt has disconnected, so it could not {what}; prompt again from an open window");
+        let gone = || {
+            format!(
+                "the editor window that started this prompt has disconnected, so it could not {what}; prompt again from an open window"
+            )
+        };
         if !self.attached() {
             return Err(gone());
         }
@@ -131,7 +140,12 @@ impl Host for RemoteHost {
         self.caps.can_run && self.attached()
     }
 
-    fn read_text_file(&self, path: PathBuf, line: Option<u32>, limit: Option<u32>) -> BoxFuture<'_, Result<String, String>> {
+    fn read_text_file(
+        &self,
+        path: PathBuf,
+        line: Option<u32>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<String, String>> {
         async move {
             match self.call(HostOp::ReadTextFile { path, line, limit }, "read the file", FS_CALL_TIMEOUT, None).await? {
                 HostValue::Text(text) => Ok(text),
@@ -151,7 +165,11 @@ impl Host for RemoteHost {
         .boxed()
     }
 
-    fn run_command(&self, request: CommandRequest, cancel: CancellationToken) -> BoxFuture<'_, Result<TerminalRun, String>> {
+    fn run_command(
+        &self,
+        request: CommandRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Result<TerminalRun, String>> {
         async move {
             let limit = request.timeout.saturating_add(RUN_REPLY_GRACE);
             match self.call(HostOp::run(&request), "run the command", limit, Some(&cancel)).await? {
@@ -180,7 +198,9 @@ mod tests {
     async fn a_call_is_pushed_and_answered_by_its_reply() {
         let (host, mut items, calls, _) = host(ALL);
         let answer = async {
-            let Some(TurnItem::HostCall { call_id, op: HostOp::ReadTextFile { path, .. } }) = items.recv().await else { panic!() };
+            let Some(TurnItem::HostCall { call_id, op: HostOp::ReadTextFile { path, .. } }) = items.recv().await else {
+                panic!()
+            };
             assert_eq!(path, PathBuf::from("/p/a"));
             assert!(calls.reply(call_id, Ok(HostValue::Text("body".into()))));
             assert!(!calls.reply(call_id, Ok(HostValue::Written)), "a second reply finds nobody");
@@ -213,7 +233,13 @@ mod tests {
             let Some(TurnItem::HostCall { call_id, .. }) = items.recv().await else { panic!() };
             cancel.cancel();
             assert_eq!(items.recv().await, Some(TurnItem::HostCancel { call_id }));
-            let run = crate::daemon::protocol::RunDto { terminal_id: "t".into(), output: "partial".into(), truncated: false, exit_code: None, signal: Some("TERM".into()) };
+            let run = crate::daemon::protocol::RunDto {
+                terminal_id: "t".into(),
+                output: "partial".into(),
+                truncated: false,
+                exit_code: None,
+                signal: Some("TERM".into()),
+            };
             calls.reply(call_id, Ok(HostValue::Ran(run)));
         };
         let (run, ()) = tokio::join!(host.run_command(request, cancel.clone()), client);

@@ -39,9 +39,12 @@ pub(super) fn register(m: &mut RpcModule<State>) -> Result<(), RegisterMethodErr
     m.register_subscription(method::SEND, method::SEND_ITEM, method::SEND_UNSUBSCRIBE, |params, pending, state, _| {
         send(params, pending, state)
     })?;
-    m.register_subscription(method::SUBSCRIBE, method::SUBSCRIBE_ITEM, method::SUBSCRIBE_UNSUBSCRIBE, |params, pending, state, _| {
-        watch(params, pending, state)
-    })?;
+    m.register_subscription(
+        method::SUBSCRIBE,
+        method::SUBSCRIBE_ITEM,
+        method::SUBSCRIBE_UNSUBSCRIBE,
+        |params, pending, state, _| watch(params, pending, state),
+    )?;
     Ok(())
 }
 
@@ -76,7 +79,12 @@ struct Pump {
 }
 
 impl Pump {
-    async fn run(mut self, turn: TurnStream, mut host_items: mpsc::Receiver<TurnItem>, mut sink: Option<SubscriptionSink>) {
+    async fn run(
+        mut self,
+        turn: TurnStream,
+        mut host_items: mpsc::Receiver<TurnItem>,
+        mut sink: Option<SubscriptionSink>,
+    ) {
         let mut events = turn.events;
         if sink.is_none() {
             self.detach(&mut host_items);
@@ -114,7 +122,12 @@ impl Pump {
     }
 
     /// Sends an item; a failed send means the subscriber is gone.
-    async fn deliver(&mut self, sink: &mut Option<SubscriptionSink>, host_items: &mut mpsc::Receiver<TurnItem>, item: &TurnItem) {
+    async fn deliver(
+        &mut self,
+        sink: &mut Option<SubscriptionSink>,
+        host_items: &mut mpsc::Receiver<TurnItem>,
+        item: &TurnItem,
+    ) {
         let Some(s) = sink.as_ref() else { return };
         if !send_json(s, item).await {
             *sink = None;
@@ -140,7 +153,11 @@ impl Pump {
         self.timers.spawn(async move {
             tokio::time::sleep(timeout).await;
             if engine.answer_permission(&session, id, PermissionAnswer::Cancelled) {
-                tracing::info!(session, request = id, "nobody answered a detached turn's permission question; cancelled it");
+                tracing::info!(
+                    session,
+                    request = id,
+                    "nobody answered a detached turn's permission question; cancelled it"
+                );
             }
         });
     }
@@ -160,7 +177,12 @@ async fn watch(params: Params<'static>, pending: PendingSubscriptionSink, state:
     let _ = state.tasks.spawn(forward(rx, sink, state.stopping.clone(), p.id)).await;
 }
 
-async fn forward(mut rx: broadcast::Receiver<SessionEvent>, sink: SubscriptionSink, stopping: CancellationToken, session: String) {
+async fn forward(
+    mut rx: broadcast::Receiver<SessionEvent>,
+    sink: SubscriptionSink,
+    stopping: CancellationToken,
+    session: String,
+) {
     loop {
         let event = tokio::select! {
             event = rx.recv() => event,
@@ -173,7 +195,9 @@ async fn forward(mut rx: broadcast::Receiver<SessionEvent>, sink: SubscriptionSi
                     return;
                 }
             }
-            Err(RecvError::Lagged(n)) => tracing::warn!(session, skipped = n, "a session subscriber fell behind; events were dropped"),
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(session, skipped = n, "a session subscriber fell behind; events were dropped")
+            }
             Err(RecvError::Closed) => return,
         }
     }

@@ -67,10 +67,7 @@ fn parse(text: &str, cwd: &Path) -> Result<Vec<McpServerConfig>, String> {
             format!("invalid JSON at {at}: {}", e.inner())
         }
     })?;
-    file.mcp_servers
-        .into_iter()
-        .map(|(name, entry)| convert(name, entry, cwd))
-        .collect()
+    file.mcp_servers.into_iter().map(|(name, entry)| convert(name, entry, cwd)).collect()
 }
 
 fn convert(name: String, entry: Entry, cwd: &Path) -> Result<McpServerConfig, String> {
@@ -80,9 +77,7 @@ fn convert(name: String, entry: Entry, cwd: &Path) -> Result<McpServerConfig, St
         None if entry.command.is_some() => "stdio".to_string(),
         None if entry.url.is_some() => "http".to_string(),
         None => {
-            return Err(format!(
-                "server \"{name}\" needs either \"command\" (stdio) or \"url\" (http)"
-            ));
+            return Err(format!("server \"{name}\" needs either \"command\" (stdio) or \"url\" (http)"));
         }
     };
     let url = |entry: &Entry| {
@@ -105,19 +100,11 @@ fn convert(name: String, entry: Entry, cwd: &Path) -> Result<McpServerConfig, St
                 name,
             })
         }
-        "http" | "streamable-http" | "streamablehttp" => Ok(McpServerConfig::Http {
-            url: url(&entry)?,
-            headers: pairs(entry.headers),
-            name,
-        }),
-        "sse" => Ok(McpServerConfig::Sse {
-            url: url(&entry)?,
-            headers: pairs(entry.headers),
-            name,
-        }),
-        other => Err(format!(
-            "server \"{name}\" has unknown type \"{other}\"; use \"stdio\", \"http\" or \"sse\""
-        )),
+        "http" | "streamable-http" | "streamablehttp" => {
+            Ok(McpServerConfig::Http { url: url(&entry)?, headers: pairs(entry.headers), name })
+        }
+        "sse" => Ok(McpServerConfig::Sse { url: url(&entry)?, headers: pairs(entry.headers), name }),
+        other => Err(format!("server \"{name}\" has unknown type \"{other}\"; use \"stdio\", \"http\" or \"sse\"")),
     }
 }
 
@@ -183,11 +170,7 @@ mod tests {
                     url: "https://example.com/mcp".into(),
                     headers: vec![("Authorization".into(), "Bearer x".into())],
                 },
-                McpServerConfig::Http {
-                    name: "remote2".into(),
-                    url: "https://example.com/v2".into(),
-                    headers: vec![]
-                },
+                McpServerConfig::Http { name: "remote2".into(), url: "https://example.com/v2".into(), headers: vec![] },
             ]
         );
     }
@@ -219,15 +202,8 @@ mod tests {
         std::fs::create_dir(dir.path().join(".ratchet")).unwrap();
         std::fs::write(dir.path().join(PROJECT_CONFIG), "{\"mcpServers\": [1]}").unwrap();
         let err = project_servers(dir.path()).unwrap_err();
-        assert!(
-            err.contains(".ratchet/mcp.json") && err.contains("fix the file"),
-            "{err}"
-        );
-        std::fs::write(
-            dir.path().join(PROJECT_CONFIG),
-            r#"{"mcpServers": {"e": {"command": "/bin/e"}}}"#,
-        )
-        .unwrap();
+        assert!(err.contains(".ratchet/mcp.json") && err.contains("fix the file"), "{err}");
+        std::fs::write(dir.path().join(PROJECT_CONFIG), r#"{"mcpServers": {"e": {"command": "/bin/e"}}}"#).unwrap();
         assert_eq!(project_servers(dir.path()).unwrap().len(), 1);
     }
 }

@@ -29,9 +29,7 @@ use super::McpServerConfig;
 /// Environment variables a stdio server inherits from us (the MCP TypeScript SDK's default set,
 /// plus locale and temp dir). Everything else must be configured explicitly.
 #[cfg(unix)]
-const INHERITED_ENV: &[&str] = &[
-    "HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR",
-];
+const INHERITED_ENV: &[&str] = &["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TMPDIR"];
 #[cfg(windows)]
 const INHERITED_ENV: &[&str] = &[
     "APPDATA",
@@ -96,15 +94,9 @@ impl Server {
 /// The error says what went wrong and what to check.
 pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Result<Server, String> {
     let (name, service) = match config {
-        McpServerConfig::Stdio {
-            name,
-            command,
-            args,
-            env,
-        } => (
-            name,
-            connect_stdio(name, stdio_command(command, args, env, cwd), command, cwd).await?,
-        ),
+        McpServerConfig::Stdio { name, command, args, env } => {
+            (name, connect_stdio(name, stdio_command(command, args, env, cwd), command, cwd).await?)
+        }
         McpServerConfig::Http { name, url, headers } => (name, connect_http(url, headers).await?),
         McpServerConfig::Sse { url, .. } => {
             return Err(format!(
@@ -113,11 +105,8 @@ pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Res
             ));
         }
     };
-    let tools = service
-        .peer()
-        .list_all_tools()
-        .await
-        .map_err(|e| format!("it started but listing its tools failed: {e}"))?;
+    let tools =
+        service.peer().list_all_tools().await.map_err(|e| format!("it started but listing its tools failed: {e}"))?;
     Ok(Server {
         name: name.clone(),
         peer: service.peer().clone(),
@@ -129,10 +118,7 @@ pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Res
 
 /// Who we are, for the server; we offer no client capabilities (no sampling, roots, ...).
 fn client_config() -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("ratchet", env!("CARGO_PKG_VERSION")),
-    )
+    ClientConfig::new(ClientCapabilities::default(), Implementation::new("ratchet", env!("CARGO_PKG_VERSION")))
 }
 
 /// The command for a stdio server: its args, a cleaned environment and the working directory.
@@ -199,10 +185,7 @@ fn spawn_error(command: &Path, cwd: Option<&Path>, e: &std::io::Error) -> String
             command.display()
         ),
         std::io::ErrorKind::PermissionDenied => {
-            format!(
-                "command `{}` is not executable (permission denied); check its permissions",
-                command.display()
-            )
+            format!("command `{}` is not executable (permission denied); check its permissions", command.display())
         }
         _ => format!("cannot start `{}`: {e}", command.display()),
     }
@@ -272,9 +255,7 @@ pub(super) fn header_map(headers: &[(String, String)]) -> Result<HashMap<HeaderN
         let key = HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| format!("header name `{name}` is not valid; fix it in the config"))?;
         if RESERVED_HEADERS.contains(&key.as_str()) {
-            return Err(format!(
-                "header `{name}` is set by the MCP transport itself; remove it from the config"
-            ));
+            return Err(format!("header `{name}` is set by the MCP transport itself; remove it from the config"));
         }
         let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
             format!("the value of header `{name}` is not valid (control characters?); fix it in the config")
@@ -293,10 +274,7 @@ mod tests {
 
     #[test]
     fn stdio_command_has_args_config_env_and_no_inherited_secrets() {
-        let env = vec![
-            ("API_TOKEN".to_string(), "abc".to_string()),
-            ("PATH".to_string(), "/custom/bin".to_string()),
-        ];
+        let env = vec![("API_TOKEN".to_string(), "abc".to_string()), ("PATH".to_string(), "/custom/bin".to_string())];
         let cmd = stdio_command(
             Path::new("/usr/bin/server"),
             &["--stdio".into(), "x y".into()],
@@ -305,10 +283,7 @@ mod tests {
         );
         let std = cmd.as_std();
         assert_eq!(std.get_program(), OsStr::new("/usr/bin/server"));
-        assert_eq!(
-            std.get_args().collect::<Vec<_>>(),
-            [OsStr::new("--stdio"), OsStr::new("x y")]
-        );
+        assert_eq!(std.get_args().collect::<Vec<_>>(), [OsStr::new("--stdio"), OsStr::new("x y")]);
         assert_eq!(std.get_current_dir(), Some(Path::new("/tmp")));
         let envs: HashMap<_, _> = std.get_envs().collect();
         assert_eq!(envs.get(OsStr::new("API_TOKEN")), Some(&Some(OsStr::new("abc"))));
@@ -317,38 +292,20 @@ mod tests {
         // Only allow-listed variables are passed on (env_clear drops the rest).
         for key in envs.keys() {
             let key = key.to_str().unwrap();
-            assert!(
-                INHERITED_ENV.contains(&key) || key == "API_TOKEN",
-                "unexpected variable {key}"
-            );
+            assert!(INHERITED_ENV.contains(&key) || key == "API_TOKEN", "unexpected variable {key}");
         }
     }
 
     #[test]
     fn header_map_converts_and_rejects_bad_headers() {
-        let ok = header_map(&[
-            ("Authorization".into(), "Bearer t0ken".into()),
-            ("X-Team".into(), " a ".into()),
-        ])
-        .unwrap();
+        let ok =
+            header_map(&[("Authorization".into(), "Bearer t0ken".into()), ("X-Team".into(), " a ".into())]).unwrap();
         assert_eq!(ok[&HeaderName::from_static("authorization")], "Bearer t0ken");
         assert!(ok[&HeaderName::from_static("authorization")].is_sensitive());
         assert_eq!(ok[&HeaderName::from_static("x-team")], "a");
-        assert!(
-            header_map(&[("bad header".into(), "v".into())])
-                .unwrap_err()
-                .contains("bad header")
-        );
-        assert!(
-            header_map(&[("X-A".into(), "line\nbreak".into())])
-                .unwrap_err()
-                .contains("X-A")
-        );
-        assert!(
-            header_map(&[("Accept".into(), "text/plain".into())])
-                .unwrap_err()
-                .contains("remove it")
-        );
+        assert!(header_map(&[("bad header".into(), "v".into())]).unwrap_err().contains("bad header"));
+        assert!(header_map(&[("X-A".into(), "line\nbreak".into())]).unwrap_err().contains("X-A"));
+        assert!(header_map(&[("Accept".into(), "text/plain".into())]).unwrap_err().contains("remove it"));
     }
 
     #[tokio::test]
@@ -360,26 +317,12 @@ mod tests {
             env: vec![],
         };
         let err = connect(&missing, None).await.err().unwrap();
-        assert!(
-            err.contains("not found") && err.contains("/definitely/not/here"),
-            "{err}"
-        );
-        let in_missing_dir = connect(&missing, Some(Path::new("/definitely/not/here")))
-            .await
-            .err()
-            .unwrap();
+        assert!(err.contains("not found") && err.contains("/definitely/not/here"), "{err}");
+        let in_missing_dir = connect(&missing, Some(Path::new("/definitely/not/here"))).await.err().unwrap();
         assert!(in_missing_dir.contains("working directory"), "{in_missing_dir}");
-        let bad = McpServerConfig::Http {
-            name: "h".into(),
-            url: "not a url".into(),
-            headers: vec![],
-        };
+        let bad = McpServerConfig::Http { name: "h".into(), url: "not a url".into(), headers: vec![] };
         assert!(connect(&bad, None).await.err().unwrap().contains("not valid"));
-        let ftp = McpServerConfig::Http {
-            name: "h".into(),
-            url: "ftp://example.com".into(),
-            headers: vec![],
-        };
+        let ftp = McpServerConfig::Http { name: "h".into(), url: "ftp://example.com".into(), headers: vec![] };
         assert!(connect(&ftp, None).await.err().unwrap().contains("http(s)"));
     }
 

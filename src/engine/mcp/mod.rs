@@ -57,17 +57,9 @@ pub enum McpServerConfig {
         env: Vec<(String, String)>,
     },
     /// A streamable HTTP endpoint.
-    Http {
-        name: String,
-        url: String,
-        headers: Vec<(String, String)>,
-    },
+    Http { name: String, url: String, headers: Vec<(String, String)> },
     /// A legacy HTTP+SSE endpoint. Not supported: reported as a failure at start.
-    Sse {
-        name: String,
-        url: String,
-        headers: Vec<(String, String)>,
-    },
+    Sse { name: String, url: String, headers: Vec<(String, String)> },
 }
 
 impl McpServerConfig {
@@ -95,12 +87,7 @@ impl fmt::Debug for McpServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = |pairs: &[(String, String)]| pairs.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         match self {
-            McpServerConfig::Stdio {
-                name,
-                command,
-                args,
-                env,
-            } => f
+            McpServerConfig::Stdio { name, command, args, env } => f
                 .debug_struct("Stdio")
                 .field("name", name)
                 .field("command", command)
@@ -263,10 +250,7 @@ impl McpSession {
                 }
                 Err(message) => {
                     tracing::warn!(server = %config.name(), transport = config.transport(), "MCP server failed: {message}");
-                    failures.push(McpFailure {
-                        server: config.name().to_string(),
-                        message,
-                    });
+                    failures.push(McpFailure { server: config.name().to_string(), message });
                 }
             }
         }
@@ -297,30 +281,16 @@ mod tests {
             headers: vec![("Authorization".into(), "Bearer topsecret".into())],
         };
         let shown = format!("{stdio:?} {http:?}");
-        assert!(
-            shown.contains("GITHUB_TOKEN") && shown.contains("Authorization"),
-            "{shown}"
-        );
-        assert!(
-            !shown.contains("supersecret") && !shown.contains("topsecret"),
-            "{shown}"
-        );
+        assert!(shown.contains("GITHUB_TOKEN") && shown.contains("Authorization"), "{shown}");
+        assert!(!shown.contains("supersecret") && !shown.contains("topsecret"), "{shown}");
         assert_eq!(stdio.transport(), "stdio");
         assert_eq!(http.name(), "remote");
     }
 
     #[tokio::test]
     async fn sse_and_duplicate_names_are_reported_and_others_unaffected() {
-        let sse = McpServerConfig::Sse {
-            name: "old".into(),
-            url: "http://127.0.0.1:9/sse".into(),
-            headers: vec![],
-        };
-        let dup = McpServerConfig::Sse {
-            name: "old".into(),
-            url: "http://127.0.0.1:9/sse".into(),
-            headers: vec![],
-        };
+        let sse = McpServerConfig::Sse { name: "old".into(), url: "http://127.0.0.1:9/sse".into(), headers: vec![] };
+        let dup = McpServerConfig::Sse { name: "old".into(), url: "http://127.0.0.1:9/sse".into(), headers: vec![] };
         let session = McpSession::new(vec![sse, dup]);
         assert!(session.failures().is_empty(), "nothing happens before the first use");
         let failures = session.start().await;

@@ -27,15 +27,7 @@ pub(super) fn sanitize(name: &str) -> String {
     if name.is_empty() {
         return "server".to_string();
     }
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
 /// `mcp__<server>__<tool>`, sanitized and cut to [`MAX_NAME_LEN`].
@@ -80,11 +72,7 @@ pub(super) fn adapters(server: &Arc<Server>, taken: &mut HashSet<String>) -> Vec
             Arc::new(McpTool {
                 server: server.clone(),
                 tool: t.name.to_string(),
-                spec: ToolSpec {
-                    name,
-                    description,
-                    parameters: Value::Object((*t.input_schema).clone()),
-                },
+                spec: ToolSpec { name, description, parameters: Value::Object((*t.input_schema).clone()) },
                 kind: if read_only { ToolKind::Read } else { ToolKind::Other },
             }) as Arc<dyn Tool>
         })
@@ -111,13 +99,7 @@ impl Tool for McpTool {
 
     fn preview<'a>(&'a self, _args: &'a Value, _cx: &'a ToolContext) -> BoxFuture<'a, Preview> {
         let title = format!("{}: {}", self.server.name, self.tool);
-        Box::pin(async move {
-            Preview {
-                title,
-                locations: vec![],
-                display: vec![],
-            }
-        })
+        Box::pin(async move { Preview { title, locations: vec![], display: vec![] } })
     }
 
     fn run<'a>(&'a self, args: Value, cx: &'a ToolContext) -> BoxFuture<'a, ToolOutput> {
@@ -125,11 +107,7 @@ impl Tool for McpTool {
             let output = self.call(args, cx).await;
             // Rebuilt (not patched) so the editor's copy of the text is redacted too.
             let content = cx.redactor.redact(&output.content);
-            if output.is_error {
-                ToolOutput::error(content)
-            } else {
-                ToolOutput::text(content)
-            }
+            if output.is_error { ToolOutput::error(content) } else { ToolOutput::text(content) }
         })
     }
 }
@@ -192,14 +170,7 @@ pub(super) fn convert(result: &CallToolResult) -> ToolOutput {
         text.push_str(&format!("\n[output truncated: {total} bytes, showing the first {cut}]"));
     }
     let output = ToolOutput::text(text);
-    if result.is_error == Some(true) {
-        ToolOutput {
-            is_error: true,
-            ..output
-        }
-    } else {
-        output
-    }
+    if result.is_error == Some(true) { ToolOutput { is_error: true, ..output } } else { output }
 }
 
 fn describe(block: &ContentBlock) -> String {
@@ -210,13 +181,9 @@ fn describe(block: &ContentBlock) -> String {
         ContentBlock::ResourceLink(r) => format!("[resource link: {} <{}>]", r.name, r.uri),
         ContentBlock::Resource(r) => match &r.resource {
             ResourceContents::TextResourceContents { uri, text, .. } => format!("[resource <{uri}>]\n{text}"),
-            ResourceContents::BlobResourceContents {
-                uri, mime_type, blob, ..
-            } => format!(
-                "[resource <{uri}>: {}, {} bytes]",
-                mime_type.as_deref().unwrap_or("binary"),
-                decoded_len(blob)
-            ),
+            ResourceContents::BlobResourceContents { uri, mime_type, blob, .. } => {
+                format!("[resource <{uri}>: {}, {} bytes]", mime_type.as_deref().unwrap_or("binary"), decoded_len(blob))
+            }
             _ => "[resource of an unknown kind]".to_string(),
         },
         _ => "[content of an unknown kind]".to_string(),
@@ -244,11 +211,7 @@ mod tests {
         let long = tool_name("s", &"x".repeat(100));
         assert_eq!(long.len(), MAX_NAME_LEN);
         assert!(long.starts_with("mcp__s__xxx"));
-        assert!(
-            tool_name("a", "b")
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        );
+        assert!(tool_name("a", "b").chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
     }
 
     #[test]

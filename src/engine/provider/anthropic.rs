@@ -17,8 +17,7 @@ use serde_json::{Value, json};
 use crate::engine::content::{ContentPart, ToolCall, ToolResult, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
-    ProviderRequest,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
 };
 
 /// The base URL when none is configured (without `/v1`).
@@ -26,11 +25,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The API version header value.
 const API_VERSION: &str = "2023-06-01";
 
-const LABELS: Labels = Labels {
-    provider: "anthropic",
-    key_env: Some("ANTHROPIC_API_KEY"),
-    url_env: "ANTHROPIC_BASE_URL",
-};
+const LABELS: Labels =
+    Labels { provider: "anthropic", key_env: Some("ANTHROPIC_API_KEY"), url_env: "ANTHROPIC_BASE_URL" };
 
 /// A Messages API endpoint.
 pub struct AnthropicProvider {
@@ -51,9 +47,7 @@ impl AnthropicProvider {
         Ok(AnthropicProvider {
             client: http::new_client()?,
             base_url,
-            api_key: api_key
-                .map(|key| http::secret_header(LABELS, &key))
-                .transpose()?,
+            api_key: api_key.map(|key| http::secret_header(LABELS, &key)).transpose()?,
             retry: RetryPolicy::DEFAULT,
         })
     }
@@ -62,21 +56,14 @@ impl AnthropicProvider {
         let url = format!("{}/v1/messages", self.base_url);
         let body = request_body(&request);
         let response = http::send_with_retry(LABELS, &url, self.retry, || {
-            let builder = self
-                .client
-                .post(&url)
-                .header("anthropic-version", API_VERSION)
-                .json(&body);
+            let builder = self.client.post(&url).header("anthropic-version", API_VERSION).json(&body);
             match &self.api_key {
                 Some(key) => builder.header("x-api-key", key.clone()),
                 None => builder,
             }
         })
         .await?;
-        Ok(http::decode_stream(
-            http::sse_events(response, LABELS),
-            EventDecoder::default(),
-        ))
+        Ok(http::decode_stream(http::sse_events(response, LABELS), EventDecoder::default()))
     }
 }
 
@@ -85,10 +72,7 @@ impl Provider for AnthropicProvider {
         LABELS.provider
     }
 
-    fn stream(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
 }
@@ -122,13 +106,8 @@ fn messages_json(messages: &[ProviderMessage]) -> Vec<Value> {
     for message in messages {
         let (role, mut blocks) = match message {
             ProviderMessage::User(parts) => ("user", user_blocks(parts)),
-            ProviderMessage::Assistant {
-                content,
-                tool_calls,
-            } => ("assistant", assistant_blocks(content, tool_calls)),
-            ProviderMessage::ToolResults(results) => {
-                ("user", results.iter().map(tool_result_block).collect())
-            }
+            ProviderMessage::Assistant { content, tool_calls } => ("assistant", assistant_blocks(content, tool_calls)),
+            ProviderMessage::ToolResults(results) => ("user", results.iter().map(tool_result_block).collect()),
         };
         match turns.last_mut() {
             Some((last_role, last_blocks)) if *last_role == role => last_blocks.append(&mut blocks),
@@ -155,9 +134,9 @@ fn user_blocks(parts: &[ContentPart]) -> Vec<Value> {
                 "type": "image",
                 "source": {"type": "base64", "media_type": mime_type, "data": data},
             })),
-            other => http::part_as_text(other)
-                .filter(|t| !t.is_empty())
-                .map(|text| json!({"type": "text", "text": text})),
+            other => {
+                http::part_as_text(other).filter(|t| !t.is_empty()).map(|text| json!({"type": "text", "text": text}))
+            }
         })
         .collect()
 }
@@ -166,23 +145,16 @@ fn assistant_blocks(content: &[ContentPart], tool_calls: &[ToolCall]) -> Vec<Val
     let mut blocks: Vec<Value> = content
         .iter()
         .filter_map(|part| match part {
-            ContentPart::Thought {
-                text,
-                signature: Some(signature),
-            } => Some(json!({"type": "thinking", "thinking": text, "signature": signature})),
-            ContentPart::Text { text } if !text.is_empty() => {
-                Some(json!({"type": "text", "text": text}))
+            ContentPart::Thought { text, signature: Some(signature) } => {
+                Some(json!({"type": "thinking", "thinking": text, "signature": signature}))
             }
+            ContentPart::Text { text } if !text.is_empty() => Some(json!({"type": "text", "text": text})),
             _ => None,
         })
         .collect();
     blocks.extend(tool_calls.iter().map(|call| {
         // `input` must be an object; arguments that never parsed are sent as an empty one.
-        let input = if call.arguments.is_object() {
-            call.arguments.clone()
-        } else {
-            json!({})
-        };
+        let input = if call.arguments.is_object() { call.arguments.clone() } else { json!({}) };
         json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
     }));
     blocks
@@ -306,15 +278,8 @@ struct WireError {
 /// A content block that is still streaming.
 #[derive(Debug)]
 enum OpenBlock {
-    Thinking {
-        signature: String,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        initial: Value,
-        json: String,
-    },
+    Thinking { signature: String },
+    ToolUse { id: String, name: String, initial: Value, json: String },
     Other,
 }
 
@@ -331,23 +296,18 @@ struct EventDecoder {
 impl Decoder for EventDecoder {
     type Input = eventsource_stream::Event;
 
-    fn feed(
-        &mut self,
-        event: eventsource_stream::Event,
-    ) -> Result<Vec<ProviderEvent>, ProviderError> {
+    fn feed(&mut self, event: eventsource_stream::Event) -> Result<Vec<ProviderEvent>, ProviderError> {
         if event.data.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let wire: WireEvent = serde_json::from_str(&event.data)
-            .map_err(|e| http::malformed(LABELS, "an event", &e))?;
+        let wire: WireEvent = serde_json::from_str(&event.data).map_err(|e| http::malformed(LABELS, "an event", &e))?;
         self.on_event(wire)
     }
 
     fn end(&mut self) -> Result<Vec<ProviderEvent>, ProviderError> {
         Err(ProviderError::Protocol {
             provider: LABELS.provider,
-            detail: "the stream ended before message_stop (the answer is incomplete); try again"
-                .to_string(),
+            detail: "the stream ended before message_stop (the answer is incomplete); try again".to_string(),
         })
     }
 }
@@ -359,10 +319,7 @@ impl EventDecoder {
                 self.on_usage(message.usage.unwrap_or_default());
                 Vec::new()
             }
-            WireEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => self.on_block_start(index, content_block),
+            WireEvent::ContentBlockStart { index, content_block } => self.on_block_start(index, content_block),
             WireEvent::ContentBlockDelta { index, delta } => self.on_delta(index, delta),
             WireEvent::ContentBlockStop { index } => self.on_block_stop(index),
             WireEvent::MessageDelta { delta, usage } => {
@@ -386,25 +343,16 @@ impl EventDecoder {
 
     fn on_block_start(&mut self, index: u64, block: StartBlock) -> Vec<ProviderEvent> {
         let (open, first) = match block {
-            StartBlock::Text { text } => (
-                OpenBlock::Other,
-                (!text.is_empty()).then_some(ProviderEvent::TextDelta(text)),
-            ),
+            StartBlock::Text { text } => {
+                (OpenBlock::Other, (!text.is_empty()).then_some(ProviderEvent::TextDelta(text)))
+            }
             StartBlock::Thinking { thinking } => (
-                OpenBlock::Thinking {
-                    signature: String::new(),
-                },
+                OpenBlock::Thinking { signature: String::new() },
                 (!thinking.is_empty()).then_some(ProviderEvent::ThoughtDelta(thinking)),
             ),
-            StartBlock::ToolUse { id, name, input } => (
-                OpenBlock::ToolUse {
-                    id,
-                    name,
-                    initial: input,
-                    json: String::new(),
-                },
-                None,
-            ),
+            StartBlock::ToolUse { id, name, input } => {
+                (OpenBlock::ToolUse { id, name, initial: input, json: String::new() }, None)
+            }
             StartBlock::Other => (OpenBlock::Other, None),
         };
         self.blocks.insert(index, open);
@@ -418,17 +366,11 @@ impl EventDecoder {
             (BlockDelta::ThinkingDelta { thinking }, _) => {
                 vec![ProviderEvent::ThoughtDelta(thinking)]
             }
-            (
-                BlockDelta::SignatureDelta { signature: piece },
-                Some(OpenBlock::Thinking { signature }),
-            ) => {
+            (BlockDelta::SignatureDelta { signature: piece }, Some(OpenBlock::Thinking { signature })) => {
                 signature.push_str(&piece);
                 Vec::new()
             }
-            (
-                BlockDelta::InputJsonDelta { partial_json },
-                Some(OpenBlock::ToolUse { json, .. }),
-            ) => {
+            (BlockDelta::InputJsonDelta { partial_json }, Some(OpenBlock::ToolUse { json, .. })) => {
                 json.push_str(&partial_json);
                 Vec::new()
             }
@@ -441,17 +383,8 @@ impl EventDecoder {
             Some(OpenBlock::Thinking { signature }) if !signature.is_empty() => {
                 vec![ProviderEvent::ThoughtSignature(signature)]
             }
-            Some(OpenBlock::ToolUse {
-                id,
-                name,
-                initial,
-                json,
-            }) => {
-                vec![ProviderEvent::ToolCall(ToolCall {
-                    id,
-                    name,
-                    arguments: tool_input(initial, &json),
-                })]
+            Some(OpenBlock::ToolUse { id, name, initial, json }) => {
+                vec![ProviderEvent::ToolCall(ToolCall { id, name, arguments: tool_input(initial, &json) })]
             }
             _ => Vec::new(),
         }
@@ -474,11 +407,7 @@ impl EventDecoder {
 /// not parse is kept as a string for the engine to report.
 fn tool_input(initial: Value, streamed: &str) -> Value {
     if streamed.trim().is_empty() {
-        return if initial.is_object() {
-            initial
-        } else {
-            json!({})
-        };
+        return if initial.is_object() { initial } else { json!({}) };
     }
     serde_json::from_str(streamed).unwrap_or_else(|_| Value::String(streamed.to_string()))
 }
@@ -501,11 +430,7 @@ fn stream_error(error: &WireError) -> ProviderError {
         "api_error" => Some(500),
         _ => None,
     };
-    let message = if error.message.is_empty() {
-        &error.kind
-    } else {
-        &error.message
-    };
+    let message = if error.message.is_empty() { &error.kind } else { &error.message };
     http::in_stream_error(LABELS, status, message)
 }
 

@@ -90,12 +90,7 @@ pub fn new_client() -> Result<reqwest::Client, ProviderError> {
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()
-        .map_err(|e| {
-            ProviderError::Config(format!(
-                "cannot set up the HTTP client: {}",
-                error_chain(&e)
-            ))
-        })
+        .map_err(|e| ProviderError::Config(format!("cannot set up the HTTP client: {}", error_chain(&e))))
 }
 
 /// Sends the request `build` makes, retrying 429, 5xx and connection failures with exponential
@@ -152,12 +147,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn status_error(labels: Labels, status: StatusCode, detail: String) -> ProviderError {
     let provider = labels.provider;
     match (status.as_u16(), labels.key_env) {
-        (401 | 403, Some(env_var)) => ProviderError::Auth {
-            provider,
-            status: status.as_u16(),
-            env_var,
-            detail,
-        },
+        (401 | 403, Some(env_var)) => ProviderError::Auth { provider, status: status.as_u16(), env_var, detail },
         (401 | 403, None) => ProviderError::Http {
             provider,
             status: status.as_u16(),
@@ -172,11 +162,7 @@ pub fn status_error(labels: Labels, status: StatusCode, detail: String) -> Provi
             status: 404,
             detail: format!("{detail} (check the model name and {})", labels.url_env),
         },
-        (code, _) => ProviderError::Http {
-            provider,
-            status: code,
-            detail,
-        },
+        (code, _) => ProviderError::Http { provider, status: code, detail },
     }
 }
 
@@ -244,10 +230,7 @@ async fn read_error_detail(mut response: Response) -> String {
 pub fn error_detail(body: &str) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let message = parsed.as_ref().and_then(|v| {
-        v.pointer("/error/message")
-            .or_else(|| v.get("error"))
-            .or_else(|| v.get("message"))
-            .and_then(|m| m.as_str())
+        v.pointer("/error/message").or_else(|| v.get("error")).or_else(|| v.get("message")).and_then(|m| m.as_str())
     });
     let text = message.unwrap_or(body).trim();
     if text.is_empty() {
@@ -282,18 +265,11 @@ pub fn sse_events(response: Response, labels: Labels) -> BodyStream<eventsource_
 
 /// The non-empty lines of a newline-delimited response body (NDJSON).
 pub fn ndjson_lines(response: Response, labels: Labels) -> BodyStream<String> {
-    let state = LineState {
-        bytes: Box::pin(response.bytes_stream()),
-        buffer: Vec::new(),
-        ended: false,
-    };
-    Box::pin(futures::stream::unfold(
-        state,
-        move |mut state| async move {
-            let item = state.next_line(labels).await?;
-            Some((item, state))
-        },
-    ))
+    let state = LineState { bytes: Box::pin(response.bytes_stream()), buffer: Vec::new(), ended: false };
+    Box::pin(futures::stream::unfold(state, move |mut state| async move {
+        let item = state.next_line(labels).await?;
+        Some((item, state))
+    }))
 }
 
 struct LineState {
@@ -352,12 +328,7 @@ pub trait Decoder: Send + 'static {
 /// Runs `decoder` over `source`. The stream stops after the first error or after the event
 /// `Finish` (the rest of the body is dropped, which closes the connection).
 pub fn decode_stream<D: Decoder>(source: BodyStream<D::Input>, decoder: D) -> EventStream {
-    let state = DecodeState {
-        source,
-        decoder,
-        pending: VecDeque::new(),
-        finished: false,
-    };
+    let state = DecodeState { source, decoder, pending: VecDeque::new(), finished: false };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         let item = state.next_event().await?;
         Some((item, state))
@@ -415,41 +386,24 @@ impl<D: Decoder> DecodeState<D> {
 pub fn part_as_text(part: &ContentPart) -> Option<String> {
     match part {
         ContentPart::Text { text } => Some(text.clone()),
-        ContentPart::Resource { uri, text, .. } => {
-            Some(format!("<resource uri=\"{uri}\">\n{text}\n</resource>"))
-        }
-        ContentPart::ResourceLink { uri, name } => {
-            Some(format!("<resource_link name=\"{name}\" uri=\"{uri}\" />"))
-        }
+        ContentPart::Resource { uri, text, .. } => Some(format!("<resource uri=\"{uri}\">\n{text}\n</resource>")),
+        ContentPart::ResourceLink { uri, name } => Some(format!("<resource_link name=\"{name}\" uri=\"{uri}\" />")),
         ContentPart::Thought { .. } | ContentPart::Image { .. } => None,
     }
 }
 
 /// The error for an `error` object that arrives inside an otherwise successful stream.
 pub fn in_stream_error(labels: Labels, status: Option<u16>, message: &str) -> ProviderError {
-    let detail = format!(
-        "error inside the answer stream: {}",
-        truncate_chars(message, MAX_DETAIL_CHARS)
-    );
+    let detail = format!("error inside the answer stream: {}", truncate_chars(message, MAX_DETAIL_CHARS));
     match status {
-        Some(429) => ProviderError::RateLimited {
-            provider: labels.provider,
-            detail,
-        },
-        status => ProviderError::Http {
-            provider: labels.provider,
-            status: status.unwrap_or(200),
-            detail,
-        },
+        Some(429) => ProviderError::RateLimited { provider: labels.provider, detail },
+        status => ProviderError::Http { provider: labels.provider, status: status.unwrap_or(200), detail },
     }
 }
 
 /// The error for a body item that is not the JSON the provider documents.
 pub fn malformed(labels: Labels, what: &str, error: &serde_json::Error) -> ProviderError {
-    ProviderError::Protocol {
-        provider: labels.provider,
-        detail: format!("{what} is not valid JSON ({error})"),
-    }
+    ProviderError::Protocol { provider: labels.provider, detail: format!("{what} is not valid JSON ({error})") }
 }
 
 #[cfg(test)]

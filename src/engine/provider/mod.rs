@@ -32,10 +32,7 @@ pub enum ProviderMessage {
     /// What the user said.
     User(Vec<ContentPart>),
     /// What the model said earlier: text, thoughts, and the tool calls it made.
-    Assistant {
-        content: Vec<ContentPart>,
-        tool_calls: Vec<ToolCall>,
-    },
+    Assistant { content: Vec<ContentPart>, tool_calls: Vec<ToolCall> },
     /// Results of tool calls, answering the preceding assistant message.
     ToolResults(Vec<ToolResult>),
 }
@@ -100,30 +97,16 @@ pub enum ProviderEvent {
 pub enum ProviderError {
     /// 401/403: the key is missing, wrong or lacks access.
     #[error("{provider} rejected the credentials (HTTP {status}): {detail}; set a valid key in {env_var}")]
-    Auth {
-        provider: &'static str,
-        status: u16,
-        env_var: &'static str,
-        detail: String,
-    },
+    Auth { provider: &'static str, status: u16, env_var: &'static str, detail: String },
     /// 429 after all retries.
     #[error("{provider} is rate limiting requests (HTTP 429) and retries ran out: {detail}; wait and try again")]
     RateLimited { provider: &'static str, detail: String },
     /// Any other non-success HTTP status.
     #[error("{provider} answered HTTP {status}: {detail}")]
-    Http {
-        provider: &'static str,
-        status: u16,
-        detail: String,
-    },
+    Http { provider: &'static str, status: u16, detail: String },
     /// The server could not be reached.
     #[error("cannot reach {provider} at {url}: {detail}; check {env_var} and that the server is running")]
-    Connect {
-        provider: &'static str,
-        url: String,
-        env_var: &'static str,
-        detail: String,
-    },
+    Connect { provider: &'static str, url: String, env_var: &'static str, detail: String },
     /// The answer did not follow the provider's wire format.
     #[error("{provider} sent a malformed stream: {detail}")]
     Protocol { provider: &'static str, detail: String },

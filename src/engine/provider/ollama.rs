@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use crate::engine::content::{ContentPart, ToolCall, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
-    ProviderRequest,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
 };
 
 /// The host when `OLLAMA_HOST` is not set.
@@ -25,11 +24,7 @@ const DEFAULT_PORT: u16 = 11434;
 /// How long [`probe`] waits: a local server answers in milliseconds.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-const LABELS: Labels = Labels {
-    provider: "ollama",
-    key_env: None,
-    url_env: "OLLAMA_HOST",
-};
+const LABELS: Labels = Labels { provider: "ollama", key_env: None, url_env: "OLLAMA_HOST" };
 
 /// A native Ollama endpoint.
 pub struct OllamaProvider {
@@ -42,24 +37,14 @@ pub struct OllamaProvider {
 impl OllamaProvider {
     /// A provider for `host` in any form `OLLAMA_HOST` accepts (see [`normalize_host`]).
     pub fn new(host: &str) -> Result<Self, ProviderError> {
-        Ok(OllamaProvider {
-            client: http::new_client()?,
-            host: normalize_host(host),
-            retry: RetryPolicy::DEFAULT,
-        })
+        Ok(OllamaProvider { client: http::new_client()?, host: normalize_host(host), retry: RetryPolicy::DEFAULT })
     }
 
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/api/chat", self.host);
         let body = request_body(&request);
-        let response = http::send_with_retry(LABELS, &url, self.retry, || {
-            self.client.post(&url).json(&body)
-        })
-        .await?;
-        Ok(http::decode_stream(
-            http::ndjson_lines(response, LABELS),
-            LineDecoder::default(),
-        ))
+        let response = http::send_with_retry(LABELS, &url, self.retry, || self.client.post(&url).json(&body)).await?;
+        Ok(http::decode_stream(http::ndjson_lines(response, LABELS), LineDecoder::default()))
     }
 }
 
@@ -68,10 +53,7 @@ impl Provider for OllamaProvider {
         LABELS.provider
     }
 
-    fn stream(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
 }
@@ -88,26 +70,16 @@ pub fn normalize_host(raw: &str) -> String {
     }
     let has_port = match raw.rsplit_once(':') {
         // `[::1]:11434` or `host:11434`; a bare IPv6 address has colons but ends in `]`.
-        Some((_, port)) => {
-            !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && !raw.ends_with(']')
-        }
+        Some((_, port)) => !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) && !raw.ends_with(']'),
         None => false,
     };
-    if has_port {
-        format!("http://{raw}")
-    } else {
-        format!("http://{raw}:{DEFAULT_PORT}")
-    }
+    if has_port { format!("http://{raw}") } else { format!("http://{raw}:{DEFAULT_PORT}") }
 }
 
 /// Whether an Ollama server answers `GET {host}/api/tags` within half a second.
 pub async fn probe(host: &str) -> bool {
     http::install_crypto_provider();
-    let Ok(client) = reqwest::Client::builder()
-        .user_agent(http::USER_AGENT)
-        .timeout(PROBE_TIMEOUT)
-        .build()
-    else {
+    let Ok(client) = reqwest::Client::builder().user_agent(http::USER_AGENT).timeout(PROBE_TIMEOUT).build() else {
         return false;
     };
     let url = format!("{}/api/tags", normalize_host(host));
@@ -130,31 +102,19 @@ fn request_body(request: &ProviderRequest) -> Value {
     for message in &request.messages {
         match message {
             ProviderMessage::User(parts) => messages.push(user_message(parts)),
-            ProviderMessage::Assistant {
-                content,
-                tool_calls,
-            } => {
-                tool_names = tool_calls
-                    .iter()
-                    .map(|c| (c.id.as_str(), c.name.as_str()))
-                    .collect();
+            ProviderMessage::Assistant { content, tool_calls } => {
+                tool_names = tool_calls.iter().map(|c| (c.id.as_str(), c.name.as_str())).collect();
                 messages.push(assistant_message(content, tool_calls));
             }
-            ProviderMessage::ToolResults(results) => {
-                messages.extend(results.iter().map(|result| {
-                    let content = if result.is_error {
-                        format!("Error: {}", result.content)
-                    } else {
-                        result.content.clone()
-                    };
-                    let mut message = json!({"role": "tool", "content": content});
-                    if let Some((_, name)) = tool_names.iter().find(|(id, _)| *id == result.call_id)
-                    {
-                        message["tool_name"] = json!(name);
-                    }
-                    message
-                }))
-            }
+            ProviderMessage::ToolResults(results) => messages.extend(results.iter().map(|result| {
+                let content =
+                    if result.is_error { format!("Error: {}", result.content) } else { result.content.clone() };
+                let mut message = json!({"role": "tool", "content": content});
+                if let Some((_, name)) = tool_names.iter().find(|(id, _)| *id == result.call_id) {
+                    message["tool_name"] = json!(name);
+                }
+                message
+            })),
         }
     }
     let mut body = json!({
@@ -207,11 +167,7 @@ fn assistant_message(content: &[ContentPart], tool_calls: &[ToolCall]) -> Value 
         let calls: Vec<Value> = tool_calls
             .iter()
             .map(|c| {
-                let arguments = if c.arguments.is_object() {
-                    c.arguments.clone()
-                } else {
-                    json!({})
-                };
+                let arguments = if c.arguments.is_object() { c.arguments.clone() } else { json!({}) };
                 json!({"function": {"name": c.name, "arguments": arguments}})
             })
             .collect();
@@ -271,8 +227,7 @@ impl Decoder for LineDecoder {
     type Input = String;
 
     fn feed(&mut self, line: String) -> Result<Vec<ProviderEvent>, ProviderError> {
-        let line: Line =
-            serde_json::from_str(&line).map_err(|e| http::malformed(LABELS, "a line", &e))?;
+        let line: Line = serde_json::from_str(&line).map_err(|e| http::malformed(LABELS, "a line", &e))?;
         if let Some(error) = line.error {
             return Err(http::in_stream_error(LABELS, None, &error));
         }
@@ -286,9 +241,7 @@ impl Decoder for LineDecoder {
                 output_tokens: line.eval_count.unwrap_or(0),
                 ..Usage::default()
             }));
-            events.push(ProviderEvent::Finish(
-                self.finish(line.done_reason.as_deref()),
-            ));
+            events.push(ProviderEvent::Finish(self.finish(line.done_reason.as_deref())));
         }
         Ok(events)
     }
@@ -327,10 +280,7 @@ impl LineDecoder {
 }
 
 fn tool_call(call: WireToolCall) -> ToolCall {
-    let id = call
-        .id
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(new_call_id);
+    let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(new_call_id);
     let arguments = match call.function.arguments {
         Value::Null => json!({}),
         // Some models send the arguments as a JSON string.
@@ -338,11 +288,7 @@ fn tool_call(call: WireToolCall) -> ToolCall {
         Value::String(raw) => serde_json::from_str(&raw).unwrap_or(Value::String(raw)),
         other => other,
     };
-    ToolCall {
-        id,
-        name: call.function.name,
-        arguments,
-    }
+    ToolCall { id, name: call.function.name, arguments }
 }
 
 #[cfg(test)]

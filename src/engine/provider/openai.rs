@@ -16,18 +16,13 @@ use serde_json::{Value, json};
 use crate::engine::content::{ContentPart, ToolCall, ToolResult, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
-    ProviderRequest, ToolSpec,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest, ToolSpec,
 };
 
 /// The base URL when none is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
-const LABELS: Labels = Labels {
-    provider: "openai",
-    key_env: Some("OPENAI_API_KEY"),
-    url_env: "OPENAI_BASE_URL",
-};
+const LABELS: Labels = Labels { provider: "openai", key_env: Some("OPENAI_API_KEY"), url_env: "OPENAI_BASE_URL" };
 
 /// A Chat Completions endpoint.
 pub struct OpenAiProvider {
@@ -46,9 +41,7 @@ impl OpenAiProvider {
         Ok(OpenAiProvider {
             client: http::new_client()?,
             base_url: base_url.trim_end_matches('/').to_string(),
-            authorization: api_key
-                .map(|key| http::secret_header(LABELS, &format!("Bearer {key}")))
-                .transpose()?,
+            authorization: api_key.map(|key| http::secret_header(LABELS, &format!("Bearer {key}"))).transpose()?,
             retry: RetryPolicy::DEFAULT,
         })
     }
@@ -58,20 +51,13 @@ impl OpenAiProvider {
         let mut body = request_body(&request);
         let response = match self.send(&url, &body).await {
             // Reasoning models reject `max_tokens` and name its replacement.
-            Err(ProviderError::Http {
-                status: 400,
-                detail,
-                ..
-            }) if detail.contains("max_completion_tokens") => {
+            Err(ProviderError::Http { status: 400, detail, .. }) if detail.contains("max_completion_tokens") => {
                 use_max_completion_tokens(&mut body);
                 self.send(&url, &body).await?
             }
             other => other?,
         };
-        Ok(http::decode_stream(
-            http::sse_events(response, LABELS),
-            ChunkDecoder::default(),
-        ))
+        Ok(http::decode_stream(http::sse_events(response, LABELS), ChunkDecoder::default()))
     }
 
     async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, ProviderError> {
@@ -100,10 +86,7 @@ impl Provider for OpenAiProvider {
         LABELS.provider
     }
 
-    fn stream(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
 }
@@ -117,13 +100,8 @@ fn request_body(request: &ProviderRequest) -> Value {
     for message in &request.messages {
         match message {
             ProviderMessage::User(parts) => messages.push(user_message(parts)),
-            ProviderMessage::Assistant {
-                content,
-                tool_calls,
-            } => messages.push(assistant_message(content, tool_calls)),
-            ProviderMessage::ToolResults(results) => {
-                messages.extend(results.iter().map(tool_message))
-            }
+            ProviderMessage::Assistant { content, tool_calls } => messages.push(assistant_message(content, tool_calls)),
+            ProviderMessage::ToolResults(results) => messages.extend(results.iter().map(tool_message)),
         }
     }
     let mut body = json!({
@@ -193,11 +171,7 @@ fn tool_call_json(call: &ToolCall) -> Value {
 }
 
 fn tool_message(result: &ToolResult) -> Value {
-    let content = if result.is_error {
-        format!("Error: {}", result.content)
-    } else {
-        result.content.clone()
-    };
+    let content = if result.is_error { format!("Error: {}", result.content) } else { result.content.clone() };
     json!({"role": "tool", "tool_call_id": result.call_id, "content": content})
 }
 
@@ -290,16 +264,8 @@ impl WireUsage {
         Usage {
             input_tokens: self.prompt_tokens,
             output_tokens: self.completion_tokens,
-            cached_input_tokens: self
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning_tokens: self
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
+            cached_input_tokens: self.prompt_tokens_details.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
+            reasoning_tokens: self.completion_tokens_details.as_ref().and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
 }
@@ -325,10 +291,7 @@ struct ChunkDecoder {
 impl Decoder for ChunkDecoder {
     type Input = eventsource_stream::Event;
 
-    fn feed(
-        &mut self,
-        event: eventsource_stream::Event,
-    ) -> Result<Vec<ProviderEvent>, ProviderError> {
+    fn feed(&mut self, event: eventsource_stream::Event) -> Result<Vec<ProviderEvent>, ProviderError> {
         let data = event.data.trim();
         if data.is_empty() {
             return Ok(Vec::new());
@@ -336,8 +299,7 @@ impl Decoder for ChunkDecoder {
         if data == "[DONE]" {
             return self.complete();
         }
-        let chunk: Chunk =
-            serde_json::from_str(data).map_err(|e| http::malformed(LABELS, "a chunk", &e))?;
+        let chunk: Chunk = serde_json::from_str(data).map_err(|e| http::malformed(LABELS, "a chunk", &e))?;
         self.on_chunk(chunk)
     }
 
@@ -381,21 +343,16 @@ impl ChunkDecoder {
 
     fn on_tool_fragment(&mut self, fragment: ToolCallDelta) {
         // Servers that omit `index` start a new call with each `id`.
-        let call_idx = fragment
-            .index
-            .unwrap_or_else(|| match (&fragment.id, self.last_call_idx) {
-                (None, Some(last)) => last,
-                _ => self.calls.keys().next_back().map_or(0, |k| k + 1),
-            });
+        let call_idx = fragment.index.unwrap_or_else(|| match (&fragment.id, self.last_call_idx) {
+            (None, Some(last)) => last,
+            _ => self.calls.keys().next_back().map_or(0, |k| k + 1),
+        });
         self.last_call_idx = Some(call_idx);
         let call = self.calls.entry(call_idx).or_default();
         if let Some(id) = fragment.id.filter(|id| !id.is_empty()) {
             call.id = id;
         }
-        let function = fragment.function.unwrap_or(FunctionDelta {
-            name: None,
-            arguments: None,
-        });
+        let function = fragment.function.unwrap_or(FunctionDelta { name: None, arguments: None });
         if let Some(name) = function.name.filter(|n| !n.is_empty())
             && call.name.is_empty()
         {
@@ -411,19 +368,15 @@ impl ChunkDecoder {
         let Some(mut finish) = self.finish else {
             return Err(ProviderError::Protocol {
                 provider: LABELS.provider,
-                detail:
-                    "the stream ended without a finish_reason (the answer is incomplete); try again"
-                        .to_string(),
+                detail: "the stream ended without a finish_reason (the answer is incomplete); try again".to_string(),
             });
         };
         let calls = std::mem::take(&mut self.calls);
         if !calls.is_empty() && finish == FinishReason::Stop {
             finish = FinishReason::ToolUse;
         }
-        let mut events: Vec<ProviderEvent> = calls
-            .into_iter()
-            .map(|(call_idx, call)| ProviderEvent::ToolCall(assemble(call_idx, call)))
-            .collect();
+        let mut events: Vec<ProviderEvent> =
+            calls.into_iter().map(|(call_idx, call)| ProviderEvent::ToolCall(assemble(call_idx, call))).collect();
         events.extend(self.usage.take().map(ProviderEvent::Usage));
         events.push(ProviderEvent::Finish(finish));
         Ok(events)
@@ -439,16 +392,8 @@ fn assemble(call_idx: u64, call: PartialCall) -> ToolCall {
     } else {
         serde_json::from_str(raw).unwrap_or_else(|_| Value::String(call.arguments.clone()))
     };
-    let id = if call.id.is_empty() {
-        format!("call_{call_idx}")
-    } else {
-        call.id
-    };
-    ToolCall {
-        id,
-        name: call.name,
-        arguments,
-    }
+    let id = if call.id.is_empty() { format!("call_{call_idx}") } else { call.id };
+    ToolCall { id, name: call.name, arguments }
 }
 
 fn finish_reason(reason: &str) -> FinishReason {
@@ -462,16 +407,9 @@ fn finish_reason(reason: &str) -> FinishReason {
 
 /// An `error` object inside the stream (`{"error": {"message", "code"}}`).
 fn stream_error(error: &Value) -> ProviderError {
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| error.to_string());
-    let status = error
-        .get("code")
-        .or_else(|| error.get("status"))
-        .and_then(Value::as_u64)
-        .and_then(|c| u16::try_from(c).ok());
+    let message = error.get("message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| error.to_string());
+    let status =
+        error.get("code").or_else(|| error.get("status")).and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
     http::in_stream_error(LABELS, status, &message)
 }
 

@@ -41,8 +41,7 @@ use serde::Deserialize;
 
 use crate::engine::content::{ContentPart, ToolCall, Usage};
 use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage,
-    ProviderRequest,
+    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest,
 };
 
 /// A whole script.
@@ -117,10 +116,7 @@ impl ScriptedProvider {
                 "the script has no turns; add at least one {\"text\": ...} turn".to_string(),
             ));
         }
-        Ok(ScriptedProvider {
-            script,
-            next_call_id: AtomicU64::new(1),
-        })
+        Ok(ScriptedProvider { script, next_call_id: AtomicU64::new(1) })
     }
 
     /// The built-in demo.
@@ -143,9 +139,8 @@ impl ScriptedProvider {
                 path.display()
             ))
         })?;
-        ScriptedProvider::new(script).map_err(|e| {
-            ProviderError::Config(format!("the script {} is not usable: {e}", path.display()))
-        })
+        ScriptedProvider::new(script)
+            .map_err(|e| ProviderError::Config(format!("the script {} is not usable: {e}", path.display())))
     }
 
     /// The events of the turn that answers `request`.
@@ -177,10 +172,7 @@ impl Provider for ScriptedProvider {
         "scripted"
     }
 
-    fn stream(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+    fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         let (events, delay) = self.events_for(&request);
         Box::pin(async move { Ok(paced(events, delay)) })
     }
@@ -194,18 +186,11 @@ pub fn parse_script(text: &str) -> Result<Script, serde_json::Error> {
 /// The turn that answers `messages` (see the module docs).
 fn select_turn<'a>(turns: &'a [ScriptTurn], messages: &[ProviderMessage]) -> &'a ScriptTurn {
     let last_text = messages.last().map(message_text).unwrap_or_default();
-    let matched = turns.iter().find(|turn| {
-        turn.match_text
-            .as_deref()
-            .is_some_and(|needle| last_text.contains(needle))
-    });
+    let matched = turns.iter().find(|turn| turn.match_text.as_deref().is_some_and(|needle| last_text.contains(needle)));
     if let Some(turn) = matched {
         return turn;
     }
-    let n_assistant = messages
-        .iter()
-        .filter(|m| matches!(m, ProviderMessage::Assistant { .. }))
-        .count();
+    let n_assistant = messages.iter().filter(|m| matches!(m, ProviderMessage::Assistant { .. })).count();
     &turns[n_assistant.min(turns.len() - 1)]
 }
 
@@ -220,11 +205,9 @@ fn message_text(message: &ProviderMessage) -> String {
             })
             .collect::<Vec<_>>()
             .join("\n"),
-        ProviderMessage::ToolResults(results) => results
-            .iter()
-            .map(|r| r.content.as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
+        ProviderMessage::ToolResults(results) => {
+            results.iter().map(|r| r.content.as_str()).collect::<Vec<_>>().join("\n")
+        }
     }
 }
 
@@ -236,9 +219,7 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
             return None;
         }
         let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        let space_end = rest[word_end..]
-            .find(|c: char| !c.is_whitespace())
-            .map_or(rest.len(), |i| word_end + i);
+        let space_end = rest[word_end..].find(|c: char| !c.is_whitespace()).map_or(rest.len(), |i| word_end + i);
         let (chunk, tail) = rest.split_at(space_end);
         rest = tail;
         Some(chunk)
@@ -247,25 +228,13 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 
 fn usage(turn: &ScriptTurn, request: &ProviderRequest) -> Usage {
     if let Some(usage) = turn.usage {
-        return Usage {
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            ..Usage::default()
-        };
+        return Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, ..Usage::default() };
     }
     let count = |text: &str| text.split_whitespace().count() as u64;
     let input: u64 = request.system.as_deref().map_or(0, count)
-        + request
-            .messages
-            .iter()
-            .map(|m| count(&message_text(m)))
-            .sum::<u64>();
+        + request.messages.iter().map(|m| count(&message_text(m))).sum::<u64>();
     let output = turn.thinking.as_deref().map_or(0, count) + turn.text.as_deref().map_or(0, count);
-    Usage {
-        input_tokens: input,
-        output_tokens: output,
-        ..Usage::default()
-    }
+    Usage { input_tokens: input, output_tokens: output, ..Usage::default() }
 }
 
 fn finish(turn: &ScriptTurn) -> FinishReason {
@@ -279,10 +248,7 @@ fn finish(turn: &ScriptTurn) -> FinishReason {
 /// The events as a stream, with `delay` before each text or thought chunk.
 fn paced(events: Vec<ProviderEvent>, delay: Duration) -> EventStream {
     let stream = futures::stream::iter(events).then(move |event| async move {
-        let is_chunk = matches!(
-            event,
-            ProviderEvent::TextDelta(_) | ProviderEvent::ThoughtDelta(_)
-        );
+        let is_chunk = matches!(event, ProviderEvent::TextDelta(_) | ProviderEvent::ThoughtDelta(_));
         if is_chunk && !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }

@@ -31,12 +31,8 @@ pub enum ProviderKind {
 
 impl ProviderKind {
     /// Every kind, in the order names are listed in messages.
-    pub const ALL: [ProviderKind; 4] = [
-        ProviderKind::OpenAi,
-        ProviderKind::Anthropic,
-        ProviderKind::Ollama,
-        ProviderKind::Scripted,
-    ];
+    pub const ALL: [ProviderKind; 4] =
+        [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Ollama, ProviderKind::Scripted];
 
     /// The name used in `RATCHET_PROVIDER` and `config.toml`.
     pub fn as_str(self) -> &'static str {
@@ -51,9 +47,7 @@ impl ProviderKind {
     /// Parses a provider name (case-insensitive, surrounding spaces ignored).
     pub fn parse(name: &str) -> Option<ProviderKind> {
         let name = name.trim();
-        ProviderKind::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(name))
+        ProviderKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(name))
     }
 
     /// The model used when none is configured.
@@ -113,28 +107,18 @@ impl fmt::Debug for ProviderChoice {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
     /// `RATCHET_PROVIDER` or the config's `provider` names no known provider.
-    #[error(
-        "unknown provider {name:?} in {origin}; use one of: openai, anthropic, ollama, scripted"
-    )]
+    #[error("unknown provider {name:?} in {origin}; use one of: openai, anthropic, ollama, scripted")]
     UnknownProvider { name: String, origin: &'static str },
     /// A hosted provider was asked for but its key is missing.
     #[error(
         "{kind} was selected ({origin}) but no API key was found; set {env_var} (or point the base URL at a server that needs none)"
     )]
-    MissingKey {
-        kind: ProviderKind,
-        origin: &'static str,
-        env_var: String,
-    },
+    MissingKey { kind: ProviderKind, origin: &'static str, env_var: String },
     /// A stored entry needs a key that its variable does not hold.
     #[error(
         "stored provider {name:?} ({kind}) needs an API key, but {env_var} is not set in the environment of the process running the engine; set it there (with a daemon: set it, then `ratchet daemon restart`), or give the entry a base URL that needs no key"
     )]
-    StoredKeyMissing {
-        name: String,
-        kind: ProviderKind,
-        env_var: String,
-    },
+    StoredKeyMissing { name: String, kind: ProviderKind, env_var: String },
     /// Nothing is configured and no local Ollama answered.
     #[error("{}", NOTHING_CONFIGURED)]
     NothingConfigured,
@@ -200,14 +184,8 @@ pub async fn resolve(env: &EnvSnapshot, file: &ConfigFile) -> Result<ProviderCho
     match choose(env, file) {
         Err(SelectError::NothingConfigured) => {
             let no_lookup = |_: &str| None;
-            let sources = Sources {
-                env,
-                file,
-                lookup: &no_lookup,
-            };
-            let host = sources
-                .base_url(ProviderKind::Ollama)
-                .unwrap_or_else(|| ollama::DEFAULT_HOST.to_string());
+            let sources = Sources { env, file, lookup: &no_lookup };
+            let host = sources.base_url(ProviderKind::Ollama).unwrap_or_else(|| ollama::DEFAULT_HOST.to_string());
             let choice = sources.choice(ProviderKind::Ollama, "a local Ollama server answered");
             if ollama::probe(&host).await {
                 return choice;
@@ -281,21 +259,14 @@ pub fn process_lookup(name: &str) -> Option<String> {
 
 /// Builds the provider a choice describes. A bad script file is a `Config` error.
 pub fn build(choice: &ProviderChoice) -> Result<Arc<dyn Provider>, ProviderError> {
-    let base_url = |default: &str| {
-        choice
-            .base_url
-            .clone()
-            .unwrap_or_else(|| default.to_string())
-    };
+    let base_url = |default: &str| choice.base_url.clone().unwrap_or_else(|| default.to_string());
     let provider: Arc<dyn Provider> = match choice.kind {
-        ProviderKind::OpenAi => Arc::new(OpenAiProvider::new(
-            &base_url(openai::DEFAULT_BASE_URL),
-            choice.api_key.clone(),
-        )?),
-        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(
-            &base_url(anthropic::DEFAULT_BASE_URL),
-            choice.api_key.clone(),
-        )?),
+        ProviderKind::OpenAi => {
+            Arc::new(OpenAiProvider::new(&base_url(openai::DEFAULT_BASE_URL), choice.api_key.clone())?)
+        }
+        ProviderKind::Anthropic => {
+            Arc::new(AnthropicProvider::new(&base_url(anthropic::DEFAULT_BASE_URL), choice.api_key.clone())?)
+        }
         ProviderKind::Ollama => Arc::new(OllamaProvider::new(&base_url(ollama::DEFAULT_HOST))?),
         ProviderKind::Scripted => match &choice.script {
             Some(path) => Arc::new(ScriptedProvider::from_file(path)?),
@@ -306,10 +277,7 @@ pub fn build(choice: &ProviderChoice) -> Result<Arc<dyn Provider>, ProviderError
 }
 
 fn parse_kind(name: &str, origin: &'static str) -> Result<ProviderKind, SelectError> {
-    ProviderKind::parse(name).ok_or_else(|| SelectError::UnknownProvider {
-        name: name.to_string(),
-        origin,
-    })
+    ProviderKind::parse(name).ok_or_else(|| SelectError::UnknownProvider { name: name.to_string(), origin })
 }
 
 /// The environment and the config file, read with "environment wins".
@@ -320,21 +288,13 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
-    fn choice(
-        &self,
-        kind: ProviderKind,
-        origin: &'static str,
-    ) -> Result<ProviderChoice, SelectError> {
+    fn choice(&self, kind: ProviderKind, origin: &'static str) -> Result<ProviderChoice, SelectError> {
         let base_url = self.base_url(kind);
         let api_key = self.key(kind);
         let needs_key = matches!(kind, ProviderKind::OpenAi | ProviderKind::Anthropic);
         // Without a key only a custom endpoint (a local server or a proxy) can work.
         if needs_key && api_key.is_none() && base_url.is_none() {
-            return Err(SelectError::MissingKey {
-                kind,
-                origin,
-                env_var: self.key_env_name(kind),
-            });
+            return Err(SelectError::MissingKey { kind, origin, env_var: self.key_env_name(kind) });
         }
         Ok(ProviderChoice {
             kind,
@@ -354,11 +314,7 @@ impl Sources<'_> {
             None => true,
         };
         let from_config = self.file.model.clone().filter(|_| config_applies);
-        self.env
-            .ratchet_model
-            .clone()
-            .or(from_config)
-            .unwrap_or_else(|| kind.default_model().to_string())
+        self.env.ratchet_model.clone().or(from_config).unwrap_or_else(|| kind.default_model().to_string())
     }
 
     /// The configured (not default) endpoint, normalized.
@@ -417,11 +373,7 @@ impl Sources<'_> {
         if kind != ProviderKind::Scripted {
             return None;
         }
-        self.env
-            .ratchet_script
-            .as_ref()
-            .map(PathBuf::from)
-            .or_else(|| self.file.script.clone())
+        self.env.ratchet_script.as_ref().map(PathBuf::from).or_else(|| self.file.script.clone())
     }
 }
 

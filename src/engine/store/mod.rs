@@ -30,8 +30,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use providers::{NewProvider, ProviderRecord};
 pub use types::{
-    ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord,
-    SessionStatus, StoreError, StoredMessage,
+    ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord, SessionStatus,
+    StoreError, StoredMessage,
 };
 
 /// How many commands may wait for the store thread. Each command is small (a boxed closure)
@@ -62,10 +62,7 @@ impl SessionStore {
         std::thread::Builder::new()
             .name("ratchet-store".to_owned())
             .spawn(move || run(&thread_path, command_rx, ready_tx))
-            .map_err(|source| StoreError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
         ready_rx.await.map_err(|_| StoreError::Closed)??;
         Ok(SessionStore { commands, path })
     }
@@ -78,8 +75,7 @@ impl SessionStore {
     /// Creates a session (status `Active`, no title, `created_at == updated_at`).
     /// `AlreadyExists` if `new.id` is taken.
     pub async fn create_session(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
-        self.call(move |conn| queries::create_session(conn, new))
-            .await
+        self.call(move |conn| queries::create_session(conn, new)).await
     }
 
     /// The session with this id, if any.
@@ -90,97 +86,74 @@ impl SessionStore {
 
     /// Applies `patch` and bumps `updated_at`; returns the session as now stored.
     /// `NotFound` if there is no such session.
-    pub async fn update_session(
-        &self,
-        id: &str,
-        patch: SessionPatch,
-    ) -> Result<SessionRecord, StoreError> {
+    pub async fn update_session(&self, id: &str, patch: SessionPatch) -> Result<SessionRecord, StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| queries::update_session(conn, &id, patch))
-            .await
+        self.call(move |conn| queries::update_session(conn, &id, patch)).await
     }
 
     /// One page of sessions, most recently updated first (ties: higher id first).
     /// `BadCursor` if `query.cursor` is not a `next_cursor` this store handed out.
     pub async fn list_sessions(&self, query: ListQuery) -> Result<SessionPage, StoreError> {
-        self.call(move |conn| queries::list_sessions(conn, query))
-            .await
+        self.call(move |conn| queries::list_sessions(conn, query)).await
     }
 
     /// Appends a message as the session's next `seq` and bumps the session's `updated_at`,
     /// in one transaction. Resolves only once committed. `NotFound` if there is no such
     /// session.
-    pub async fn append_message(
-        &self,
-        session_id: &str,
-        message: NewMessage,
-    ) -> Result<StoredMessage, StoreError> {
+    pub async fn append_message(&self, session_id: &str, message: NewMessage) -> Result<StoredMessage, StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| queries::append_message(conn, &session_id, message))
-            .await
+        self.call(move |conn| queries::append_message(conn, &session_id, message)).await
     }
 
     /// A session's messages in `seq` order; empty for an unknown session.
     pub async fn messages(&self, session_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| queries::messages(conn, &session_id))
-            .await
+        self.call(move |conn| queries::messages(conn, &session_id)).await
     }
 
     /// Deletes a session with its messages, permissions and plan. Deleting a session that
     /// does not exist succeeds.
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.call(move |conn| queries::delete_session(conn, &id))
-            .await
+        self.call(move |conn| queries::delete_session(conn, &id)).await
     }
 
     /// Remembers `decision` (`"allow"` or `"reject"`) for `tool` in this session, replacing
     /// an earlier one. `NotFound` if there is no such session.
-    pub async fn set_permission(
-        &self,
-        session_id: &str,
-        tool: &str,
-        decision: &str,
-    ) -> Result<(), StoreError> {
-        let (session_id, tool, decision) =
-            (session_id.to_owned(), tool.to_owned(), decision.to_owned());
-        self.call(move |conn| queries::set_permission(conn, &session_id, &tool, &decision))
-            .await
+    pub async fn set_permission(&self, session_id: &str, tool: &str, decision: &str) -> Result<(), StoreError> {
+        let (session_id, tool, decision) = (session_id.to_owned(), tool.to_owned(), decision.to_owned());
+        self.call(move |conn| queries::set_permission(conn, &session_id, &tool, &decision)).await
     }
 
     /// A session's remembered `(tool, decision)` pairs, sorted by tool.
     pub async fn permissions(&self, session_id: &str) -> Result<Vec<(String, String)>, StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| queries::permissions(conn, &session_id))
-            .await
+        self.call(move |conn| queries::permissions(conn, &session_id)).await
     }
 
     /// Stores the session's current plan, replacing the previous one. `NotFound` if there
     /// is no such session.
-    pub async fn save_plan(
-        &self,
-        session_id: &str,
-        entries: serde_json::Value,
-    ) -> Result<(), StoreError> {
+    pub async fn save_plan(&self, session_id: &str, entries: serde_json::Value) -> Result<(), StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| queries::save_plan(conn, &session_id, &entries))
-            .await
+        self.call(move |conn| queries::save_plan(conn, &session_id, &entries)).await
     }
 
     /// The session's last saved plan, if any.
     pub async fn plan(&self, session_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| queries::plan(conn, &session_id))
-            .await
+        self.call(move |conn| queries::plan(conn, &session_id)).await
     }
 
     /// Sets what of the history the model sees: messages with `seq >= context_from`, after
     /// `summary`. `NotFound` if there is no such session.
-    pub async fn set_context(&self, session_id: &str, context_from: i64, summary: Option<String>) -> Result<(), StoreError> {
+    pub async fn set_context(
+        &self,
+        session_id: &str,
+        context_from: i64,
+        summary: Option<String>,
+    ) -> Result<(), StoreError> {
         let session_id = session_id.to_owned();
-        self.call(move |conn| queries::set_context(conn, &session_id, context_from, summary.as_deref()))
-            .await
+        self.call(move |conn| queries::set_context(conn, &session_id, context_from, summary.as_deref())).await
     }
 
     /// The session's context window start and summary; `None` if never cleared or compacted.
@@ -211,10 +184,7 @@ impl SessionStore {
             // The caller may have given up; then nobody wants the reply.
             let _ = reply_tx.send(query(conn));
         });
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.commands.send(command).await.map_err(|_| StoreError::Closed)?;
         let result = reply_rx.await.map_err(|_| StoreError::Closed)?;
         result.map_err(|err| err.at(&self.path))
     }
@@ -222,11 +192,7 @@ impl SessionStore {
 
 /// The store thread: opens the database, reports readiness, then runs commands until every
 /// handle is gone.
-fn run(
-    path: &Path,
-    mut commands: mpsc::Receiver<Command>,
-    ready: oneshot::Sender<Result<(), StoreError>>,
-) {
+fn run(path: &Path, mut commands: mpsc::Receiver<Command>, ready: oneshot::Sender<Result<(), StoreError>>) {
     let mut conn = match schema::open(path) {
         Ok(conn) => conn,
         Err(err) => {

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, p
 use serde::de::DeserializeOwned;
 
 use super::{
-    ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord,
-    SessionStatus, StoreError, StoredMessage,
+    ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord, SessionStatus,
+    StoreError, StoredMessage,
 };
 use crate::engine::content::Role;
 
@@ -21,17 +21,12 @@ use crate::engine::content::Role;
 const MAX_PAGE: usize = 1000;
 
 /// Columns read by `session_from_row`, in its order.
-const SESSION_COLUMNS: &str =
-    "id, title, cwd, additional_dirs, provider, model, mode, status, created_at, updated_at";
+const SESSION_COLUMNS: &str = "id, title, cwd, additional_dirs, provider, model, mode, status, created_at, updated_at";
 
 /// Columns read by `message_from_row`, in its order.
-const MESSAGE_COLUMNS: &str =
-    "seq, role, content, tool_calls, tool_results, usage, status, created_at";
+const MESSAGE_COLUMNS: &str = "seq, role, content, tool_calls, tool_results, usage, status, created_at";
 
-pub(super) fn create_session(
-    conn: &Connection,
-    new: NewSession,
-) -> Result<SessionRecord, StoreError> {
+pub(super) fn create_session(conn: &Connection, new: NewSession) -> Result<SessionRecord, StoreError> {
     let now = now_ms();
     let record = SessionRecord {
         id: new.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
@@ -70,13 +65,8 @@ pub(super) fn create_session(
     Ok(record)
 }
 
-pub(super) fn get_session(
-    conn: &Connection,
-    id: &str,
-) -> Result<Option<SessionRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
-    ))?;
+pub(super) fn get_session(conn: &Connection, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"))?;
     Ok(stmt.query_row([id], session_from_row).optional()?)
 }
 
@@ -87,15 +77,7 @@ pub(super) fn update_session(
 ) -> Result<SessionRecord, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut record = get_session(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-    let SessionPatch {
-        title,
-        cwd,
-        additional_dirs,
-        provider,
-        model,
-        mode,
-        status,
-    } = patch;
+    let SessionPatch { title, cwd, additional_dirs, provider, model, mode, status } = patch;
     record.title = title.or(record.title);
     record.cwd = cwd.unwrap_or(record.cwd);
     record.additional_dirs = additional_dirs.unwrap_or(record.additional_dirs);
@@ -125,10 +107,7 @@ pub(super) fn update_session(
     Ok(record)
 }
 
-pub(super) fn list_sessions(
-    conn: &Connection,
-    query: ListQuery,
-) -> Result<SessionPage, StoreError> {
+pub(super) fn list_sessions(conn: &Connection, query: ListQuery) -> Result<SessionPage, StoreError> {
     let limit = query.limit.clamp(1, MAX_PAGE);
     // One row more than the page tells whether another page follows.
     let n_fetch = (limit + 1) as i64;
@@ -150,21 +129,14 @@ pub(super) fn list_sessions(
     sql.push_str(" ORDER BY updated_at DESC, id DESC LIMIT :limit");
 
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut sessions = stmt
-        .query_map(args.as_slice(), session_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut sessions = stmt.query_map(args.as_slice(), session_from_row)?.collect::<Result<Vec<_>, _>>()?;
     let next_cursor = if sessions.len() > limit {
         sessions.truncate(limit);
-        sessions
-            .last()
-            .map(|last| encode_cursor(last.updated_at, &last.id))
+        sessions.last().map(|last| encode_cursor(last.updated_at, &last.id))
     } else {
         None
     };
-    Ok(SessionPage {
-        sessions,
-        next_cursor,
-    })
+    Ok(SessionPage { sessions, next_cursor })
 }
 
 pub(super) fn append_message(
@@ -175,11 +147,7 @@ pub(super) fn append_message(
     let content = serde_json::to_string(&message.content)?;
     let tool_calls = serde_json::to_string(&message.tool_calls)?;
     let tool_results = serde_json::to_string(&message.tool_results)?;
-    let usage = message
-        .usage
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()?;
+    let usage = message.usage.as_ref().map(serde_json::to_string).transpose()?;
 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let updated_at = session_updated_at(&tx, session_id)?;
@@ -219,16 +187,10 @@ pub(super) fn append_message(
     })
 }
 
-pub(super) fn messages(
-    conn: &Connection,
-    session_id: &str,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY seq"
-    ))?;
-    let messages = stmt
-        .query_map([session_id], message_from_row)?
-        .collect::<Result<_, _>>()?;
+pub(super) fn messages(conn: &Connection, session_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY seq"))?;
+    let messages = stmt.query_map([session_id], message_from_row)?.collect::<Result<_, _>>()?;
     Ok(messages)
 }
 
@@ -255,16 +217,10 @@ pub(super) fn set_permission(
     Ok(())
 }
 
-pub(super) fn permissions(
-    conn: &Connection,
-    session_id: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT tool, decision FROM session_permissions WHERE session_id = ?1 ORDER BY tool",
-    )?;
-    let rows = stmt
-        .query_map([session_id], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+pub(super) fn permissions(conn: &Connection, session_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT tool, decision FROM session_permissions WHERE session_id = ?1 ORDER BY tool")?;
+    let rows = stmt.query_map([session_id], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -286,16 +242,9 @@ pub(super) fn save_plan(
     Ok(())
 }
 
-pub(super) fn plan(
-    conn: &Connection,
-    session_id: &str,
-) -> Result<Option<serde_json::Value>, StoreError> {
+pub(super) fn plan(conn: &Connection, session_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
     let plan = conn
-        .query_row(
-            "SELECT entries FROM plans WHERE session_id = ?1",
-            [session_id],
-            |row| json_column(row, 0),
-        )
+        .query_row("SELECT entries FROM plans WHERE session_id = ?1", [session_id], |row| json_column(row, 0))
         .optional()?;
     Ok(plan)
 }
@@ -320,19 +269,15 @@ pub(super) fn set_context(
 
 pub(super) fn context(conn: &Connection, session_id: &str) -> Result<Option<(i64, Option<String>)>, StoreError> {
     Ok(conn
-        .query_row(
-            "SELECT context_from, summary FROM session_context WHERE session_id = ?1",
-            [session_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .query_row("SELECT context_from, summary FROM session_context WHERE session_id = ?1", [session_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?)
 }
 
 pub(super) fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let lines = stmt
-        .query_map([], |row| row.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let lines = stmt.query_map([], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
     Ok(lines.join("\n"))
 }
 
@@ -387,19 +332,14 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
 /// Decodes a JSON text column; a bad value is reported as a conversion error on that column.
 fn json_column<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
-    serde_json::from_str(&text)
-        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(err)))
+    serde_json::from_str(&text).map_err(|err| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(err)))
 }
 
 /// Decodes a text column holding one of an enum's store spellings.
 fn enum_column<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
     parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            Type::Text,
-            format!("unknown value {text:?}").into(),
-        )
+        rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, format!("unknown value {text:?}").into())
     })
 }
 
@@ -417,10 +357,7 @@ fn dirs_json(dirs: &[PathBuf]) -> Result<String, StoreError> {
 /// The cursor names the last row of a page as hex of `"{updated_at}:{id}"`: opaque to
 /// clients, and safe in any transport.
 fn encode_cursor(updated_at: i64, id: &str) -> String {
-    format!("{updated_at}:{id}")
-        .bytes()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    format!("{updated_at}:{id}").bytes().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
@@ -451,7 +388,5 @@ fn next_updated_at(previous: i64) -> i64 {
 pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }

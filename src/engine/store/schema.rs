@@ -95,10 +95,7 @@ CREATE TABLE plans (
 /// the schema up to date.
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
     }
     let mut conn = Connection::open(path)?;
     configure(&conn, path)?;
@@ -112,8 +109,7 @@ pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
 fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL lets readers (other processes included) run while one writer commits.
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Open(format!(
             "session database {}: could not switch to WAL journaling (SQLite kept {mode:?}); \
@@ -144,11 +140,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<usize, StoreError> {
 
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row(
-            "SELECT version FROM schema_version WHERE id = 1",
-            [],
-            |row| row.get(0),
-        )?;
+        let version: i64 = tx.query_row("SELECT version FROM schema_version WHERE id = 1", [], |row| row.get(0))?;
         let version = usize::try_from(version).map_err(|_| {
             StoreError::Migration(format!(
                 "session database {} has an invalid schema version {version}; \
@@ -176,10 +168,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<usize, StoreError> {
                 path.display()
             ))
         })?;
-        tx.execute(
-            "UPDATE schema_version SET version = ?1 WHERE id = 1",
-            [next as i64],
-        )?;
+        tx.execute("UPDATE schema_version SET version = ?1 WHERE id = 1", [next as i64])?;
         tx.commit()?;
         tracing::info!(path = %path.display(), version = next, "migrated session database");
     }

@@ -99,11 +99,7 @@ impl NewMessage {
     }
 
     /// A complete assistant message.
-    pub fn assistant(
-        content: Vec<ContentPart>,
-        tool_calls: Vec<ToolCall>,
-        usage: Option<Usage>,
-    ) -> Self {
+    pub fn assistant(content: Vec<ContentPart>, tool_calls: Vec<ToolCall>, usage: Option<Usage>) -> Self {
         NewMessage {
             role: Role::Assistant,
             content,
@@ -194,19 +190,13 @@ pub struct SessionPage {
 pub enum StoreError {
     /// SQLite refused. `path` is the database file.
     #[error("session database {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Sqlite { path: PathBuf, source: rusqlite::Error },
     /// The database file or its directory could not be created.
     #[error(
         "session database {}: {source}; check that the directory is writable or point RATCHET_HOME elsewhere",
         path.display()
     )]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// The database cannot be used as configured (e.g. no WAL support on its file system).
     #[error("{0}")]
     Open(String),
@@ -236,10 +226,7 @@ impl From<rusqlite::Error> for StoreError {
     /// The path is left empty here; `SessionStore` fills it in before the error reaches a
     /// caller (see `StoreError::at`).
     fn from(source: rusqlite::Error) -> Self {
-        StoreError::Sqlite {
-            path: PathBuf::new(),
-            source,
-        }
+        StoreError::Sqlite { path: PathBuf::new(), source }
     }
 }
 
@@ -248,10 +235,7 @@ impl StoreError {
     pub(super) fn at(self, db_path: &std::path::Path) -> Self {
         match self {
             StoreError::Sqlite { path, source } if path.as_os_str().is_empty() => {
-                StoreError::Sqlite {
-                    path: db_path.to_path_buf(),
-                    source,
-                }
+                StoreError::Sqlite { path: db_path.to_path_buf(), source }
             }
             other => other,
         }

@@ -135,7 +135,8 @@ fn apply(current: &str, a: &Args, shown: &str) -> Result<Change, String> {
         ));
     }
     let first = current.find(&old_text).unwrap_or(0);
-    let new = if a.replace_all { current.replace(&old_text, &new_text) } else { current.replacen(&old_text, &new_text, 1) };
+    let new =
+        if a.replace_all { current.replace(&old_text, &new_text) } else { current.replacen(&old_text, &new_text, 1) };
     Ok(Change { old: current.to_string(), new, line: line_of(current, first), count })
 }
 
@@ -198,13 +199,21 @@ mod tests {
     async fn multiple_occurrences_need_replace_all() {
         let (_d, root) = setup(LIB);
         let cx = context(&root);
-        let out = run(&EditFileTool, &cx, json!({"path": "src/lib.rs", "old_text": "    1", "new_text": "    9"})).await;
+        let out =
+            run(&EditFileTool, &cx, json!({"path": "src/lib.rs", "old_text": "    1", "new_text": "    9"})).await;
         assert!(out.is_error);
-        assert_eq!(out.content, "old_text occurs 2 times in src/lib.rs; add surrounding lines to make it unique or set replace_all");
+        assert_eq!(
+            out.content,
+            "old_text occurs 2 times in src/lib.rs; add surrounding lines to make it unique or set replace_all"
+        );
         assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap(), LIB);
 
-        let out =
-            run(&EditFileTool, &cx, json!({"path": "src/lib.rs", "old_text": "    1", "new_text": "    9", "replace_all": true})).await;
+        let out = run(
+            &EditFileTool,
+            &cx,
+            json!({"path": "src/lib.rs", "old_text": "    1", "new_text": "    9", "replace_all": true}),
+        )
+        .await;
         assert_eq!(out.content, "Edited src/lib.rs: replaced 2 occurrences, the first at line 2");
         assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap(), LIB.replace("    1", "    9"));
     }
@@ -214,24 +223,37 @@ mod tests {
         let (_d, root) = setup(LIB);
         let cx = context(&root);
         let cases = [
-            (json!({"path": "src/lib.rs", "old_text": "fn c()", "new_text": "x"}),
-             "old_text was not found in src/lib.rs; read the file again and copy the text exactly, including whitespace"),
-            (json!({"path": "src/lib.rs", "old_text": "fn a() {\n 1", "new_text": "x"}),
-             "old_text was not found in src/lib.rs exactly, but it matches when whitespace is ignored; read the file again and copy the indentation and line breaks exactly"),
-            (json!({"path": "src/lib.rs", "old_text": "", "new_text": "x"}),
-             "old_text is empty; to create a file or replace all of it use write_file"),
-            (json!({"path": "src/lib.rs", "old_text": "fn a", "new_text": "fn a"}),
-             "old_text and new_text are the same; there is nothing to change"),
-            (json!({"path": "src/new.rs", "old_text": "a", "new_text": "b"}),
-             "src/new.rs does not exist; use write_file to create it"),
-            (json!({"path": "src/lib.rs", "old_text": "a"}),
-             "invalid arguments for edit_file: missing field `new_text`"),
+            (
+                json!({"path": "src/lib.rs", "old_text": "fn c()", "new_text": "x"}),
+                "old_text was not found in src/lib.rs; read the file again and copy the text exactly, including whitespace",
+            ),
+            (
+                json!({"path": "src/lib.rs", "old_text": "fn a() {\n 1", "new_text": "x"}),
+                "old_text was not found in src/lib.rs exactly, but it matches when whitespace is ignored; read the file again and copy the indentation and line breaks exactly",
+            ),
+            (
+                json!({"path": "src/lib.rs", "old_text": "", "new_text": "x"}),
+                "old_text is empty; to create a file or replace all of it use write_file",
+            ),
+            (
+                json!({"path": "src/lib.rs", "old_text": "fn a", "new_text": "fn a"}),
+                "old_text and new_text are the same; there is nothing to change",
+            ),
+            (
+                json!({"path": "src/new.rs", "old_text": "a", "new_text": "b"}),
+                "src/new.rs does not exist; use write_file to create it",
+            ),
+            (
+                json!({"path": "src/lib.rs", "old_text": "a"}),
+                "invalid arguments for edit_file: missing field `new_text`",
+            ),
         ];
         for (args, want) in cases {
             let out = run(&EditFileTool, &cx, args).await;
             assert_eq!((out.is_error, out.content.as_str()), (true, want));
         }
-        let out = run(&EditFileTool, &cx, json!({"path": "src/lib.rs", "old_text": "k=[REDACTED:X]", "new_text": "b"})).await;
+        let out =
+            run(&EditFileTool, &cx, json!({"path": "src/lib.rs", "old_text": "k=[REDACTED:X]", "new_text": "b"})).await;
         assert!(out.content.contains("hides a secret value"), "{}", out.content);
         assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap(), LIB);
     }
@@ -239,7 +261,9 @@ mod tests {
     #[tokio::test]
     async fn crlf_files_keep_their_line_endings() {
         let (_d, root) = setup("a\r\nb\r\nc\r\n");
-        let out = run(&EditFileTool, &context(&root), json!({"path": "src/lib.rs", "old_text": "a\nb", "new_text": "x\ny"})).await;
+        let out =
+            run(&EditFileTool, &context(&root), json!({"path": "src/lib.rs", "old_text": "a\nb", "new_text": "x\ny"}))
+                .await;
         assert!(!out.is_error, "{}", out.content);
         assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap(), "x\r\ny\r\nc\r\n");
     }
@@ -253,7 +277,10 @@ mod tests {
         let out = run(&EditFileTool, &cx, json!({"path": "src/lib.rs", "old_text": "= 1", "new_text": "= 2"})).await;
         assert!(!out.is_error, "{}", out.content);
         assert_eq!(host.buffer(&path).as_deref(), Some("unsaved = 2;\n"));
-        assert_eq!(host.calls(), vec![format!("read {} None None", path.display()), format!("write {}", path.display())]);
+        assert_eq!(
+            host.calls(),
+            vec![format!("read {} None None", path.display()), format!("write {}", path.display())]
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), LIB);
 
         // An editor that can neither read nor write is never asked.

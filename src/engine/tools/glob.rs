@@ -138,23 +138,20 @@ async fn glob(cx: &ToolContext, args: &Value) -> Result<ToolOutput, String> {
 /// A sorted, gitignore-aware walk of `base` that skips `.git` and denied paths.
 pub(crate) fn walker(base: &Path, guard: Arc<Guard>) -> ignore::Walk {
     let mut builder = ignore::WalkBuilder::new(base);
-    builder
-        .hidden(false)
-        .require_git(false)
-        .follow_links(false)
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(move |e| {
+    builder.hidden(false).require_git(false).follow_links(false).sort_by_file_name(|a, b| a.cmp(b)).filter_entry(
+        move |e| {
             let is_git_dir = e.file_name() == ".git" && e.file_type().is_some_and(|t| t.is_dir());
             !is_git_dir && !guard.is_denied(e.path())
-        });
+        },
+    );
     builder.build()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
     use crate::engine::tools::testutil::{context, run};
+    use std::path::PathBuf;
 
     /// Paths a test expects, joined like the output.
     fn lines(paths: &[&str]) -> String {
@@ -205,7 +202,10 @@ mod tests {
         let out = run(&GlobTool, &cx, json!({"pattern": "src/**/*.rs"})).await;
         assert_eq!(out.content, lines(&["src/main.rs"]));
         for (args, want) in [
-            (json!({"pattern": "a[b"}), "invalid glob pattern `a[b`: error parsing glob 'a[b': unclosed character class; missing ']'"),
+            (
+                json!({"pattern": "a[b"}),
+                "invalid glob pattern `a[b`: error parsing glob 'a[b': unclosed character class; missing ']'",
+            ),
             (json!({"pattern": "*", "path": "build.rs"}), "build.rs is not a directory; give a directory as path"),
             (json!({"pattern": "/etc/*"}), "pattern must be relative to path (.), e.g. **/*.rs"),
             (json!({}), "invalid arguments for glob: missing field `pattern`"),

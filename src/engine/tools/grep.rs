@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(out.content, "src/lib.rs:1: pub fn run() {}\nsrc/main.rs:1: fn main() {\n");
         assert_eq!(
             out.locations,
-            vec![Location { path: root.join("src/lib.rs"), line: Some(1) }, Location { path: root.join("src/main.rs"), line: Some(1) }]
+            vec![
+                Location { path: root.join("src/lib.rs"), line: Some(1) },
+                Location { path: root.join("src/main.rs"), line: Some(1) }
+            ]
         );
         assert_eq!(GrepTool.preview(&json!({"pattern": "fn main"}), &cx).await.title, "Search `fn main`");
     }

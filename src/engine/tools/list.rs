@@ -92,10 +92,7 @@ async fn list(cx: &ToolContext, args: &Value) -> Result<ToolOutput, String> {
         text.push('\n');
     }
     if total > MAX_ENTRIES {
-        text.push_str(&format!(
-            "[{} more entries not shown; use glob with a narrower pattern]\n",
-            total - MAX_ENTRIES
-        ));
+        text.push_str(&format!("[{} more entries not shown; use glob with a narrower pattern]\n", total - MAX_ENTRIES));
     }
     let mut out = ToolOutput::text(text);
     out.locations = vec![Location { path, line: None }];

@@ -116,7 +116,13 @@ impl ToolOutput {
     /// A successful result with text for both the model and the editor.
     pub fn text(content: impl Into<String>) -> Self {
         let content = content.into();
-        ToolOutput { display: vec![Display::Text(content.clone())], content, is_error: false, locations: vec![], plan: None }
+        ToolOutput {
+            display: vec![Display::Text(content.clone())],
+            content,
+            is_error: false,
+            locations: vec![],
+            plan: None,
+        }
     }
 
     /// A failed call; the message goes to the model and the editor.
@@ -155,12 +161,21 @@ pub trait Host: Send + Sync {
     /// The editor can run commands in terminals.
     fn can_run(&self) -> bool;
     /// Reads a text file through the editor. `line` is 1-based.
-    fn read_text_file(&self, path: PathBuf, line: Option<u32>, limit: Option<u32>) -> BoxFuture<'_, Result<String, String>>;
+    fn read_text_file(
+        &self,
+        path: PathBuf,
+        line: Option<u32>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<String, String>>;
     /// Writes a text file through the editor.
     fn write_text_file(&self, path: PathBuf, content: String) -> BoxFuture<'_, Result<(), String>>;
     /// Runs a shell command in an editor terminal, waits for it (or the timeout / cancel),
     /// collects its output, and releases the terminal.
-    fn run_command(&self, request: CommandRequest, cancel: CancellationToken) -> BoxFuture<'_, Result<TerminalRun, String>>;
+    fn run_command(
+        &self,
+        request: CommandRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Result<TerminalRun, String>>;
 }
 
 /// A command to run.
@@ -244,9 +259,9 @@ mod list;
 mod plan;
 mod read;
 mod shell;
-mod write;
 #[cfg(test)]
 mod testutil;
+mod write;
 
 pub use edit::EditFileTool;
 pub use glob::GlobTool;

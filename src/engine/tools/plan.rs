@@ -91,7 +91,13 @@ fn update(args: &Value) -> Result<ToolOutput, String> {
         let status = check(n, "status", e.status.as_deref().unwrap_or("pending"), &STATUSES)?;
         entries.push(PlanEntry { content, priority, status });
     }
-    Ok(ToolOutput { content: "plan updated".into(), is_error: false, display: vec![], locations: vec![], plan: Some(entries) })
+    Ok(ToolOutput {
+        content: "plan updated".into(),
+        is_error: false,
+        display: vec![],
+        locations: vec![],
+        plan: Some(entries),
+    })
 }
 
 /// Accepts `value` (any case, `-` or space for `_`) if it is one of `allowed`.
@@ -147,10 +153,14 @@ mod tests {
         let cx = context(dir.path());
         for (args, want) in [
             (json!({}), "invalid arguments for update_plan: missing field `entries`"),
-            (json!({"entries": [{"content": "a", "priority": "urgent", "status": "pending"}]}),
-             "entry 1: priority must be one of high, medium, low (got \"urgent\")"),
-            (json!({"entries": [{"content": "a"}, {"content": "b", "status": "done"}]}),
-             "entry 2: status must be one of pending, in_progress, completed (got \"done\")"),
+            (
+                json!({"entries": [{"content": "a", "priority": "urgent", "status": "pending"}]}),
+                "entry 1: priority must be one of high, medium, low (got \"urgent\")",
+            ),
+            (
+                json!({"entries": [{"content": "a"}, {"content": "b", "status": "done"}]}),
+                "entry 2: status must be one of pending, in_progress, completed (got \"done\")",
+            ),
             (json!({"entries": [{"content": "  "}]}), "entry 1: content is empty; describe the step"),
             (json!({"entries": [{"priority": "high"}]}), "invalid arguments for update_plan: missing field `content`"),
         ] {

@@ -150,7 +150,13 @@ fn located(mut out: ToolOutput, path: std::path::PathBuf, line: Option<u32>) -> 
 }
 
 /// Asks the editor for the page (one line more than needed, to know if the file goes on).
-async fn read_via_host(cx: &ToolContext, path: &std::path::Path, shown: &str, offset: usize, limit: usize) -> Result<Page, String> {
+async fn read_via_host(
+    cx: &ToolContext,
+    path: &std::path::Path,
+    shown: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<Page, String> {
     let line = u32::try_from(offset).map_err(|_| format!("offset {offset} is too large"))?;
     let want = u32::try_from(limit + 1).unwrap_or(u32::MAX);
     let text = cx
@@ -265,7 +271,11 @@ mod tests {
         std::fs::write(root.join("big.txt"), text).unwrap();
         let out = run(&ReadFileTool, &context(&root), json!({"path": "big.txt"})).await;
         assert_eq!(out.content.lines().count(), MAX_LINES + 1);
-        assert!(out.content.ends_with("call read_file with offset=2001 to read further]\n"), "{}", &out.content[out.content.len() - 200..]);
+        assert!(
+            out.content.ends_with("call read_file with offset=2001 to read further]\n"),
+            "{}",
+            &out.content[out.content.len() - 200..]
+        );
     }
 
     #[tokio::test]

@@ -95,7 +95,11 @@ mod tests {
 
     impl Tool for Fake {
         fn spec(&self) -> ToolSpec {
-            ToolSpec { name: self.0.into(), description: "fake".into(), parameters: serde_json::json!({"type": "object"}) }
+            ToolSpec {
+                name: self.0.into(),
+                description: "fake".into(),
+                parameters: serde_json::json!({"type": "object"}),
+            }
         }
         fn kind(&self) -> ToolKind {
             self.1

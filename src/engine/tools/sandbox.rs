@@ -236,7 +236,10 @@ mod tests {
         let target = other.path().join("a.txt");
         assert!(resolve(&cx, &target.to_string_lossy()).is_err());
         cx.extra_roots.push(other.path().to_path_buf());
-        assert_eq!(resolve(&cx, &target.to_string_lossy()).unwrap(), other.path().canonicalize().unwrap().join("a.txt"));
+        assert_eq!(
+            resolve(&cx, &target.to_string_lossy()).unwrap(),
+            other.path().canonicalize().unwrap().join("a.txt")
+        );
     }
 
     #[test]

@@ -97,7 +97,13 @@ async fn shell(cx: &ToolContext, args: &Value) -> Result<ToolOutput, String> {
 }
 
 async fn run_in_editor(cx: &ToolContext, command: String, timeout: Duration) -> Result<ToolOutput, String> {
-    let request = CommandRequest { command, cwd: cx.cwd.clone(), timeout, output_limit: OUTPUT_LIMIT, tool_call_id: cx.call_id.clone() };
+    let request = CommandRequest {
+        command,
+        cwd: cx.cwd.clone(),
+        timeout,
+        output_limit: OUTPUT_LIMIT,
+        tool_call_id: cx.call_id.clone(),
+    };
     let run = cx
         .host
         .run_command(request, cx.cancel.clone())
@@ -264,11 +270,7 @@ impl Capture {
             (self.head[..front.min(self.head.len())].to_vec(), tail[tail.len().saturating_sub(back)..].to_vec())
         };
         let cut = self.total - head.len() - tail.len();
-        format!(
-            "{}\n[… {cut} bytes cut …]\n{}",
-            String::from_utf8_lossy(&head),
-            String::from_utf8_lossy(&tail)
-        )
+        format!("{}\n[… {cut} bytes cut …]\n{}", String::from_utf8_lossy(&head), String::from_utf8_lossy(&tail))
     }
 }
 

@@ -40,14 +40,19 @@ async fn timeout_kills_the_whole_process_group() {
     let (_d, root) = root();
     let cx = context(&root);
     let started = Instant::now();
-    let out = run(&ShellTool, &cx, json!({"command": "sleep 30 & echo $! > bg.pid; echo started; wait", "timeout_secs": 1})).await;
+    let out =
+        run(&ShellTool, &cx, json!({"command": "sleep 30 & echo $! > bg.pid; echo started; wait", "timeout_secs": 1}))
+            .await;
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_eq!(out.content, "started\n[timed out after 1s; the command was killed]");
     assert!(out.is_error);
     let pid = std::fs::read_to_string(root.join("bg.pid")).unwrap();
     // The background sleep died with the group (gone, or a zombie awaiting its reaper).
     let stat = format!("/proc/{}/stat", pid.trim());
-    let dead = || std::fs::read_to_string(&stat).map_or(true, |s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'));
+    let dead = || {
+        std::fs::read_to_string(&stat)
+            .map_or(true, |s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    };
     let deadline = Instant::now() + Duration::from_secs(3);
     while !dead() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -130,20 +135,22 @@ fn capture_and_render_share_the_budget() {
 async fn secrets_in_output_are_redacted() {
     let (_d, root) = root();
     let mut cx = context(&root);
-    cx.redactor = Arc::new(crate::engine::tools::redact::Redactor::new(vec![("OPENAI_API_KEY".into(), "sk-test-1234567890".into())]));
+    cx.redactor = Arc::new(crate::engine::tools::redact::Redactor::new(vec![(
+        "OPENAI_API_KEY".into(),
+        "sk-test-1234567890".into(),
+    )]));
     let out = run(&ShellTool, &cx, json!({"command": "echo key=sk-test-1234567890"})).await;
     assert_eq!(out.content, "key=[REDACTED:OPENAI_API_KEY]\n[exit code: 0]");
-    assert!(matches!(&out.display[0], Display::Text(t) if t.contains("[REDACTED:OPENAI_API_KEY]") && !t.contains("sk-test")));
+    assert!(
+        matches!(&out.display[0], Display::Text(t) if t.contains("[REDACTED:OPENAI_API_KEY]") && !t.contains("sk-test"))
+    );
 }
 
 #[tokio::test]
 async fn runs_in_the_editor_terminal_when_it_can() {
     let (_d, root) = root();
-    let host = Arc::new(FakeHost {
-        run: true,
-        terminal_output: "building sk-test-1234567890\n".into(),
-        ..Default::default()
-    });
+    let host =
+        Arc::new(FakeHost { run: true, terminal_output: "building sk-test-1234567890\n".into(), ..Default::default() });
     let mut cx = context_with(&root, host.clone());
     cx.redactor = Arc::new(Redactor::new(vec![("API_KEY".into(), "sk-test-1234567890".into())]));
     let out = run(&ShellTool, &cx, json!({"command": "cargo build", "timeout_secs": 5})).await;
@@ -167,7 +174,10 @@ async fn bad_arguments() {
         (json!({}), "invalid arguments for shell: missing field `command`"),
         (json!({"command": "  "}), "command is empty"),
         (json!({"command": "ls", "timeout_secs": 0}), "timeout_secs must be at least 1"),
-        (json!({"command": "ls", "timeout_secs": -1}), "invalid arguments for shell: invalid value: integer `-1`, expected u64"),
+        (
+            json!({"command": "ls", "timeout_secs": -1}),
+            "invalid arguments for shell: invalid value: integer `-1`, expected u64",
+        ),
     ] {
         let out = run(&ShellTool, &cx, args).await;
         assert_eq!((out.is_error, out.content.as_str()), (true, want));

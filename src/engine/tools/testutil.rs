@@ -81,7 +81,12 @@ impl Host for FakeHost {
     fn can_run(&self) -> bool {
         self.run
     }
-    fn read_text_file(&self, path: PathBuf, line: Option<u32>, limit: Option<u32>) -> BoxFuture<'_, Result<String, String>> {
+    fn read_text_file(
+        &self,
+        path: PathBuf,
+        line: Option<u32>,
+        limit: Option<u32>,
+    ) -> BoxFuture<'_, Result<String, String>> {
         self.record(format!("read {} {line:?} {limit:?}", path.display()));
         let text = self.buffer(&path);
         Box::pin(async move {

@@ -188,7 +188,10 @@ mod tests {
         std::fs::write(root.join("a.txt"), "old\n").unwrap();
         let out = run(&WriteFileTool, &context(&root), json!({"path": "a.txt", "content": "new\n"})).await;
         assert_eq!(out.content, "Wrote a.txt (1 lines)");
-        assert_eq!(out.display, vec![Display::Diff { path: root.join("a.txt"), old: Some("old\n".into()), new: "new\n".into() }]);
+        assert_eq!(
+            out.display,
+            vec![Display::Diff { path: root.join("a.txt"), old: Some("old\n".into()), new: "new\n".into() }]
+        );
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "new\n");
     }
 
@@ -219,9 +222,16 @@ mod tests {
         let path = root.join("a.txt");
         std::fs::write(&path, "disk\n").unwrap();
         let host = FakeHost::new(true, true, false).with_buffer(path.clone(), "buffer\n");
-        let out = run(&WriteFileTool, &context_with(&root, host.clone()), json!({"path": "a.txt", "content": "new\n"})).await;
-        assert_eq!(out.display, vec![Display::Diff { path: path.clone(), old: Some("buffer\n".into()), new: "new\n".into() }]);
-        assert_eq!(host.calls(), vec![format!("read {} None None", path.display()), format!("write {}", path.display())]);
+        let out =
+            run(&WriteFileTool, &context_with(&root, host.clone()), json!({"path": "a.txt", "content": "new\n"})).await;
+        assert_eq!(
+            out.display,
+            vec![Display::Diff { path: path.clone(), old: Some("buffer\n".into()), new: "new\n".into() }]
+        );
+        assert_eq!(
+            host.calls(),
+            vec![format!("read {} None None", path.display()), format!("write {}", path.display())]
+        );
         assert_eq!(host.buffer(&path).as_deref(), Some("new\n"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "disk\n", "the editor writes, not us");
 
@@ -237,7 +247,14 @@ mod tests {
         let mut cx = context(&root);
         cx.redactor = Arc::new(Redactor::new(vec![("API_KEY".into(), "sk-1234567890".into())]));
         let out = run(&WriteFileTool, &cx, json!({"path": ".env", "content": "KEY=sk-1234567890\n"})).await;
-        assert_eq!(std::fs::read_to_string(root.join(".env")).unwrap(), "KEY=sk-1234567890\n", "the file gets the real value");
-        assert_eq!(out.display, vec![Display::Diff { path: root.join(".env"), old: None, new: "KEY=[REDACTED:API_KEY]\n".into() }]);
+        assert_eq!(
+            std::fs::read_to_string(root.join(".env")).unwrap(),
+            "KEY=sk-1234567890\n",
+            "the file gets the real value"
+        );
+        assert_eq!(
+            out.display,
+            vec![Display::Diff { path: root.join(".env"), old: None, new: "KEY=[REDACTED:API_KEY]\n".into() }]
+        );
     }
 }

@@ -52,19 +52,9 @@ impl fmt::Display for RpcError {
 /// One message from the agent.
 #[derive(Debug, Clone)]
 pub enum Message {
-    Response {
-        id: Value,
-        outcome: Result<Value, RpcError>,
-    },
-    Notification {
-        method: String,
-        params: Value,
-    },
-    Request {
-        id: Value,
-        method: String,
-        params: Value,
-    },
+    Response { id: Value, outcome: Result<Value, RpcError> },
+    Notification { method: String, params: Value },
+    Request { id: Value, method: String, params: Value },
 }
 
 impl Message {
@@ -93,10 +83,7 @@ impl Turn {
     pub fn stop_reason(&self) -> &str {
         match &self.outcome {
             Ok(s) => s,
-            Err(e) => panic!(
-                "session/prompt failed with {e}; updates: {:#?}",
-                self.updates
-            ),
+            Err(e) => panic!("session/prompt failed with {e}; updates: {:#?}", self.updates),
         }
     }
 
@@ -128,9 +115,7 @@ impl Turn {
         self.messages
             .iter()
             .filter_map(|m| match m {
-                Message::Request {
-                    method: m, params, ..
-                } if m == method => Some(params),
+                Message::Request { method: m, params, .. } if m == method => Some(params),
                 _ => None,
             })
             .collect()
@@ -223,9 +208,7 @@ impl AcpClient {
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
         let stdin = child.stdin.take().expect("child stdin");
         let stdout = child.stdout.take().expect("child stdout");
         let stderr_pipe = child.stderr.take().expect("child stderr");
@@ -264,10 +247,7 @@ impl AcpClient {
                         Ok(0) => break,
                         Ok(_) => {
                             let raw = String::from_utf8_lossy(&buf);
-                            stdout_lines
-                                .lock()
-                                .unwrap()
-                                .push(raw.trim_end_matches(['\n', '\r']).to_owned());
+                            stdout_lines.lock().unwrap().push(raw.trim_end_matches(['\n', '\r']).to_owned());
                         }
                         Err(e) => {
                             let _ = tx.send(Incoming::Violation(format!("reading stdout: {e}")));
@@ -275,10 +255,9 @@ impl AcpClient {
                         }
                     }
                     let incoming = match std::str::from_utf8(&buf) {
-                        Err(_) => Incoming::Violation(format!(
-                            "stdout line is not UTF-8: {}",
-                            String::from_utf8_lossy(&buf)
-                        )),
+                        Err(_) => {
+                            Incoming::Violation(format!("stdout line is not UTF-8: {}", String::from_utf8_lossy(&buf)))
+                        }
                         Ok(line) if !line.ends_with('\n') => Incoming::Violation(format!(
                             "stdout ended with a partial line (no trailing newline): {line:?}"
                         )),
@@ -335,10 +314,7 @@ impl AcpClient {
     /// Installs a handler that answers agent→client requests before the built-in behaviour
     /// (the permission policy, or -32601 for anything else). Requests it answers are still
     /// recorded in [`agent_requests`](Self::agent_requests).
-    pub fn set_request_handler(
-        &mut self,
-        handler: impl FnMut(&str, &Value) -> Option<Reply> + Send + 'static,
-    ) {
+    pub fn set_request_handler(&mut self, handler: impl FnMut(&str, &Value) -> Option<Reply> + Send + 'static) {
         self.request_handler = Some(Box::new(handler));
     }
 
@@ -346,10 +322,7 @@ impl AcpClient {
 
     /// Writes one line (a newline is appended) to the agent's stdin.
     pub async fn send_raw_line(&mut self, line: &str) {
-        assert!(
-            !line.contains('\n'),
-            "a raw line must not contain a newline"
-        );
+        assert!(!line.contains('\n'), "a raw line must not contain a newline");
         let stdin = self.stdin.as_mut().expect("stdin already closed");
         let mut bytes = line.as_bytes().to_vec();
         bytes.push(b'\n');
@@ -364,11 +337,7 @@ impl AcpClient {
     /// Writes a raw line that is a request with the given `id`, so its response is expected
     /// (not reported as "a response to an id we never sent"). Its result is not schema-checked.
     pub async fn send_raw_request(&mut self, line: &str, id: Value) {
-        self.shared
-            .lock()
-            .unwrap()
-            .pending
-            .insert(id.to_string(), None);
+        self.shared.lock().unwrap().pending.insert(id.to_string(), None);
         self.send_raw_line(line).await;
     }
 
@@ -377,16 +346,9 @@ impl AcpClient {
         let id = self.next_id;
         self.next_id += 1;
         if method == "initialize" {
-            self.shared.lock().unwrap().client_caps = params
-                .get("clientCapabilities")
-                .cloned()
-                .unwrap_or(Value::Null);
+            self.shared.lock().unwrap().client_caps = params.get("clientCapabilities").cloned().unwrap_or(Value::Null);
         }
-        self.shared
-            .lock()
-            .unwrap()
-            .pending
-            .insert(json!(id).to_string(), Some(method.to_owned()));
+        self.shared.lock().unwrap().pending.insert(json!(id).to_string(), Some(method.to_owned()));
         let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_raw_line(&line.to_string()).await;
         id
@@ -414,8 +376,7 @@ impl AcpClient {
     /// The next message from the agent, in arrival order (including ones read earlier but
     /// not handed out). Panics on a protocol violation, on EOF and on timeout.
     pub async fn next_message(&mut self) -> Message {
-        self.next_message_before(tokio::time::Instant::now() + TIMEOUT)
-            .await
+        self.next_message_before(tokio::time::Instant::now() + TIMEOUT).await
     }
 
     /// Like [`next_message`](Self::next_message) with an explicit deadline.
@@ -471,12 +432,7 @@ impl AcpClient {
         if method == "session/request_permission" {
             let options = params["options"].as_array().cloned().unwrap_or_default();
             let pick = |kinds: &[&str]| {
-                kinds.iter().find_map(|k| {
-                    options
-                        .iter()
-                        .find(|o| o["kind"] == *k)
-                        .map(|o| o["optionId"].clone())
-                })
+                kinds.iter().find_map(|k| options.iter().find(|o| o["kind"] == *k).map(|o| o["optionId"].clone()))
             };
             let chosen = match self.permission_policy {
                 PermissionPolicy::AllowOnce => pick(&["allow_once", "allow_always"]),
@@ -491,12 +447,7 @@ impl AcpClient {
             };
             self.respond(&id, json!({"outcome": outcome})).await;
         } else {
-            self.respond_error(
-                &id,
-                -32601,
-                &format!("test client does not implement {method}"),
-            )
-            .await;
+            self.respond_error(&id, -32601, &format!("test client does not implement {method}")).await;
         }
     }
 
@@ -507,10 +458,7 @@ impl AcpClient {
     }
 
     /// Like [`wait_response`](Self::wait_response) for an arbitrary id (string, null).
-    pub async fn wait_response_to(
-        &mut self,
-        id: &Value,
-    ) -> (Vec<Message>, Result<Value, RpcError>) {
+    pub async fn wait_response_to(&mut self, id: &Value) -> (Vec<Message>, Result<Value, RpcError>) {
         let key = id.to_string();
         if let Some(r) = self.stashed_responses.remove(&key) {
             return (Vec::new(), r);
@@ -527,11 +475,7 @@ impl AcpClient {
                     self.stashed_responses.insert(rid.to_string(), outcome);
                 }
                 Message::Request { id, method, params } => {
-                    before.push(Message::Request {
-                        id: id.clone(),
-                        method: method.clone(),
-                        params: params.clone(),
-                    });
+                    before.push(Message::Request { id: id.clone(), method: method.clone(), params: params.clone() });
                     self.auto_answer(id, method, params).await;
                 }
                 other => before.push(other),
@@ -563,26 +507,17 @@ impl AcpClient {
 
     /// Sends a request and returns the `session/update` params that arrived before the
     /// response, plus the response.
-    pub async fn request_collect(
-        &mut self,
-        method: &str,
-        params: Value,
-    ) -> (Vec<Value>, Result<Value, RpcError>) {
+    pub async fn request_collect(&mut self, method: &str, params: Value) -> (Vec<Value>, Result<Value, RpcError>) {
         let id = self.send_request(method, params).await;
         let (before, outcome) = self.wait_response(id).await;
-        let updates = before
-            .iter()
-            .filter_map(Message::as_update)
-            .cloned()
-            .collect();
+        let updates = before.iter().filter_map(Message::as_update).cloned().collect();
         (updates, outcome)
     }
 
     /// The next `session/update` params. Responses read on the way are stashed for
     /// [`wait_response`](Self::wait_response); agent requests are answered.
     pub async fn next_update(&mut self) -> Value {
-        self.next_update_before(tokio::time::Instant::now() + TIMEOUT)
-            .await
+        self.next_update_before(tokio::time::Instant::now() + TIMEOUT).await
     }
 
     async fn next_update_before(&mut self, deadline: tokio::time::Instant) -> Value {
@@ -649,12 +584,7 @@ impl AcpClient {
     }
 
     /// `initialize` with protocol version 1 advertising exactly these client capabilities.
-    pub async fn initialize_with_caps(
-        &mut self,
-        read_text_file: bool,
-        write_text_file: bool,
-        terminal: bool,
-    ) -> Value {
+    pub async fn initialize_with_caps(&mut self, read_text_file: bool, write_text_file: bool, terminal: bool) -> Value {
         self.initialize_with(json!({
             "protocolVersion": 1,
             "clientCapabilities": {
@@ -668,17 +598,12 @@ impl AcpClient {
 
     /// `session/set_mode`; panics on an error.
     pub async fn set_mode(&mut self, session_id: &str, mode_id: &str) {
-        self.call(
-            "session/set_mode",
-            json!({"sessionId": session_id, "modeId": mode_id}),
-        )
-        .await;
+        self.call("session/set_mode", json!({"sessionId": session_id, "modeId": mode_id})).await;
     }
 
     /// `session/new` in `cwd`; returns the whole result.
     pub async fn new_session_full(&mut self, cwd: &str) -> Value {
-        self.call("session/new", json!({"cwd": cwd, "mcpServers": []}))
-            .await
+        self.call("session/new", json!({"cwd": cwd, "mcpServers": []})).await
     }
 
     /// `session/new` in `cwd`; returns the session id.
@@ -692,46 +617,28 @@ impl AcpClient {
 
     /// Sends `session/prompt` with `blocks` and collects the turn.
     pub async fn prompt(&mut self, session_id: &str, blocks: Value) -> Turn {
-        let id = self
-            .send_request(
-                "session/prompt",
-                json!({"sessionId": session_id, "prompt": blocks}),
-            )
-            .await;
+        let id = self.send_request("session/prompt", json!({"sessionId": session_id, "prompt": blocks})).await;
         self.finish_turn(id).await
     }
 
     /// Waits for the response to the prompt request `id` and collects its updates.
     pub async fn finish_turn(&mut self, id: u64) -> Turn {
         let (before, outcome) = self.wait_response(id).await;
-        let updates = before
-            .iter()
-            .filter_map(Message::as_update)
-            .cloned()
-            .collect();
+        let updates = before.iter().filter_map(Message::as_update).cloned().collect();
         let outcome = outcome.map(|r| {
-            r["stopReason"]
-                .as_str()
-                .unwrap_or_else(|| panic!("prompt result has no stopReason: {r}"))
-                .to_owned()
+            r["stopReason"].as_str().unwrap_or_else(|| panic!("prompt result has no stopReason: {r}")).to_owned()
         });
-        Turn {
-            updates,
-            outcome,
-            messages: before,
-        }
+        Turn { updates, outcome, messages: before }
     }
 
     /// Sends a one-text-block prompt and collects the turn.
     pub async fn prompt_text(&mut self, session_id: &str, text: &str) -> Turn {
-        self.prompt(session_id, json!([{"type": "text", "text": text}]))
-            .await
+        self.prompt(session_id, json!([{"type": "text", "text": text}])).await
     }
 
     /// Sends `session/cancel` for `session_id`.
     pub async fn cancel(&mut self, session_id: &str) {
-        self.notify("session/cancel", json!({"sessionId": session_id}))
-            .await;
+        self.notify("session/cancel", json!({"sessionId": session_id})).await;
     }
 
     // -- process control ----------------------------------------------------------------------
@@ -740,9 +647,7 @@ impl AcpClient {
     /// still on stdout is validated.
     pub async fn shutdown(mut self) -> ExitStatus {
         self.stdin = None;
-        let status = within("the agent to exit after stdin EOF", self.child.wait())
-            .await
-            .expect("wait for agent");
+        let status = within("the agent to exit after stdin EOF", self.child.wait()).await.expect("wait for agent");
         // Drain what is left; violations panic.
         while let Some(incoming) = within("stdout EOF", self.incoming.recv()).await {
             if let Incoming::Violation(v) = incoming {
@@ -754,9 +659,7 @@ impl AcpClient {
 
     /// Kills the agent with SIGKILL (no chance to flush or clean up) and waits for it.
     pub async fn kill9(mut self) {
-        within("kill -9 of the agent", self.child.kill())
-            .await
-            .expect("kill agent");
+        within("kill -9 of the agent", self.child.kill()).await.expect("kill agent");
     }
 }
 
@@ -788,12 +691,9 @@ fn check_line(line: &str, shared: &mut Shared) -> Result<Message, String> {
     if line.trim().is_empty() {
         return Err("empty line on stdout".to_owned());
     }
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| format!("stdout line is not JSON ({e})"))?;
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("stdout line is not JSON ({e})"))?;
     let Value::Object(obj) = &value else {
-        return Err(
-            "not a single JSON-RPC object (batches or bare values must not be sent)".to_owned(),
-        );
+        return Err("not a single JSON-RPC object (batches or bare values must not be sent)".to_owned());
     };
     if obj.get("jsonrpc") != Some(&json!("2.0")) {
         return Err("`jsonrpc` must be \"2.0\"".to_owned());
@@ -802,16 +702,11 @@ fn check_line(line: &str, shared: &mut Shared) -> Result<Message, String> {
     if let Some(id) = id
         && !(id.is_string() || id.is_null() || id.is_i64() || id.is_u64())
     {
-        return Err(format!(
-            "`id` must be a string, an integer or null, got {id}"
-        ));
+        return Err(format!("`id` must be a string, an integer or null, got {id}"));
     }
 
     if let Some(method) = obj.get("method") {
-        let method = method
-            .as_str()
-            .ok_or("`method` must be a string")?
-            .to_owned();
+        let method = method.as_str().ok_or("`method` must be a string")?.to_owned();
         if obj.contains_key("result") || obj.contains_key("error") {
             return Err("a message with `method` must not carry `result`/`error`".to_owned());
         }
@@ -838,17 +733,11 @@ fn check_line(line: &str, shared: &mut Shared) -> Result<Message, String> {
                     None => return Err(format!("unknown agent→client request `{method}`")),
                 }
                 check_capability(&method, &shared.client_caps)?;
-                Ok(Message::Request {
-                    id: id.clone(),
-                    method,
-                    params,
-                })
+                Ok(Message::Request { id: id.clone(), method, params })
             }
         }
     } else {
-        let id = id
-            .ok_or("a message with neither `method` nor `id`")?
-            .clone();
+        let id = id.ok_or("a message with neither `method` nor `id`")?.clone();
         let has_result = obj.contains_key("result");
         let has_error = obj.contains_key("error");
         if has_result == has_error {
@@ -934,16 +823,15 @@ mod tests {
         AcpClient::spawn_command(cmd)
     }
 
-    const INIT_OK: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{},"authMethods":[]}}"#;
+    const INIT_OK: &str =
+        r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"agentCapabilities":{},"authMethods":[]}}"#;
 
     /// Runs `f` on its own task and returns its panic message (panics if it did not panic).
     async fn panic_message<F>(f: F) -> String
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let err = tokio::spawn(f)
-            .await
-            .expect_err("expected the client to panic");
+        let err = tokio::spawn(f).await.expect_err("expected the client to panic");
         let payload = err.into_panic();
         payload
             .downcast_ref::<String>()
@@ -981,10 +869,8 @@ mod tests {
     #[tokio::test]
     async fn rejects_a_result_that_violates_the_schema() {
         let msg = panic_message(async {
-            let mut client = fake_agent(&[
-                &[INIT_OK],
-                &[r#"{"jsonrpc":"2.0","id":2,"result":{"stopReason":"bogus"}}"#],
-            ]);
+            let mut client =
+                fake_agent(&[&[INIT_OK], &[r#"{"jsonrpc":"2.0","id":2,"result":{"stopReason":"bogus"}}"#]]);
             client.initialize().await;
             client.prompt_text("s", "x").await;
         })
@@ -1023,8 +909,7 @@ mod tests {
     #[tokio::test]
     async fn rejects_a_wrong_jsonrpc_version_and_responses_to_unknown_ids() {
         let msg = panic_message(async {
-            let mut client =
-                fake_agent(&[&[r#"{"jsonrpc":"1.0","id":1,"result":{"protocolVersion":1}}"#]]);
+            let mut client = fake_agent(&[&[r#"{"jsonrpc":"1.0","id":1,"result":{"protocolVersion":1}}"#]]);
             client.initialize().await;
         })
         .await;

@@ -90,20 +90,14 @@ impl MockReply {
             finish: Finish::Stop,
             status: None,
             chunk_delay: Duration::from_millis(5),
-            usage: MockUsage {
-                input_tokens: 42,
-                output_tokens: 7,
-            },
+            usage: MockUsage { input_tokens: 42, output_tokens: 7 },
             stall_after_text_chunks: None,
         }
     }
 
     /// An HTTP error reply (body in the provider's error format).
     pub fn error(status: u16) -> Self {
-        MockReply {
-            status: Some(status),
-            ..MockReply::text(Vec::<String>::new())
-        }
+        MockReply { status: Some(status), ..MockReply::text(Vec::<String>::new()) }
     }
 
     pub fn thinking<I, S>(mut self, chunks: I) -> Self
@@ -126,10 +120,7 @@ impl MockReply {
     }
 
     pub fn usage(mut self, input_tokens: u64, output_tokens: u64) -> Self {
-        self.usage = MockUsage {
-            input_tokens,
-            output_tokens,
-        };
+        self.usage = MockUsage { input_tokens, output_tokens };
         self
     }
 
@@ -139,11 +130,7 @@ impl MockReply {
     }
 
     pub fn tool_call(mut self, id: &str, name: &str, arguments: Value) -> Self {
-        self.tool_calls.push(MockToolCall {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            arguments,
-        });
+        self.tool_calls.push(MockToolCall { id: id.to_owned(), name: name.to_owned(), arguments });
         self.finish = Finish::ToolUse;
         self
     }
@@ -239,14 +226,8 @@ impl RecordedRequest {
         for m in messages {
             if m.get("role").and_then(Value::as_str) == Some("tool") {
                 out.push(SentToolResult {
-                    call_id: m
-                        .get("tool_call_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    tool_name: m
-                        .get("tool_name")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    call_id: m.get("tool_call_id").and_then(Value::as_str).map(str::to_owned),
+                    tool_name: m.get("tool_name").and_then(Value::as_str).map(str::to_owned),
                     text: text_of(m.get("content")),
                     is_error: None,
                 });
@@ -255,10 +236,7 @@ impl RecordedRequest {
                 for b in blocks {
                     if b.get("type").and_then(Value::as_str) == Some("tool_result") {
                         out.push(SentToolResult {
-                            call_id: b
-                                .get("tool_use_id")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned),
+                            call_id: b.get("tool_use_id").and_then(Value::as_str).map(str::to_owned),
                             tool_name: None,
                             text: text_of(b.get("content")),
                             is_error: b.get("is_error").and_then(Value::as_bool),
@@ -281,12 +259,7 @@ impl RecordedRequest {
             if m.get("role").and_then(Value::as_str) != Some("assistant") {
                 continue;
             }
-            for c in m
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for c in m.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
                 let f = &c["function"];
                 let arguments = match &f["arguments"] {
                     Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
@@ -298,12 +271,7 @@ impl RecordedRequest {
                     arguments,
                 });
             }
-            for b in m
-                .get("content")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for b in m.get("content").and_then(Value::as_array).into_iter().flatten() {
                 if b.get("type").and_then(Value::as_str) == Some("tool_use") {
                     out.push(SentToolCall {
                         id: b.get("id").and_then(Value::as_str).map(str::to_owned),
@@ -317,9 +285,7 @@ impl RecordedRequest {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
     /// The `model` field of the body.
@@ -395,18 +361,12 @@ impl MockLlm {
             .route("/api/tags", get(ollama_tags))
             .fallback(not_found)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock LLM server");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind mock LLM server");
         let addr = listener.local_addr().expect("mock server address");
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("mock LLM server");
         });
-        MockLlm {
-            addr,
-            state,
-            server,
-        }
+        MockLlm { addr, state, server }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -431,17 +391,12 @@ impl MockLlm {
 
     /// Requests to the model endpoints (everything but `GET /api/tags`).
     pub fn model_requests(&self) -> Vec<RecordedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == "POST")
-            .collect()
+        self.requests().into_iter().filter(|r| r.method == "POST").collect()
     }
 
     /// The last model request; panics if there was none.
     pub fn last_model_request(&self) -> RecordedRequest {
-        self.model_requests()
-            .pop()
-            .expect("the mock LLM received no model request")
+        self.model_requests().pop().expect("the mock LLM received no model request")
     }
 
     /// Waits (with the global timeout) until at least `n` requests arrived.
@@ -468,10 +423,7 @@ async fn wait_count(counter: &watch::Sender<usize>, n: usize, what: &str) {
     let result = tokio::time::timeout(TIMEOUT, rx.wait_for(|c| *c >= n)).await;
     match result {
         Ok(Ok(_)) => {}
-        _ => panic!(
-            "timed out after {TIMEOUT:?} waiting for {n} {what}; got {}",
-            *counter.borrow()
-        ),
+        _ => panic!("timed out after {TIMEOUT:?} waiting for {n} {what}; got {}", *counter.borrow()),
     }
 }
 
@@ -483,12 +435,7 @@ impl MockState {
             path: uri.path().to_owned(),
             headers: headers
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body: serde_json::from_str(&raw_body).unwrap_or(Value::Null),
             raw_body,
@@ -498,11 +445,7 @@ impl MockState {
     }
 
     fn next_reply(&self) -> MockReply {
-        self.replies
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or_else(|| MockReply::text(["Default mock ", "answer."]))
+        self.replies.lock().unwrap().pop_front().unwrap_or_else(|| MockReply::text(["Default mock ", "answer."]))
     }
 }
 
@@ -535,32 +478,26 @@ fn streaming_response(
     frames: Vec<Frame>,
     delay: Duration,
 ) -> Response {
-    let guard = StreamGuard {
-        state,
-        completed: std::cell::Cell::new(false),
-    };
-    let stream = futures::stream::unfold(
-        (frames.into_iter(), guard),
-        move |(mut frames, guard)| async move {
-            match frames.next() {
-                None => {
-                    guard.completed.set(true);
-                    None
-                }
-                Some(Frame::Stall) => {
-                    // Hold the connection until the client drops it (that drops this future).
-                    std::future::pending::<()>().await;
-                    None
-                }
-                Some(Frame::Data(data)) => {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    Some((Ok::<_, Infallible>(Bytes::from(data)), (frames, guard)))
-                }
+    let guard = StreamGuard { state, completed: std::cell::Cell::new(false) };
+    let stream = futures::stream::unfold((frames.into_iter(), guard), move |(mut frames, guard)| async move {
+        match frames.next() {
+            None => {
+                guard.completed.set(true);
+                None
             }
-        },
-    );
+            Some(Frame::Stall) => {
+                // Hold the connection until the client drops it (that drops this future).
+                std::future::pending::<()>().await;
+                None
+            }
+            Some(Frame::Data(data)) => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok::<_, Infallible>(Bytes::from(data)), (frames, guard)))
+            }
+        }
+    });
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
@@ -578,18 +515,11 @@ fn json_response(status: u16, body: Value) -> Response {
 }
 
 async fn not_found(uri: Uri) -> Response {
-    json_response(
-        404,
-        json!({"error": {"message": format!("mock LLM: no route for {}", uri.path())}}),
-    )
+    json_response(404, json!({"error": {"message": format!("mock LLM: no route for {}", uri.path())}}))
 }
 
 /// Interleaves text chunks with a stall marker after the configured number of text chunks.
-fn push_text_frames(
-    frames: &mut Vec<Frame>,
-    reply: &MockReply,
-    mut to_frame: impl FnMut(&str) -> String,
-) -> bool {
+fn push_text_frames(frames: &mut Vec<Frame>, reply: &MockReply, mut to_frame: impl FnMut(&str) -> String) -> bool {
     for (idx, chunk) in reply.text_chunks.iter().enumerate() {
         if reply.stall_after_text_chunks == Some(idx) {
             frames.push(Frame::Stall);
@@ -597,10 +527,7 @@ fn push_text_frames(
         }
         frames.push(Frame::Data(to_frame(chunk)));
     }
-    if reply
-        .stall_after_text_chunks
-        .is_some_and(|n| n >= reply.text_chunks.len())
-    {
+    if reply.stall_after_text_chunks.is_some_and(|n| n >= reply.text_chunks.len()) {
         frames.push(Frame::Stall);
         return true;
     }
@@ -610,12 +537,7 @@ fn push_text_frames(
 // ---------------------------------------------------------------------------------------------
 // OpenAI Chat Completions
 
-async fn openai_chat(
-    State(state): State<Arc<MockState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn openai_chat(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     state.record("POST", &uri, &headers, &body);
     let reply = state.next_reply();
     if let Some(status) = reply.status {
@@ -625,16 +547,8 @@ async fn openai_chat(
                 "invalid_api_key",
                 "Incorrect API key provided: sk-test. You can find your API key at https://platform.openai.com/account/api-keys.",
             ),
-            429 => (
-                "rate_limit_exceeded",
-                "rate_limit_exceeded",
-                "Rate limit reached",
-            ),
-            _ => (
-                "server_error",
-                "server_error",
-                "The server had an error while processing your request.",
-            ),
+            429 => ("rate_limit_exceeded", "rate_limit_exceeded", "Rate limit reached"),
+            _ => ("server_error", "server_error", "The server had an error while processing your request."),
         };
         return json_response(
             status,
@@ -657,19 +571,11 @@ async fn openai_chat(
         format!("data: {v}\n\n")
     };
 
-    let mut frames = vec![Frame::Data(chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    ))];
+    let mut frames = vec![Frame::Data(chunk(json!({"role": "assistant", "content": ""}), Value::Null))];
     for t in &reply.thinking_chunks {
-        frames.push(Frame::Data(chunk(
-            json!({"reasoning_content": t}),
-            Value::Null,
-        )));
+        frames.push(Frame::Data(chunk(json!({"reasoning_content": t}), Value::Null)));
     }
-    let stalled = push_text_frames(&mut frames, &reply, |t| {
-        chunk(json!({"content": t}), Value::Null)
-    });
+    let stalled = push_text_frames(&mut frames, &reply, |t| chunk(json!({"content": t}), Value::Null));
     if !stalled {
         for (idx, call) in reply.tool_calls.iter().enumerate() {
             let args = call.arguments.to_string();
@@ -729,17 +635,11 @@ async fn anthropic_messages(
     if let Some(status) = reply.status {
         let (kind, message) = match status {
             401 => ("authentication_error", "invalid x-api-key"),
-            429 => (
-                "rate_limit_error",
-                "Number of requests has exceeded your rate limit",
-            ),
+            429 => ("rate_limit_error", "Number of requests has exceeded your rate limit"),
             529 => ("overloaded_error", "Overloaded"),
             _ => ("api_error", "Internal server error"),
         };
-        return json_response(
-            status,
-            json!({"type": "error", "error": {"type": kind, "message": message}}),
-        );
+        return json_response(status, json!({"type": "error", "error": {"type": kind, "message": message}}));
     }
     let model = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -838,10 +738,7 @@ async fn anthropic_messages(
                    "delta": {"stop_reason": stop_reason, "stop_sequence": null},
                    "usage": {"output_tokens": reply.usage.output_tokens}}),
         )));
-        frames.push(Frame::Data(sse_event(
-            "message_stop",
-            json!({"type": "message_stop"}),
-        )));
+        frames.push(Frame::Data(sse_event("message_stop", json!({"type": "message_stop"}))));
     }
     streaming_response(state, "text/event-stream", frames, reply.chunk_delay)
 }
@@ -851,12 +748,7 @@ async fn anthropic_messages(
 
 const OLLAMA_CREATED_AT: &str = "2025-01-01T00:00:00.000000Z";
 
-async fn ollama_chat(
-    State(state): State<Arc<MockState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn ollama_chat(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     state.record("POST", &uri, &headers, &body);
     let reply = state.next_reply();
     if let Some(status) = reply.status {
@@ -871,20 +763,13 @@ async fn ollama_chat(
         .and_then(|b| b.get("model").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_else(|| "mock-model".to_owned());
     let line = |message: Value| {
-        format!(
-            "{}\n",
-            json!({"model": model, "created_at": OLLAMA_CREATED_AT, "message": message, "done": false})
-        )
+        format!("{}\n", json!({"model": model, "created_at": OLLAMA_CREATED_AT, "message": message, "done": false}))
     };
     let mut frames = Vec::new();
     for t in &reply.thinking_chunks {
-        frames.push(Frame::Data(line(
-            json!({"role": "assistant", "content": "", "thinking": t}),
-        )));
+        frames.push(Frame::Data(line(json!({"role": "assistant", "content": "", "thinking": t}))));
     }
-    let stalled = push_text_frames(&mut frames, &reply, |t| {
-        line(json!({"role": "assistant", "content": t}))
-    });
+    let stalled = push_text_frames(&mut frames, &reply, |t| line(json!({"role": "assistant", "content": t})));
     if !stalled {
         if !reply.tool_calls.is_empty() {
             let calls: Vec<Value> = reply
@@ -892,9 +777,7 @@ async fn ollama_chat(
                 .iter()
                 .map(|c| json!({"function": {"name": c.name, "arguments": c.arguments}}))
                 .collect();
-            frames.push(Frame::Data(line(
-                json!({"role": "assistant", "content": "", "tool_calls": calls}),
-            )));
+            frames.push(Frame::Data(line(json!({"role": "assistant", "content": "", "tool_calls": calls}))));
         }
         let done_reason = match reply.finish {
             Finish::Length => "length",
@@ -915,11 +798,7 @@ async fn ollama_chat(
     streaming_response(state, "application/x-ndjson", frames, reply.chunk_delay)
 }
 
-async fn ollama_tags(
-    State(state): State<Arc<MockState>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
+async fn ollama_tags(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap) -> Response {
     state.record("GET", &uri, &headers, &Bytes::new());
     json_response(
         200,
@@ -944,11 +823,7 @@ mod tests {
 
     async fn post(mock: &MockLlm, path: &str, body: Value) -> (u16, String) {
         let resp = within_timeout(
-            http()
-                .post(format!("{}{path}", mock.base_url()))
-                .header("authorization", "Bearer k")
-                .json(&body)
-                .send(),
+            http().post(format!("{}{path}", mock.base_url())).header("authorization", "Bearer k").json(&body).send(),
         )
         .await
         .expect("POST to mock");
@@ -957,16 +832,11 @@ mod tests {
     }
 
     async fn within_timeout<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::time::timeout(TIMEOUT, f)
-            .await
-            .expect("mock self-test timed out")
+        tokio::time::timeout(TIMEOUT, f).await.expect("mock self-test timed out")
     }
 
     fn sse_data(body: &str) -> Vec<String> {
-        body.lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .map(str::to_owned)
-            .collect()
+        body.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_owned).collect()
     }
 
     #[tokio::test]
@@ -978,42 +848,21 @@ mod tests {
                 .tool_call("call_1", "read_file", json!({"path": "/a"}))
                 .usage(3, 4),
         );
-        let (status, body) = post(
-            &mock,
-            "/v1/chat/completions",
-            json!({"model": "m", "stream": true}),
-        )
-        .await;
+        let (status, body) = post(&mock, "/v1/chat/completions", json!({"model": "m", "stream": true})).await;
         assert_eq!(status, 200);
         let data = sse_data(&body);
         assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
-        let chunks: Vec<Value> = data[..data.len() - 1]
-            .iter()
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect();
-        let field = |name: &str| -> String {
-            chunks
-                .iter()
-                .filter_map(|c| c["choices"][0]["delta"][name].as_str())
-                .collect()
-        };
+        let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let field =
+            |name: &str| -> String { chunks.iter().filter_map(|c| c["choices"][0]["delta"][name].as_str()).collect() };
         assert_eq!(field("reasoning_content"), "hmm");
         assert_eq!(field("content"), "Hello");
         let args: String = chunks
             .iter()
-            .filter_map(|c| {
-                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
-            })
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
             .collect();
-        assert_eq!(
-            serde_json::from_str::<Value>(&args).unwrap(),
-            json!({"path": "/a"})
-        );
-        assert!(
-            chunks
-                .iter()
-                .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
-        );
+        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"path": "/a"}));
+        assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
         let usage = chunks.last().unwrap();
         assert_eq!(usage["choices"], json!([]));
         assert_eq!(usage["usage"]["prompt_tokens"], 3);
@@ -1027,17 +876,10 @@ mod tests {
     #[tokio::test]
     async fn anthropic_stream_has_the_documented_event_sequence() {
         let mock = MockLlm::start().await;
-        mock.enqueue(
-            MockReply::text(["A", "B"])
-                .thinking(["t"])
-                .finish(Finish::Length),
-        );
+        mock.enqueue(MockReply::text(["A", "B"]).thinking(["t"]).finish(Finish::Length));
         let (status, body) = post(&mock, "/v1/messages", json!({"model": "m"})).await;
         assert_eq!(status, 200);
-        let events: Vec<&str> = body
-            .lines()
-            .filter_map(|l| l.strip_prefix("event: "))
-            .collect();
+        let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
         assert_eq!(
             events,
             [
@@ -1055,20 +897,11 @@ mod tests {
                 "message_stop"
             ]
         );
-        let data: Vec<Value> = sse_data(&body)
-            .iter()
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect();
-        let text: String = data
-            .iter()
-            .filter_map(|d| d["delta"]["text"].as_str())
-            .collect();
+        let data: Vec<Value> = sse_data(&body).iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let text: String = data.iter().filter_map(|d| d["delta"]["text"].as_str()).collect();
         assert_eq!(text, "AB");
         assert!(data.iter().any(|d| d["delta"]["type"] == "signature_delta"));
-        assert!(
-            data.iter()
-                .any(|d| d["delta"]["stop_reason"] == "max_tokens")
-        );
+        assert!(data.iter().any(|d| d["delta"]["stop_reason"] == "max_tokens"));
     }
 
     #[tokio::test]
@@ -1077,29 +910,14 @@ mod tests {
         mock.enqueue(MockReply::text(["x", "y"]).thinking(["t"]).usage(5, 6));
         let (status, body) = post(&mock, "/api/chat", json!({"model": "m"})).await;
         assert_eq!(status, 200);
-        let lines: Vec<Value> = body
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let text: String = lines
-            .iter()
-            .filter_map(|l| l["message"]["content"].as_str())
-            .collect();
-        let thinking: String = lines
-            .iter()
-            .filter_map(|l| l["message"]["thinking"].as_str())
-            .collect();
+        let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let text: String = lines.iter().filter_map(|l| l["message"]["content"].as_str()).collect();
+        let thinking: String = lines.iter().filter_map(|l| l["message"]["thinking"].as_str()).collect();
         assert_eq!((text.as_str(), thinking.as_str()), ("xy", "t"));
         let last = lines.last().unwrap();
         assert_eq!(last["done"], true);
         assert_eq!(last["done_reason"], "stop");
-        assert_eq!(
-            (
-                last["prompt_eval_count"].as_u64(),
-                last["eval_count"].as_u64()
-            ),
-            (Some(5), Some(6))
-        );
+        assert_eq!((last["prompt_eval_count"].as_u64(), last["eval_count"].as_u64()), (Some(5), Some(6)));
         assert!(lines[..lines.len() - 1].iter().all(|l| l["done"] == false));
     }
 
@@ -1111,16 +929,10 @@ mod tests {
         mock.enqueue(MockReply::error(500));
         let (s, b) = post(&mock, "/v1/chat/completions", json!({})).await;
         assert_eq!(s, 401);
-        assert_eq!(
-            serde_json::from_str::<Value>(&b).unwrap()["error"]["code"],
-            "invalid_api_key"
-        );
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["code"], "invalid_api_key");
         let (s, b) = post(&mock, "/v1/messages", json!({})).await;
         assert_eq!(s, 401);
-        assert_eq!(
-            serde_json::from_str::<Value>(&b).unwrap()["error"]["type"],
-            "authentication_error"
-        );
+        assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["error"]["type"], "authentication_error");
         let (s, b) = post(&mock, "/api/chat", json!({})).await;
         assert_eq!(s, 500);
         assert!(serde_json::from_str::<Value>(&b).unwrap()["error"].is_string());
@@ -1134,21 +946,14 @@ mod tests {
     async fn a_stalled_stream_dropped_by_the_client_counts_as_aborted() {
         let mock = MockLlm::start().await;
         mock.enqueue(MockReply::text(["one", "two"]).stall_after(1));
-        let mut resp = within_timeout(
-            http()
-                .post(format!("{}/v1/chat/completions", mock.base_url()))
-                .json(&json!({}))
-                .send(),
-        )
-        .await
-        .unwrap();
+        let mut resp =
+            within_timeout(http().post(format!("{}/v1/chat/completions", mock.base_url())).json(&json!({})).send())
+                .await
+                .unwrap();
         // Read until the first text chunk arrived, then hang up.
         let mut seen = String::new();
         while !seen.contains("one") {
-            let chunk = within_timeout(resp.chunk())
-                .await
-                .unwrap()
-                .expect("stream ended early");
+            let chunk = within_timeout(resp.chunk()).await.unwrap().expect("stream ended early");
             seen.push_str(&String::from_utf8_lossy(&chunk));
         }
         assert!(!seen.contains("two"));

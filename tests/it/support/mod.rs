@@ -53,17 +53,11 @@ pub struct TestEnv {
 impl TestEnv {
     /// A bare environment with no provider configured.
     pub fn new() -> TestEnv {
-        let root = tempfile::Builder::new()
-            .prefix("ratchet-it-")
-            .tempdir()
-            .expect("create temp dir");
+        let root = tempfile::Builder::new().prefix("ratchet-it-").tempdir().expect("create temp dir");
         for sub in ["home", "ratchet-home", "workspace", "workspace-b"] {
             std::fs::create_dir_all(root.path().join(sub)).expect("create test dir");
         }
-        let mut env = TestEnv {
-            root,
-            vars: Vec::new(),
-        };
+        let mut env = TestEnv { root, vars: Vec::new() };
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_owned());
         let home = env.home_dir();
         let ratchet_home = env.ratchet_home();
@@ -111,8 +105,7 @@ impl TestEnv {
             "turns": turns.iter().map(|t| json!({"text": t})).collect::<Vec<_>>()
         });
         let path = env.root.path().join("script.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&script).unwrap())
-            .expect("write script");
+        std::fs::write(&path, serde_json::to_string_pretty(&script).unwrap()).expect("write script");
         env.set("RATCHET_PROVIDER", "scripted");
         env.set("RATCHET_MODEL", MODEL);
         env.set("RATCHET_SCRIPT", path.to_str().unwrap());
@@ -182,12 +175,7 @@ impl TestEnv {
     pub async fn run(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = self.command(args);
         cmd.stdin(std::process::Stdio::null());
-        within(
-            &format!("`ratchet {}` to exit", args.join(" ")),
-            cmd.output(),
-        )
-        .await
-        .expect("run ratchet")
+        within(&format!("`ratchet {}` to exit", args.join(" ")), cmd.output()).await.expect("run ratchet")
     }
 
     /// Spawns `ratchet acp`.
@@ -247,17 +235,11 @@ pub fn transcript(updates: &[Value]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for u in updates {
         let kind = update_kind(u);
-        if !matches!(
-            kind,
-            "user_message_chunk" | "agent_message_chunk" | "agent_thought_chunk"
-        ) {
+        if !matches!(kind, "user_message_chunk" | "agent_message_chunk" | "agent_thought_chunk") {
             continue;
         }
         let text = match u["update"]["content"]["type"].as_str() {
-            Some("text") => u["update"]["content"]["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
+            Some("text") => u["update"]["content"]["text"].as_str().unwrap_or("").to_owned(),
             Some(other) => format!("<{other}>"),
             None => String::new(),
         };

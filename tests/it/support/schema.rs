@@ -87,23 +87,17 @@ fn validator(kind: Kind) -> &'static Validator {
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     cache.entry(kind).or_insert_with(|| {
         let schema = schema_of(kind);
-        let compiled = jsonschema::validator_for(&schema)
-            .unwrap_or_else(|e| panic!("schema for {kind:?} does not compile: {e}"));
+        let compiled =
+            jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("schema for {kind:?} does not compile: {e}"));
         Box::leak(Box::new(compiled))
     })
 }
 
 /// Checks `instance` against the schema of `kind`; the error lists every violation.
 pub fn check(kind: Kind, instance: &Value) -> Result<(), String> {
-    let errors: Vec<String> = validator(kind)
-        .iter_errors(instance)
-        .map(|e| format!("at `{}`: {e}", e.instance_path()))
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("not a valid {kind:?}: {}", errors.join("; ")))
-    }
+    let errors: Vec<String> =
+        validator(kind).iter_errors(instance).map(|e| format!("at `{}`: {e}", e.instance_path())).collect();
+    if errors.is_empty() { Ok(()) } else { Err(format!("not a valid {kind:?}: {}", errors.join("; "))) }
 }
 
 /// The schema of the result of a client→agent request, by method; `None` if the method has
@@ -208,18 +202,8 @@ mod tests {
 
     #[test]
     fn list_sessions_response_requires_cwd_on_each_session() {
-        check(
-            Kind::ListSessionsResponse,
-            &json!({"sessions": [{"sessionId": "a", "cwd": "/tmp"}]}),
-        )
-        .unwrap();
-        assert!(
-            check(
-                Kind::ListSessionsResponse,
-                &json!({"sessions": [{"sessionId": "a"}]})
-            )
-            .is_err()
-        );
+        check(Kind::ListSessionsResponse, &json!({"sessions": [{"sessionId": "a", "cwd": "/tmp"}]})).unwrap();
+        assert!(check(Kind::ListSessionsResponse, &json!({"sessions": [{"sessionId": "a"}]})).is_err());
     }
 
     #[test]

@@ -24,18 +24,8 @@ impl ToolCallView {
     /// The statuses reported, in order (start first; updates without a status are skipped).
     /// A `tool_call` without `status` counts as `pending`, the schema's default.
     pub fn statuses(&self) -> Vec<String> {
-        let start = self
-            .start
-            .as_ref()
-            .map(|s| s["status"].as_str().unwrap_or("pending").to_owned());
-        start
-            .into_iter()
-            .chain(
-                self.updates
-                    .iter()
-                    .filter_map(|u| u["status"].as_str().map(str::to_owned)),
-            )
-            .collect()
+        let start = self.start.as_ref().map(|s| s["status"].as_str().unwrap_or("pending").to_owned());
+        start.into_iter().chain(self.updates.iter().filter_map(|u| u["status"].as_str().map(str::to_owned))).collect()
     }
 
     /// The last status reported.
@@ -45,10 +35,7 @@ impl ToolCallView {
 
     /// A field of the `tool_call` notification.
     pub fn start_field(&self, name: &str) -> Value {
-        self.start
-            .as_ref()
-            .and_then(|s| s.get(name).cloned())
-            .unwrap_or(Value::Null)
+        self.start.as_ref().and_then(|s| s.get(name).cloned()).unwrap_or(Value::Null)
     }
 
     pub fn title(&self) -> String {
@@ -61,19 +48,12 @@ impl ToolCallView {
 
     /// The latest value of a field (`content`, `locations` replace earlier values).
     pub fn latest(&self, name: &str) -> Value {
-        self.all()
-            .iter()
-            .rev()
-            .find_map(|u| u.get(name).filter(|v| !v.is_null()).cloned())
-            .unwrap_or(Value::Null)
+        self.all().iter().rev().find_map(|u| u.get(name).filter(|v| !v.is_null()).cloned()).unwrap_or(Value::Null)
     }
 
     /// The current content items.
     pub fn content(&self) -> Vec<Value> {
-        self.latest("content")
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.latest("content").as_array().cloned().unwrap_or_default()
     }
 
     /// The text of the current `{type: "content", content: {type: "text"}}` items, joined.
@@ -88,27 +68,17 @@ impl ToolCallView {
 
     /// The current content items of one `type` (`diff`, `terminal`, `content`).
     pub fn content_of_type(&self, ty: &str) -> Vec<Value> {
-        self.content()
-            .into_iter()
-            .filter(|c| c["type"] == ty)
-            .collect()
+        self.content().into_iter().filter(|c| c["type"] == ty).collect()
     }
 
     /// `rawOutput.output` of the latest update that has one.
     pub fn raw_output_text(&self) -> String {
-        self.latest("rawOutput")["output"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.latest("rawOutput")["output"].as_str().unwrap_or("").to_owned()
     }
 
     /// Everything the editor got for this call, as JSON text (for "mentions X" checks).
     pub fn dump(&self) -> String {
-        self.all()
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.all().iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -125,11 +95,7 @@ pub fn tool_calls(updates: &[Value]) -> Vec<ToolCallView> {
         let idx = match out.iter().position(|c| c.id == id) {
             Some(i) => i,
             None => {
-                out.push(ToolCallView {
-                    id: id.clone(),
-                    start: None,
-                    updates: Vec::new(),
-                });
+                out.push(ToolCallView { id: id.clone(), start: None, updates: Vec::new() });
                 out.len() - 1
             }
         };
@@ -154,14 +120,7 @@ pub fn tool_events(updates: &[Value]) -> Vec<(String, String, String)> {
             (
                 update_kind(p).to_owned(),
                 u["toolCallId"].as_str().unwrap_or("").to_owned(),
-                u["status"]
-                    .as_str()
-                    .unwrap_or(if update_kind(p) == "tool_call" {
-                        "pending"
-                    } else {
-                        ""
-                    })
-                    .to_owned(),
+                u["status"].as_str().unwrap_or(if update_kind(p) == "tool_call" { "pending" } else { "" }).to_owned(),
             )
         })
         .collect()

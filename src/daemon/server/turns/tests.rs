@@ -39,8 +39,15 @@ async fn a_detached_turns_question_is_cancelled_after_the_timeout_and_the_turn_e
     let (items_tx, items_rx) = mpsc::channel(1);
     let detached = CancellationToken::new();
     let host = Arc::new(RemoteHost::new(HostCaps::default(), state.host_calls.clone(), items_tx, detached.clone()));
-    let turn = EngineApi::send_message(&engine, session.id.clone(), vec![ContentPart::text("write")], host).await.unwrap();
-    let pump = Pump { state, session: session.id.clone(), detached: detached.clone(), asked: Vec::new(), timers: Default::default() };
+    let turn =
+        EngineApi::send_message(&engine, session.id.clone(), vec![ContentPart::text("write")], host).await.unwrap();
+    let pump = Pump {
+        state,
+        session: session.id.clone(),
+        detached: detached.clone(),
+        asked: Vec::new(),
+        timers: Default::default(),
+    };
     let began = Instant::now();
     // No sink: the subscriber left before the turn was even confirmed.
     tokio::time::timeout(Duration::from_secs(20), pump.run(turn, items_rx, None)).await.expect("the turn hung");

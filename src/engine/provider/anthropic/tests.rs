@@ -35,10 +35,8 @@ fn block_stop(index: u64) -> String {
 
 fn message_end(stop_reason: &str) -> [String; 2] {
     [
-        ev(
-            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-                  "usage": {"output_tokens": 42}}),
-        ),
+        ev(json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                  "usage": {"output_tokens": 42}})),
         ev(json!({"type": "message_stop"})),
     ]
 }
@@ -68,8 +66,7 @@ fn request() -> ProviderRequest {
 
 async fn run(replies: Vec<Reply>) -> (MockServer, Vec<ProviderEvent>, Option<ProviderError>) {
     let server = MockServer::start(replies).await;
-    let provider =
-        AnthropicProvider::new(&format!("{}/", server.base), Some("sk-ant-test".into())).unwrap();
+    let provider = AnthropicProvider::new(&format!("{}/", server.base), Some("sk-ant-test".into())).unwrap();
     match provider.stream(request()).await {
         Ok(stream) => {
             let (events, error) = collect(stream).await;
@@ -84,30 +81,13 @@ async fn streams_text_with_usage_and_headers() {
     let (server, events, error) = run(vec![Reply::sse(&text_answer("end_turn"))]).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(text_of(&events), "Hello there");
-    let usage = Usage {
-        input_tokens: 105,
-        output_tokens: 42,
-        cached_input_tokens: 90,
-        reasoning_tokens: 0,
-    };
-    assert_eq!(
-        non_text(&events),
-        vec![
-            ProviderEvent::Usage(usage),
-            ProviderEvent::Finish(FinishReason::Stop)
-        ]
-    );
+    let usage = Usage { input_tokens: 105, output_tokens: 42, cached_input_tokens: 90, reasoning_tokens: 0 };
+    assert_eq!(non_text(&events), vec![ProviderEvent::Usage(usage), ProviderEvent::Finish(FinishReason::Stop)]);
     let sent = server.single_request();
     assert_eq!(sent.path, "/v1/messages");
     assert_eq!(sent.header("x-api-key").as_deref(), Some("sk-ant-test"));
-    assert_eq!(
-        sent.header("anthropic-version").as_deref(),
-        Some("2023-06-01")
-    );
-    assert_eq!(
-        sent.header("content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(sent.header("anthropic-version").as_deref(), Some("2023-06-01"));
+    assert_eq!(sent.header("content-type").as_deref(), Some("application/json"));
     assert_eq!(sent.body["system"], "sys");
     assert_eq!(sent.body["stream"], true);
     assert_eq!(sent.body["max_tokens"], 256);
@@ -120,10 +100,7 @@ async fn thinking_streams_as_thoughts_with_their_signature() {
         block_start(0, json!({"type": "thinking", "thinking": ""})),
         delta(0, json!({"type": "thinking_delta", "thinking": "Let me "})),
         delta(0, json!({"type": "thinking_delta", "thinking": "see."})),
-        delta(
-            0,
-            json!({"type": "signature_delta", "signature": "c2lnbmF0dXJl"}),
-        ),
+        delta(0, json!({"type": "signature_delta", "signature": "c2lnbmF0dXJl"})),
         block_stop(0),
         block_start(1, json!({"type": "text", "text": ""})),
         delta(1, json!({"type": "text_delta", "text": "Done."})),
@@ -134,19 +111,10 @@ async fn thinking_streams_as_thoughts_with_their_signature() {
     assert!(error.is_none(), "{error:?}");
     assert_eq!(thought_of(&got), "Let me see.");
     assert_eq!(text_of(&got), "Done.");
-    assert_eq!(
-        non_text(&got)[0],
-        ProviderEvent::ThoughtSignature("c2lnbmF0dXJl".into())
-    );
+    assert_eq!(non_text(&got)[0], ProviderEvent::ThoughtSignature("c2lnbmF0dXJl".into()));
     // The signature closes the thought before the text starts.
-    let sig_idx = got
-        .iter()
-        .position(|e| matches!(e, ProviderEvent::ThoughtSignature(_)))
-        .unwrap();
-    let text_idx = got
-        .iter()
-        .position(|e| matches!(e, ProviderEvent::TextDelta(_)))
-        .unwrap();
+    let sig_idx = got.iter().position(|e| matches!(e, ProviderEvent::ThoughtSignature(_))).unwrap();
+    let text_idx = got.iter().position(|e| matches!(e, ProviderEvent::TextDelta(_))).unwrap();
     assert!(sig_idx < text_idx);
 }
 
@@ -157,24 +125,12 @@ async fn assembles_two_fragmented_tool_uses() {
         block_start(0, json!({"type": "text", "text": ""})),
         delta(0, json!({"type": "text_delta", "text": "Let me look."})),
         block_stop(0),
-        block_start(
-            1,
-            json!({"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}}),
-        ),
+        block_start(1, json!({"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {}})),
         delta(1, json!({"type": "input_json_delta", "partial_json": ""})),
-        delta(
-            1,
-            json!({"type": "input_json_delta", "partial_json": "{\"path\": \"src/"}),
-        ),
-        delta(
-            1,
-            json!({"type": "input_json_delta", "partial_json": "lib.rs\"}"}),
-        ),
+        delta(1, json!({"type": "input_json_delta", "partial_json": "{\"path\": \"src/"})),
+        delta(1, json!({"type": "input_json_delta", "partial_json": "lib.rs\"}"})),
         block_stop(1),
-        block_start(
-            2,
-            json!({"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}),
-        ),
+        block_start(2, json!({"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}})),
         block_stop(2),
     ];
     events.extend(message_end("tool_use"));
@@ -189,17 +145,10 @@ async fn assembles_two_fragmented_tool_uses() {
                 name: "read_file".into(),
                 arguments: json!({"path": "src/lib.rs"}),
             }),
-            ProviderEvent::ToolCall(ToolCall {
-                id: "toolu_2".into(),
-                name: "now".into(),
-                arguments: json!({})
-            }),
+            ProviderEvent::ToolCall(ToolCall { id: "toolu_2".into(), name: "now".into(), arguments: json!({}) }),
         ]
     );
-    assert_eq!(
-        rest.last(),
-        Some(&ProviderEvent::Finish(FinishReason::ToolUse))
-    );
+    assert_eq!(rest.last(), Some(&ProviderEvent::Finish(FinishReason::ToolUse)));
 }
 
 #[tokio::test]
@@ -222,31 +171,17 @@ async fn maps_every_stop_reason() {
 async fn error_event_and_truncated_stream_are_errors() {
     let events = vec![
         message_start(),
-        ev(
-            json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
-        ),
+        ev(json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})),
     ];
     let (_server, _got, error) = run(vec![Reply::sse(&events)]).await;
     let error = error.unwrap();
-    assert!(
-        matches!(&error, ProviderError::Http { status: 529, .. }),
-        "{error:?}"
-    );
+    assert!(matches!(&error, ProviderError::Http { status: 529, .. }), "{error:?}");
     assert!(error.to_string().contains("Overloaded"));
 
     let truncated = text_answer("end_turn")[..4].to_vec();
     let (_server, got, error) = run(vec![Reply::sse(&truncated)]).await;
     assert_eq!(text_of(&got), "Hello");
-    assert!(
-        matches!(
-            error,
-            Some(ProviderError::Protocol {
-                provider: "anthropic",
-                ..
-            })
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error, Some(ProviderError::Protocol { provider: "anthropic", .. })), "{error:?}");
 }
 
 #[tokio::test]
@@ -254,16 +189,7 @@ async fn unauthorized_names_the_key_variable() {
     let body = json!({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}});
     let (server, _events, error) = run(vec![Reply::json(401, body)]).await;
     let error = error.unwrap();
-    assert!(
-        matches!(
-            &error,
-            ProviderError::Auth {
-                env_var: "ANTHROPIC_API_KEY",
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(&error, ProviderError::Auth { env_var: "ANTHROPIC_API_KEY", .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("ANTHROPIC_API_KEY") && message.contains("invalid x-api-key"));
     assert!(!message.contains("sk-ant-test"));
@@ -273,10 +199,7 @@ async fn unauthorized_names_the_key_variable() {
 #[tokio::test]
 async fn retries_a_500_and_then_streams() {
     let replies = vec![
-        Reply::json(
-            500,
-            json!({"type": "error", "error": {"type": "api_error", "message": "x"}}),
-        ),
+        Reply::json(500, json!({"type": "error", "error": {"type": "api_error", "message": "x"}})),
         Reply::sse(&text_answer("end_turn")),
     ];
     let (server, events, error) = run(replies).await;
@@ -293,37 +216,23 @@ fn request_body_maps_history_and_tools() {
         messages: vec![
             ProviderMessage::User(vec![
                 ContentPart::text("see"),
-                ContentPart::Image {
-                    mime_type: "image/png".into(),
-                    data: "AAAA".into(),
-                },
-                ContentPart::ResourceLink {
-                    uri: "file:///b".into(),
-                    name: "b".into(),
-                },
+                ContentPart::Image { mime_type: "image/png".into(), data: "AAAA".into() },
+                ContentPart::ResourceLink { uri: "file:///b".into(), name: "b".into() },
             ]),
             ProviderMessage::Assistant {
                 content: vec![
-                    ContentPart::Thought {
-                        text: "unsigned".into(),
-                        signature: None,
-                    },
-                    ContentPart::Thought {
-                        text: "signed".into(),
-                        signature: Some("sig".into()),
-                    },
+                    ContentPart::Thought { text: "unsigned".into(), signature: None },
+                    ContentPart::Thought { text: "signed".into(), signature: Some("sig".into()) },
                     ContentPart::text("Reading."),
                 ],
-                tool_calls: vec![ToolCall {
-                    id: "t1".into(),
-                    name: "read".into(),
-                    arguments: json!({"p": 1}),
-                }],
+                tool_calls: vec![ToolCall { id: "t1".into(), name: "read".into(), arguments: json!({"p": 1}) }],
             },
             ProviderMessage::ToolResults(vec![ToolResult {
                 call_id: "t1".into(),
                 content: "no".into(),
-                is_error: true, title: None, kind: None,
+                is_error: true,
+                title: None,
+                kind: None,
             }]),
             ProviderMessage::User(vec![ContentPart::text("why?")]),
         ],

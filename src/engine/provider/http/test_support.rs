@@ -29,33 +29,18 @@ impl Reply {
     /// without the blank separator line), cut into small pieces to exercise reassembly.
     pub fn sse(events: &[String]) -> Reply {
         let body: String = events.iter().map(|e| format!("{e}\n\n")).collect();
-        Reply {
-            status: 200,
-            content_type: "text/event-stream",
-            headers: Vec::new(),
-            chunks: split_body(&body, 37),
-        }
+        Reply { status: 200, content_type: "text/event-stream", headers: Vec::new(), chunks: split_body(&body, 37) }
     }
 
     /// A 200 `application/x-ndjson` body, one JSON value per line, cut into pieces.
     pub fn ndjson(lines: &[serde_json::Value]) -> Reply {
         let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
-        Reply {
-            status: 200,
-            content_type: "application/x-ndjson",
-            headers: Vec::new(),
-            chunks: split_body(&body, 29),
-        }
+        Reply { status: 200, content_type: "application/x-ndjson", headers: Vec::new(), chunks: split_body(&body, 29) }
     }
 
     /// A plain JSON answer (an error body, or a non-streaming success).
     pub fn json(status: u16, body: serde_json::Value) -> Reply {
-        Reply {
-            status,
-            content_type: "application/json",
-            headers: Vec::new(),
-            chunks: vec![body.to_string()],
-        }
+        Reply { status, content_type: "application/json", headers: Vec::new(), chunks: vec![body.to_string()] }
     }
 
     /// The same reply with an extra header.
@@ -77,10 +62,7 @@ pub fn sse_named(name: &str, json: serde_json::Value) -> String {
 
 fn split_body(body: &str, piece_len: usize) -> Vec<String> {
     let chars: Vec<char> = body.chars().collect();
-    chars
-        .chunks(piece_len)
-        .map(|c| c.iter().collect())
-        .collect()
+    chars.chunks(piece_len).map(|c| c.iter().collect()).collect()
 }
 
 /// One request the server received.
@@ -96,10 +78,7 @@ pub struct Captured {
 impl Captured {
     /// A header's value as text, if present.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
     }
 }
 
@@ -123,9 +102,7 @@ impl MockServer {
         super::install_crypto_provider();
         let state = Arc::new(MockState::default());
         state.replies.lock().unwrap().extend(replies);
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -140,11 +117,7 @@ impl MockServer {
     /// The only request received; fails the test if there were more or none.
     pub fn single_request(&self) -> Captured {
         let requests = self.requests();
-        assert_eq!(
-            requests.len(),
-            1,
-            "expected exactly one request: {requests:#?}"
-        );
+        assert_eq!(requests.len(), 1, "expected exactly one request: {requests:#?}");
         requests.into_iter().next().unwrap()
     }
 }
@@ -158,15 +131,9 @@ async fn handle(
 ) -> Response {
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let path = uri.path().to_string();
-    state.captured.lock().unwrap().push(Captured {
-        method,
-        path,
-        headers,
-        body,
-    });
+    state.captured.lock().unwrap().push(Captured { method, path, headers, body });
     let reply = state.replies.lock().unwrap().pop_front();
-    let reply = reply
-        .unwrap_or_else(|| Reply::json(500, serde_json::json!({"error": "mock: no reply left"})));
+    let reply = reply.unwrap_or_else(|| Reply::json(500, serde_json::json!({"error": "mock: no reply left"})));
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(reply.status).unwrap())
         .header("content-type", reply.content_type);
@@ -218,12 +185,7 @@ pub fn thought_of(events: &[ProviderEvent]) -> String {
 pub fn non_text(events: &[ProviderEvent]) -> Vec<ProviderEvent> {
     events
         .iter()
-        .filter(|e| {
-            !matches!(
-                e,
-                ProviderEvent::TextDelta(_) | ProviderEvent::ThoughtDelta(_)
-            )
-        })
+        .filter(|e| !matches!(e, ProviderEvent::TextDelta(_) | ProviderEvent::ThoughtDelta(_)))
         .cloned()
         .collect()
 }

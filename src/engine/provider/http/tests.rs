@@ -8,11 +8,7 @@ use serde_json::json;
 use super::test_support::{MockServer, Reply};
 use super::*;
 
-const LABELS: Labels = Labels {
-    provider: "testprov",
-    key_env: Some("TEST_API_KEY"),
-    url_env: "TEST_BASE_URL",
-};
+const LABELS: Labels = Labels { provider: "testprov", key_env: Some("TEST_API_KEY"), url_env: "TEST_BASE_URL" };
 
 const FAST: RetryPolicy = RetryPolicy {
     max_retries: 2,
@@ -39,14 +35,8 @@ fn backoff_doubles_and_is_capped() {
 
 #[test]
 fn error_detail_prefers_the_provider_message() {
-    assert_eq!(
-        error_detail(r#"{"error":{"message":"bad key","type":"x"}}"#),
-        "bad key"
-    );
-    assert_eq!(
-        error_detail(r#"{"error":"model 'x' not found"}"#),
-        "model 'x' not found"
-    );
+    assert_eq!(error_detail(r#"{"error":{"message":"bad key","type":"x"}}"#), "bad key");
+    assert_eq!(error_detail(r#"{"error":"model 'x' not found"}"#), "model 'x' not found");
     assert_eq!(error_detail("  plain text  "), "plain text");
     assert_eq!(error_detail(""), "(empty response body)");
     let long = "é".repeat(1000);
@@ -58,19 +48,9 @@ fn error_detail_prefers_the_provider_message() {
 #[test]
 fn auth_errors_name_the_key_variable_or_the_url_variable() {
     let err = status_error(LABELS, StatusCode::UNAUTHORIZED, "nope".into());
-    assert!(matches!(
-        err,
-        ProviderError::Auth {
-            env_var: "TEST_API_KEY",
-            status: 401,
-            ..
-        }
-    ));
+    assert!(matches!(err, ProviderError::Auth { env_var: "TEST_API_KEY", status: 401, .. }));
     assert!(err.to_string().contains("TEST_API_KEY"), "{err}");
-    let keyless = Labels {
-        key_env: None,
-        ..LABELS
-    };
+    let keyless = Labels { key_env: None, ..LABELS };
     let err = status_error(keyless, StatusCode::FORBIDDEN, "nope".into());
     assert!(matches!(err, ProviderError::Http { status: 403, .. }));
     assert!(err.to_string().contains("TEST_BASE_URL"), "{err}");
@@ -78,19 +58,9 @@ fn auth_errors_name_the_key_variable_or_the_url_variable() {
 
 #[test]
 fn resource_parts_become_tagged_text() {
-    let part = ContentPart::Resource {
-        uri: "file:///a.rs".into(),
-        text: "fn main() {}".into(),
-        mime_type: None,
-    };
-    assert_eq!(
-        part_as_text(&part).unwrap(),
-        "<resource uri=\"file:///a.rs\">\nfn main() {}\n</resource>"
-    );
-    let thought = ContentPart::Thought {
-        text: "x".into(),
-        signature: None,
-    };
+    let part = ContentPart::Resource { uri: "file:///a.rs".into(), text: "fn main() {}".into(), mime_type: None };
+    assert_eq!(part_as_text(&part).unwrap(), "<resource uri=\"file:///a.rs\">\nfn main() {}\n</resource>");
+    let thought = ContentPart::Thought { text: "x".into(), signature: None };
     assert_eq!(part_as_text(&thought), None);
 }
 
@@ -104,10 +74,7 @@ async fn retries_a_500_then_succeeds() {
     let response = send(&server, RetryPolicy::DEFAULT).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(server.requests().len(), 2);
-    assert_eq!(
-        server.requests()[0].header("user-agent").unwrap(),
-        USER_AGENT
-    );
+    assert_eq!(server.requests()[0].header("user-agent").unwrap(), USER_AGENT);
 }
 
 #[tokio::test]
@@ -115,24 +82,15 @@ async fn gives_up_after_the_last_retry_with_the_error_body() {
     let replies = (0..3).map(|_| Reply::json(503, json!({"error": {"message": "overloaded"}})));
     let server = MockServer::start(replies.collect()).await;
     let err = send(&server, FAST).await.unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::Http { status: 503, detail, .. } if detail == "overloaded"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ProviderError::Http { status: 503, detail, .. } if detail == "overloaded"), "{err:?}");
     assert_eq!(server.requests().len(), 3);
 }
 
 #[tokio::test]
 async fn does_not_retry_a_400() {
-    let server = MockServer::start(vec![Reply::json(
-        400,
-        json!({"error": {"message": "bad field"}}),
-    )])
-    .await;
+    let server = MockServer::start(vec![Reply::json(400, json!({"error": {"message": "bad field"}}))]).await;
     let err = send(&server, FAST).await.unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::Http { status: 400, detail, .. } if detail == "bad field")
-    );
+    assert!(matches!(&err, ProviderError::Http { status: 400, detail, .. } if detail == "bad field"));
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -148,8 +106,7 @@ async fn honours_a_short_retry_after_and_refuses_a_long_one() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     let server = MockServer::start(vec![
-        Reply::json(429, json!({"error": {"message": "slow down"}}))
-            .with_header("retry-after", "3600"),
+        Reply::json(429, json!({"error": {"message": "slow down"}})).with_header("retry-after", "3600"),
     ])
     .await;
     let err = send(&server, FAST).await.unwrap_err();
@@ -163,28 +120,17 @@ async fn unreachable_server_is_a_connect_error_naming_the_url_variable() {
     let url = format!("http://{}/x", listener.local_addr().unwrap());
     drop(listener);
     let client = new_client().unwrap();
-    let err = send_with_retry(LABELS, &url, FAST, || client.get(&url))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ProviderError::Connect { url: u, env_var: "TEST_BASE_URL", .. } if *u == url)
-    );
+    let err = send_with_retry(LABELS, &url, FAST, || client.get(&url)).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Connect { url: u, env_var: "TEST_BASE_URL", .. } if *u == url));
     assert!(err.to_string().contains("TEST_BASE_URL"), "{err}");
 }
 
 #[tokio::test]
 async fn ndjson_lines_are_reassembled_across_chunks() {
-    let lines = vec![
-        json!({"a": "x".repeat(70)}),
-        json!({"b": 2}),
-        json!({"c": "é"}),
-    ];
+    let lines = vec![json!({"a": "x".repeat(70)}), json!({"b": 2}), json!({"c": "é"})];
     let server = MockServer::start(vec![Reply::ndjson(&lines)]).await;
     let response = send(&server, FAST).await.unwrap();
-    let got: Vec<String> = ndjson_lines(response, LABELS)
-        .map(|l| l.unwrap())
-        .collect()
-        .await;
+    let got: Vec<String> = ndjson_lines(response, LABELS).map(|l| l.unwrap()).collect().await;
     let want: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     assert_eq!(got, want);
 }
@@ -209,24 +155,15 @@ impl Decoder for CountDecoder {
 #[tokio::test]
 async fn decode_stream_stops_at_finish_and_reports_an_early_end() {
     let source = |items: Vec<&'static str>| -> BodyStream<String> {
-        Box::pin(futures::stream::iter(
-            items.into_iter().map(|s| Ok(s.to_string())),
-        ))
+        Box::pin(futures::stream::iter(items.into_iter().map(|s| Ok(s.to_string()))))
     };
-    let events: Vec<_> = decode_stream(source(vec!["a", "finish", "b"]), CountDecoder(0))
-        .collect()
-        .await;
+    let events: Vec<_> = decode_stream(source(vec!["a", "finish", "b"]), CountDecoder(0)).collect().await;
     let events: Vec<ProviderEvent> = events.into_iter().map(|e| e.unwrap()).collect();
     assert_eq!(
         events,
-        vec![
-            ProviderEvent::TextDelta("a".into()),
-            ProviderEvent::Finish(crate::engine::provider::FinishReason::Stop)
-        ]
+        vec![ProviderEvent::TextDelta("a".into()), ProviderEvent::Finish(crate::engine::provider::FinishReason::Stop)]
     );
-    let events: Vec<_> = decode_stream(source(vec!["a"]), CountDecoder(0))
-        .collect()
-        .await;
+    let events: Vec<_> = decode_stream(source(vec!["a"]), CountDecoder(0)).collect().await;
     assert_eq!(events.len(), 2);
     assert!(matches!(&events[1], Err(ProviderError::Config(m)) if m == "ended early"));
 }

@@ -44,13 +44,9 @@ fn request() -> ProviderRequest {
     }
 }
 
-async fn run(
-    replies: Vec<Reply>,
-    key: Option<&str>,
-) -> (MockServer, Vec<ProviderEvent>, Option<ProviderError>) {
+async fn run(replies: Vec<Reply>, key: Option<&str>) -> (MockServer, Vec<ProviderEvent>, Option<ProviderError>) {
     let server = MockServer::start(replies).await;
-    let provider =
-        OpenAiProvider::new(&format!("{}/v1/", server.base), key.map(str::to_string)).unwrap();
+    let provider = OpenAiProvider::new(&format!("{}/v1/", server.base), key.map(str::to_string)).unwrap();
     match provider.stream(request()).await {
         Ok(stream) => {
             let (events, error) = collect(stream).await;
@@ -73,28 +69,11 @@ async fn streams_text_then_usage_then_finish() {
     let (server, events, error) = run(replies, Some("sk-test")).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(text_of(&events), "Hello, wörld");
-    let usage = Usage {
-        input_tokens: 120,
-        output_tokens: 30,
-        cached_input_tokens: 100,
-        reasoning_tokens: 12,
-    };
-    assert_eq!(
-        non_text(&events),
-        vec![
-            ProviderEvent::Usage(usage),
-            ProviderEvent::Finish(FinishReason::Stop)
-        ]
-    );
+    let usage = Usage { input_tokens: 120, output_tokens: 30, cached_input_tokens: 100, reasoning_tokens: 12 };
+    assert_eq!(non_text(&events), vec![ProviderEvent::Usage(usage), ProviderEvent::Finish(FinishReason::Stop)]);
     let sent = server.single_request();
-    assert_eq!(
-        (sent.method.as_str(), sent.path.as_str()),
-        ("POST", "/v1/chat/completions")
-    );
-    assert_eq!(
-        sent.header("authorization").as_deref(),
-        Some("Bearer sk-test")
-    );
+    assert_eq!((sent.method.as_str(), sent.path.as_str()), ("POST", "/v1/chat/completions"));
+    assert_eq!(sent.header("authorization").as_deref(), Some("Bearer sk-test"));
 }
 
 #[tokio::test]
@@ -109,10 +88,7 @@ async fn reasoning_fields_become_thoughts() {
     assert!(error.is_none(), "{error:?}");
     assert_eq!(thought_of(&events), "Let me think.");
     assert_eq!(text_of(&events), "42");
-    assert_eq!(
-        events.last(),
-        Some(&ProviderEvent::Finish(FinishReason::Stop))
-    );
+    assert_eq!(events.last(), Some(&ProviderEvent::Finish(FinishReason::Stop)));
 }
 
 #[tokio::test]
@@ -166,14 +142,8 @@ async fn assembles_two_fragmented_tool_calls() {
 #[tokio::test]
 async fn empty_arguments_are_an_empty_object_and_bad_json_is_kept_raw() {
     let replies = vec![Reply::sse(&[
-        chunk(
-            json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "now", "arguments": ""}}]}),
-            None,
-        ),
-        chunk(
-            json!({"tool_calls": [{"index": 1, "id": "c2", "function": {"name": "x", "arguments": "{oops"}}]}),
-            None,
-        ),
+        chunk(json!({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "now", "arguments": ""}}]}), None),
+        chunk(json!({"tool_calls": [{"index": 1, "id": "c2", "function": {"name": "x", "arguments": "{oops"}}]}), None),
         chunk(json!({}), Some("stop")),
         done(),
     ])];
@@ -189,10 +159,7 @@ async fn empty_arguments_are_an_empty_object_and_bad_json_is_kept_raw() {
     assert_eq!(calls[0].arguments, json!({}));
     assert_eq!(calls[1].arguments, json!("{oops"));
     // A server that says "stop" after tool calls still gets the tool round.
-    assert_eq!(
-        events.last(),
-        Some(&ProviderEvent::Finish(FinishReason::ToolUse))
-    );
+    assert_eq!(events.last(), Some(&ProviderEvent::Finish(FinishReason::ToolUse)));
 }
 
 #[tokio::test]
@@ -205,10 +172,7 @@ async fn maps_every_finish_reason() {
         ("content_filter", FinishReason::Refusal),
     ];
     for (wire, want) in cases {
-        let replies = vec![Reply::sse(&[
-            chunk(json!({"content": "x"}), Some(wire)),
-            done(),
-        ])];
+        let replies = vec![Reply::sse(&[chunk(json!({"content": "x"}), Some(wire)), done()])];
         let (_server, events, error) = run(replies, None).await;
         assert!(error.is_none(), "{wire}: {error:?}");
         assert_eq!(events.last(), Some(&ProviderEvent::Finish(want)), "{wire}");
@@ -220,16 +184,7 @@ async fn a_stream_without_finish_reason_is_a_protocol_error() {
     let replies = vec![Reply::sse(&[chunk(json!({"content": "partial"}), None)])];
     let (_server, events, error) = run(replies, None).await;
     assert_eq!(text_of(&events), "partial");
-    assert!(
-        matches!(
-            error,
-            Some(ProviderError::Protocol {
-                provider: "openai",
-                ..
-            })
-        ),
-        "{error:?}"
-    );
+    assert!(matches!(error, Some(ProviderError::Protocol { provider: "openai", .. })), "{error:?}");
 }
 
 #[tokio::test]
@@ -240,10 +195,7 @@ async fn an_error_object_in_the_stream_is_reported() {
     ])];
     let (_server, _events, error) = run(replies, None).await;
     let error = error.unwrap();
-    assert!(
-        matches!(&error, ProviderError::Http { status: 503, .. }),
-        "{error:?}"
-    );
+    assert!(matches!(&error, ProviderError::Http { status: 503, .. }), "{error:?}");
     assert!(error.to_string().contains("server overloaded"), "{error}");
 }
 
@@ -252,19 +204,9 @@ async fn unauthorized_names_the_key_variable() {
     let body = json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}});
     let (server, _events, error) = run(vec![Reply::json(401, body)], Some("sk-bad")).await;
     let error = error.unwrap();
-    assert!(matches!(
-        &error,
-        ProviderError::Auth {
-            env_var: "OPENAI_API_KEY",
-            status: 401,
-            ..
-        }
-    ));
+    assert!(matches!(&error, ProviderError::Auth { env_var: "OPENAI_API_KEY", status: 401, .. }));
     let message = error.to_string();
-    assert!(
-        message.contains("OPENAI_API_KEY") && message.contains("Incorrect API key"),
-        "{message}"
-    );
+    assert!(message.contains("OPENAI_API_KEY") && message.contains("Incorrect API key"), "{message}");
     assert!(!message.contains("sk-bad"), "{message}");
     assert_eq!(server.requests().len(), 1);
 }
@@ -283,11 +225,7 @@ async fn retries_a_500_and_then_streams() {
 
 #[tokio::test]
 async fn sends_the_documented_request_body() {
-    let server = MockServer::start(vec![Reply::sse(&[
-        chunk(json!({"content": "x"}), Some("stop")),
-        done(),
-    ])])
-    .await;
+    let server = MockServer::start(vec![Reply::sse(&[chunk(json!({"content": "x"}), Some("stop")), done()])]).await;
     let provider = OpenAiProvider::new(&format!("{}/v1", server.base), None).unwrap();
     let request = ProviderRequest {
         model: "gpt-test".into(),
@@ -295,41 +233,19 @@ async fn sends_the_documented_request_body() {
         messages: vec![
             ProviderMessage::User(vec![
                 ContentPart::text("look"),
-                ContentPart::Image {
-                    mime_type: "image/png".into(),
-                    data: "AAAA".into(),
-                },
-                ContentPart::Resource {
-                    uri: "file:///a.txt".into(),
-                    text: "A".into(),
-                    mime_type: None,
-                },
+                ContentPart::Image { mime_type: "image/png".into(), data: "AAAA".into() },
+                ContentPart::Resource { uri: "file:///a.txt".into(), text: "A".into(), mime_type: None },
             ]),
             ProviderMessage::Assistant {
                 content: vec![
-                    ContentPart::Thought {
-                        text: "secret".into(),
-                        signature: None,
-                    },
+                    ContentPart::Thought { text: "secret".into(), signature: None },
                     ContentPart::text("Checking."),
                 ],
-                tool_calls: vec![ToolCall {
-                    id: "c1".into(),
-                    name: "read".into(),
-                    arguments: json!({"p": 1}),
-                }],
+                tool_calls: vec![ToolCall { id: "c1".into(), name: "read".into(), arguments: json!({"p": 1}) }],
             },
             ProviderMessage::ToolResults(vec![
-                ToolResult {
-                    call_id: "c1".into(),
-                    content: "data".into(),
-                    is_error: false, title: None, kind: None,
-                },
-                ToolResult {
-                    call_id: "c2".into(),
-                    content: "denied".into(),
-                    is_error: true, title: None, kind: None,
-                },
+                ToolResult { call_id: "c1".into(), content: "data".into(), is_error: false, title: None, kind: None },
+                ToolResult { call_id: "c2".into(), content: "denied".into(), is_error: true, title: None, kind: None },
             ]),
             ProviderMessage::User(vec![ContentPart::text("and?")]),
         ],
@@ -375,10 +291,7 @@ async fn switches_to_max_completion_tokens_when_the_model_asks() {
     let message = "Unsupported parameter: 'max_tokens' is not supported with this model. \
                    Use 'max_completion_tokens' instead.";
     let replies = vec![
-        Reply::json(
-            400,
-            json!({"error": {"message": message, "type": "invalid_request_error"}}),
-        ),
+        Reply::json(400, json!({"error": {"message": message, "type": "invalid_request_error"}})),
         Reply::sse(&[chunk(json!({"content": "ok"}), Some("stop")), done()]),
     ];
     let (server, events, error) = run(replies, Some("sk-test")).await;
@@ -389,21 +302,13 @@ async fn switches_to_max_completion_tokens_when_the_model_asks() {
     assert_eq!(requests[0].body["max_tokens"], 512);
     assert_eq!(requests[1].body.get("max_tokens"), None);
     assert_eq!(requests[1].body["max_completion_tokens"], 512);
-    assert_eq!(
-        requests[1].header("authorization").as_deref(),
-        Some("Bearer sk-test")
-    );
+    assert_eq!(requests[1].header("authorization").as_deref(), Some("Bearer sk-test"));
 }
 
 #[test]
 fn a_key_that_cannot_be_a_header_is_a_config_error() {
-    let err = OpenAiProvider::new(DEFAULT_BASE_URL, Some("sk-abc\n".into()))
-        .err()
-        .unwrap();
+    let err = OpenAiProvider::new(DEFAULT_BASE_URL, Some("sk-abc\n".into())).err().unwrap();
     let message = err.to_string();
     assert!(matches!(err, ProviderError::Config(_)));
-    assert!(
-        message.contains("OPENAI_API_KEY") && !message.contains("sk-abc"),
-        "{message}"
-    );
+    assert!(message.contains("OPENAI_API_KEY") && !message.contains("sk-abc"), "{message}");
 }

@@ -13,13 +13,7 @@ fn script(value: serde_json::Value) -> ScriptedProvider {
 }
 
 fn request(messages: Vec<ProviderMessage>) -> ProviderRequest {
-    ProviderRequest {
-        model: "scripted-demo".into(),
-        system: None,
-        messages,
-        tools: Vec::new(),
-        max_tokens: 100,
-    }
+    ProviderRequest { model: "scripted-demo".into(), system: None, messages, tools: Vec::new(), max_tokens: 100 }
 }
 
 fn user(text: &str) -> ProviderMessage {
@@ -27,10 +21,7 @@ fn user(text: &str) -> ProviderMessage {
 }
 
 fn assistant(text: &str) -> ProviderMessage {
-    ProviderMessage::Assistant {
-        content: vec![ContentPart::text(text)],
-        tool_calls: Vec::new(),
-    }
+    ProviderMessage::Assistant { content: vec![ContentPart::text(text)], tool_calls: Vec::new() }
 }
 
 async fn answer(provider: &ScriptedProvider, messages: Vec<ProviderMessage>) -> Vec<ProviderEvent> {
@@ -55,23 +46,10 @@ async fn streams_thinking_then_text_word_by_word() {
     assert_eq!(events[0], ProviderEvent::ThoughtDelta("Hmm ".into()));
     assert_eq!(thought_of(&events), "Hmm ok.");
     assert_eq!(text_of(&events), "Hi there, friend.");
-    let n_text = events
-        .iter()
-        .filter(|e| matches!(e, ProviderEvent::TextDelta(_)))
-        .count();
+    let n_text = events.iter().filter(|e| matches!(e, ProviderEvent::TextDelta(_))).count();
     assert_eq!(n_text, 3);
-    let usage = Usage {
-        input_tokens: 1,
-        output_tokens: 5,
-        ..Usage::default()
-    };
-    assert_eq!(
-        non_text(&events),
-        vec![
-            ProviderEvent::Usage(usage),
-            ProviderEvent::Finish(FinishReason::Stop)
-        ]
-    );
+    let usage = Usage { input_tokens: 1, output_tokens: 5, ..Usage::default() };
+    assert_eq!(non_text(&events), vec![ProviderEvent::Usage(usage), ProviderEvent::Finish(FinishReason::Stop)]);
 }
 
 #[tokio::test]
@@ -82,30 +60,10 @@ async fn match_wins_then_turn_order_by_assistant_count() {
         {"match": "weather", "text": "sunny"},
     ]}));
     assert_eq!(text_of(&answer(&provider, vec![user("hi")]).await), "first");
-    assert_eq!(
-        text_of(
-            &answer(
-                &provider,
-                vec![user("hi"), assistant("first"), user("more")]
-            )
-            .await
-        ),
-        "second"
-    );
-    assert_eq!(
-        text_of(&answer(&provider, vec![user("what's the weather?")]).await),
-        "sunny"
-    );
+    assert_eq!(text_of(&answer(&provider, vec![user("hi"), assistant("first"), user("more")]).await), "second");
+    assert_eq!(text_of(&answer(&provider, vec![user("what's the weather?")]).await), "sunny");
     // Past the end: the last turn again.
-    let long = vec![
-        user("a"),
-        assistant("b"),
-        user("c"),
-        assistant("d"),
-        user("e"),
-        assistant("f"),
-        user("g"),
-    ];
+    let long = vec![user("a"), assistant("b"), user("c"), assistant("d"), user("e"), assistant("f"), user("g")];
     assert_eq!(text_of(&answer(&provider, long).await), "sunny");
 }
 
@@ -125,40 +83,28 @@ async fn tool_calls_then_a_follow_up_turn() {
                 name: "read_file".into(),
                 arguments: json!({"path": "a.rs"}),
             }),
-            ProviderEvent::ToolCall(ToolCall {
-                id: "script_call_2".into(),
-                name: "now".into(),
-                arguments: json!({})
-            }),
+            ProviderEvent::ToolCall(ToolCall { id: "script_call_2".into(), name: "now".into(), arguments: json!({}) }),
         ]
     );
-    assert_eq!(
-        rest.last(),
-        Some(&ProviderEvent::Finish(FinishReason::ToolUse))
-    );
+    assert_eq!(rest.last(), Some(&ProviderEvent::Finish(FinishReason::ToolUse)));
 
     let follow_up = vec![
         user("please read a.rs"),
         ProviderMessage::Assistant {
             content: vec![ContentPart::text("Reading.")],
-            tool_calls: vec![ToolCall {
-                id: "script_call_1".into(),
-                name: "read_file".into(),
-                arguments: json!({}),
-            }],
+            tool_calls: vec![ToolCall { id: "script_call_1".into(), name: "read_file".into(), arguments: json!({}) }],
         },
         ProviderMessage::ToolResults(vec![ToolResult {
             call_id: "script_call_1".into(),
             content: "".into(),
-            is_error: false, title: None, kind: None,
+            is_error: false,
+            title: None,
+            kind: None,
         }]),
     ];
     let events = answer(&provider, follow_up).await;
     assert_eq!(text_of(&events), "The file is empty.");
-    assert_eq!(
-        events.last(),
-        Some(&ProviderEvent::Finish(FinishReason::Stop))
-    );
+    assert_eq!(events.last(), Some(&ProviderEvent::Finish(FinishReason::Stop)));
 }
 
 #[tokio::test]
@@ -169,34 +115,18 @@ async fn explicit_finish_usage_and_delay() {
     let started = Instant::now();
     let events = answer(&provider, vec![user("x")]).await;
     assert!(started.elapsed() >= Duration::from_millis(90));
-    let usage = Usage {
-        input_tokens: 7,
-        output_tokens: 3,
-        ..Usage::default()
-    };
-    assert_eq!(
-        non_text(&events),
-        vec![
-            ProviderEvent::Usage(usage),
-            ProviderEvent::Finish(FinishReason::MaxTokens)
-        ]
-    );
+    let usage = Usage { input_tokens: 7, output_tokens: 3, ..Usage::default() };
+    assert_eq!(non_text(&events), vec![ProviderEvent::Usage(usage), ProviderEvent::Finish(FinishReason::MaxTokens)]);
     let refusal = script(json!({"turns": [{"text": "no", "finish": "refusal"}]}));
     let events = answer(&refusal, vec![user("x")]).await;
-    assert_eq!(
-        events.last(),
-        Some(&ProviderEvent::Finish(FinishReason::Refusal))
-    );
+    assert_eq!(events.last(), Some(&ProviderEvent::Finish(FinishReason::Refusal)));
 }
 
 #[tokio::test]
 async fn the_demo_explains_itself() {
     let provider = ScriptedProvider::demo();
     let text = text_of(&answer(&provider, vec![user("hello")]).await);
-    assert!(
-        text.contains("scripted demo provider") && text.contains("ANTHROPIC_API_KEY"),
-        "{text}"
-    );
+    assert!(text.contains("scripted demo provider") && text.contains("ANTHROPIC_API_KEY"), "{text}");
     let text = text_of(&answer(&provider, vec![user("hello"), assistant("x"), user("more")]).await);
     assert!(text.contains("RATCHET_SCRIPT"), "{text}");
 }
@@ -215,21 +145,12 @@ fn bad_script_files_name_the_file_and_the_problem() {
     std::fs::write(&invalid, r#"{"turns": [{"txet": "typo"}]}"#).unwrap();
     let err = ScriptedProvider::from_file(&invalid).err().unwrap();
     let message = err.to_string();
-    assert!(
-        message.contains("bad.json") && message.contains("txet"),
-        "{message}"
-    );
+    assert!(message.contains("bad.json") && message.contains("txet"), "{message}");
 
     let empty = dir.path().join("empty.json");
     std::fs::write(&empty, r#"{"turns": []}"#).unwrap();
-    let message = ScriptedProvider::from_file(&empty)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        message.contains("empty.json") && message.contains("no turns"),
-        "{message}"
-    );
+    let message = ScriptedProvider::from_file(&empty).err().unwrap().to_string();
+    assert!(message.contains("empty.json") && message.contains("no turns"), "{message}");
 
     let good = dir.path().join("good.json");
     std::fs::write(&good, r#"{"turns": [{"text": "hi"}]}"#).unwrap();

@@ -15,10 +15,7 @@ async fn append_assigns_sequence_numbers_and_round_trips_content() {
 
     let user = NewMessage::user(vec![
         ContentPart::text("Read @main.rs and fix it"),
-        ContentPart::Image {
-            mime_type: "image/png".to_owned(),
-            data: "iVBORw0KGgo=".to_owned(),
-        },
+        ContentPart::Image { mime_type: "image/png".to_owned(), data: "iVBORw0KGgo=".to_owned() },
         ContentPart::Resource {
             uri: "file:///proj/main.rs".to_owned(),
             text: "fn main() {}\n".to_owned(),
@@ -27,10 +24,7 @@ async fn append_assigns_sequence_numbers_and_round_trips_content() {
     ]);
     let assistant = NewMessage::assistant(
         vec![
-            ContentPart::Thought {
-                text: "Look first.".to_owned(),
-                signature: Some("sig".into()),
-            },
+            ContentPart::Thought { text: "Look first.".to_owned(), signature: Some("sig".into()) },
             ContentPart::text("Reading the file."),
         ],
         vec![ToolCall {
@@ -38,19 +32,16 @@ async fn append_assigns_sequence_numbers_and_round_trips_content() {
             name: "read_file".to_owned(),
             arguments: json!({"path": "main.rs", "line": 1}),
         }],
-        Some(Usage {
-            input_tokens: 120,
-            output_tokens: 30,
-            cached_input_tokens: 100,
-            reasoning_tokens: 7,
-        }),
+        Some(Usage { input_tokens: 120, output_tokens: 30, cached_input_tokens: 100, reasoning_tokens: 7 }),
     );
     let tool = NewMessage {
         status: MessageStatus::Cancelled,
         ..NewMessage::tool(vec![ToolResult {
             call_id: "call_1".to_owned(),
             content: "cancelled by the user".to_owned(),
-            is_error: true, title: None, kind: None,
+            is_error: true,
+            title: None,
+            kind: None,
         }])
     };
 
@@ -58,19 +49,11 @@ async fn append_assigns_sequence_numbers_and_round_trips_content() {
     let mut previous_updated_at = session.updated_at;
     for message in [user.clone(), assistant.clone(), tool.clone()] {
         stored.push(store.append_message(&session.id, message).await.unwrap());
-        let updated_at = store
-            .get_session(&session.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .updated_at;
+        let updated_at = store.get_session(&session.id).await.unwrap().unwrap().updated_at;
         assert!(updated_at > previous_updated_at);
         previous_updated_at = updated_at;
     }
-    assert_eq!(
-        stored.iter().map(|message| message.seq).collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(stored.iter().map(|message| message.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
 
     let history = store.messages(&session.id).await.unwrap();
     assert_eq!(history, stored);
@@ -91,18 +74,9 @@ async fn append_assigns_sequence_numbers_and_round_trips_content() {
 async fn append_to_unknown_session_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path()).await;
-    let err = store
-        .append_message("nope", NewMessage::user(vec![ContentPart::text("hi")]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::NotFound(id) if id == "nope"),
-        "{err:?}"
-    );
-    assert_eq!(
-        err.to_string(),
-        "no session with id \"nope\"; list sessions to see which exist"
-    );
+    let err = store.append_message("nope", NewMessage::user(vec![ContentPart::text("hi")])).await.unwrap_err();
+    assert!(matches!(&err, StoreError::NotFound(id) if id == "nope"), "{err:?}");
+    assert_eq!(err.to_string(), "no session with id \"nope\"; list sessions to see which exist");
 }
 
 #[tokio::test]
@@ -132,28 +106,13 @@ async fn concurrent_appends_get_distinct_consecutive_seqs() {
 async fn delete_cascades_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path()).await;
-    let doomed = store
-        .create_session(named_session("doomed", "/proj"))
-        .await
-        .unwrap();
-    let kept = store
-        .create_session(named_session("kept", "/proj"))
-        .await
-        .unwrap();
+    let doomed = store.create_session(named_session("doomed", "/proj")).await.unwrap();
+    let kept = store.create_session(named_session("kept", "/proj")).await.unwrap();
     for id in [&doomed.id, &kept.id] {
-        store
-            .append_message(id, NewMessage::user(vec![ContentPart::text("one")]))
-            .await
-            .unwrap();
-        store
-            .append_message(id, NewMessage::user(vec![ContentPart::text("two")]))
-            .await
-            .unwrap();
+        store.append_message(id, NewMessage::user(vec![ContentPart::text("one")])).await.unwrap();
+        store.append_message(id, NewMessage::user(vec![ContentPart::text("two")])).await.unwrap();
         store.set_permission(id, "shell", "allow").await.unwrap();
-        store
-            .save_plan(id, json!([{"content": "step", "status": "pending"}]))
-            .await
-            .unwrap();
+        store.save_plan(id, json!([{"content": "step", "status": "pending"}])).await.unwrap();
     }
 
     store.delete_session("doomed").await.unwrap();
@@ -165,21 +124,10 @@ async fn delete_cascades_and_is_idempotent() {
 
     let raw = Connection::open(store.path()).unwrap();
     let count = |table: &str| -> i64 {
-        raw.query_row(
-            &format!("SELECT COUNT(*) FROM {table} WHERE session_id = 'doomed'"),
-            [],
-            |row| row.get(0),
-        )
-        .unwrap()
+        raw.query_row(&format!("SELECT COUNT(*) FROM {table} WHERE session_id = 'doomed'"), [], |row| row.get(0))
+            .unwrap()
     };
-    assert_eq!(
-        [
-            count("messages"),
-            count("session_permissions"),
-            count("plans")
-        ],
-        [0, 0, 0]
-    );
+    assert_eq!([count("messages"), count("session_permissions"), count("plans")], [0, 0, 0]);
 
     store.delete_session("doomed").await.unwrap();
     store.delete_session("never-existed").await.unwrap();
@@ -191,36 +139,18 @@ async fn delete_cascades_and_is_idempotent() {
 async fn permissions_and_plans_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path()).await;
-    store
-        .create_session(named_session("s", "/proj"))
-        .await
-        .unwrap();
+    store.create_session(named_session("s", "/proj")).await.unwrap();
 
-    store
-        .set_permission("s", "write_file", "allow")
-        .await
-        .unwrap();
+    store.set_permission("s", "write_file", "allow").await.unwrap();
     store.set_permission("s", "shell", "allow").await.unwrap();
     store.set_permission("s", "shell", "reject").await.unwrap();
     assert_eq!(
         store.permissions("s").await.unwrap(),
-        vec![
-            ("shell".to_owned(), "reject".to_owned()),
-            ("write_file".to_owned(), "allow".to_owned())
-        ]
+        vec![("shell".to_owned(), "reject".to_owned()), ("write_file".to_owned(), "allow".to_owned())]
     );
-    let err = store
-        .set_permission("missing", "shell", "allow")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::NotFound(id) if id == "missing"),
-        "{err:?}"
-    );
-    let err = store
-        .set_permission("s", "shell", "maybe")
-        .await
-        .unwrap_err();
+    let err = store.set_permission("missing", "shell", "allow").await.unwrap_err();
+    assert!(matches!(&err, StoreError::NotFound(id) if id == "missing"), "{err:?}");
+    let err = store.set_permission("s", "shell", "maybe").await.unwrap_err();
     let StoreError::Sqlite { path, .. } = &err else {
         panic!("expected a SQLite error, got {err:?}");
     };
@@ -233,8 +163,5 @@ async fn permissions_and_plans_round_trip() {
     store.save_plan("s", second.clone()).await.unwrap();
     assert_eq!(store.plan("s").await.unwrap(), Some(second));
     let err = store.save_plan("missing", json!([])).await.unwrap_err();
-    assert!(
-        matches!(&err, StoreError::NotFound(id) if id == "missing"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, StoreError::NotFound(id) if id == "missing"), "{err:?}");
 }

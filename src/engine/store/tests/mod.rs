@@ -28,10 +28,7 @@ fn new_session(cwd: &str) -> NewSession {
 }
 
 fn named_session(id: &str, cwd: &str) -> NewSession {
-    NewSession {
-        id: Some(id.to_owned()),
-        ..new_session(cwd)
-    }
+    NewSession { id: Some(id.to_owned()), ..new_session(cwd) }
 }
 
 async fn open_in(dir: &Path) -> SessionStore {
@@ -53,29 +50,20 @@ async fn open_creates_wal_database_and_reopen_is_idempotent() {
     let path = dir.path().join("nested/home/ratchet.db");
     let store = SessionStore::open(&path).await.unwrap();
     assert_eq!(store.path(), path);
-    let created = store
-        .create_session(named_session("s1", "/proj"))
-        .await
-        .unwrap();
+    let created = store.create_session(named_session("s1", "/proj")).await.unwrap();
     drop(store);
 
     let raw = Connection::open(&path).unwrap();
-    let mode: String = raw
-        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
-        .unwrap();
+    let mode: String = raw.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
     assert_eq!(mode, "wal");
-    let version: i64 = raw
-        .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
-        .unwrap();
+    let version: i64 = raw.query_row("SELECT version FROM schema_version", [], |row| row.get(0)).unwrap();
     assert_eq!(version, schema::LATEST_VERSION as i64);
 
     let reopened = SessionStore::open(&path).await.unwrap();
     assert_eq!(reopened.get_session("s1").await.unwrap(), Some(created));
     assert_eq!(reopened.session_count().await.unwrap(), 1);
     assert_eq!(reopened.integrity_check().await.unwrap(), "ok");
-    let n_version_rows: i64 = raw
-        .query_row("SELECT COUNT(*) FROM schema_version", [], |row| row.get(0))
-        .unwrap();
+    let n_version_rows: i64 = raw.query_row("SELECT COUNT(*) FROM schema_version", [], |row| row.get(0)).unwrap();
     assert_eq!(n_version_rows, 1);
 }
 
@@ -85,24 +73,15 @@ async fn too_new_schema_is_refused() {
     let path = dir.path().join("ratchet.db");
     drop(SessionStore::open(&path).await.unwrap());
     let newer = schema::LATEST_VERSION as i64 + 1;
-    Connection::open(&path)
-        .unwrap()
-        .execute("UPDATE schema_version SET version = ?1", [newer])
-        .unwrap();
+    Connection::open(&path).unwrap().execute("UPDATE schema_version SET version = ?1", [newer]).unwrap();
 
     let err = SessionStore::open(&path).await.unwrap_err();
     let StoreError::Migration(message) = &err else {
         panic!("expected a migration error, got {err:?}");
     };
-    assert!(
-        message.contains(&format!("schema version {newer}")),
-        "{message}"
-    );
+    assert!(message.contains(&format!("schema version {newer}")), "{message}");
     assert!(message.contains("written by a newer ratchet"), "{message}");
-    assert!(
-        message.contains("upgrade ratchet or point RATCHET_HOME elsewhere"),
-        "{message}"
-    );
+    assert!(message.contains("upgrade ratchet or point RATCHET_HOME elsewhere"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
 }
 
@@ -113,38 +92,18 @@ async fn a_second_store_on_the_same_file_sees_the_first_ones_writes() {
     let second = open_in(dir.path()).await;
 
     let session = first.create_session(new_session("/proj")).await.unwrap();
-    first
-        .append_message(
-            &session.id,
-            NewMessage::user(vec![ContentPart::text("from first")]),
-        )
-        .await
-        .unwrap();
+    first.append_message(&session.id, NewMessage::user(vec![ContentPart::text("from first")])).await.unwrap();
 
     let seen = second.get_session(&session.id).await.unwrap().unwrap();
     assert_eq!(seen.id, session.id);
     assert!(seen.updated_at > session.updated_at);
-    let from_second = second
-        .append_message(
-            &session.id,
-            NewMessage::user(vec![ContentPart::text("from second")]),
-        )
-        .await
-        .unwrap();
+    let from_second =
+        second.append_message(&session.id, NewMessage::user(vec![ContentPart::text("from second")])).await.unwrap();
     assert_eq!(from_second.seq, 2);
 
     let history = first.messages(&session.id).await.unwrap();
-    let texts: Vec<_> = history
-        .iter()
-        .map(|message| message.content.clone())
-        .collect();
-    assert_eq!(
-        texts,
-        vec![
-            vec![ContentPart::text("from first")],
-            vec![ContentPart::text("from second")]
-        ]
-    );
+    let texts: Vec<_> = history.iter().map(|message| message.content.clone()).collect();
+    assert_eq!(texts, vec![vec![ContentPart::text("from first")], vec![ContentPart::text("from second")]]);
     assert_eq!(second.session_count().await.unwrap(), 1);
     assert_eq!(first.integrity_check().await.unwrap(), "ok");
 }

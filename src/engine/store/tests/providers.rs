@@ -24,7 +24,11 @@ async fn add_list_and_refuse_a_taken_name() {
     assert_eq!((work.name.as_str(), work.kind.as_str(), work.model.as_str()), ("work", "openai", "m"));
     assert_eq!(work.api_key_env.as_deref(), Some("WORK_KEY"));
     assert!(!work.is_default);
-    store.add_provider(NewProvider { base_url: None, api_key_env: None, ..entry("alpha", "ollama") }).await.unwrap().unwrap();
+    store
+        .add_provider(NewProvider { base_url: None, api_key_env: None, ..entry("alpha", "ollama") })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.add_provider(entry("work", "anthropic")).await.unwrap(), None, "the name is taken");
 
     let all = store.providers().await.unwrap();

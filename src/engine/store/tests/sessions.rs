@@ -16,24 +16,14 @@ async fn create_get_and_update_sessions() {
     assert_eq!(uuid.get_version_num(), 7);
     assert_eq!(created.title, None);
     assert_eq!(created.cwd, PathBuf::from("/proj"));
-    assert_eq!(
-        created.additional_dirs,
-        vec![PathBuf::from("/extra/one"), PathBuf::from("/extra/two")]
-    );
+    assert_eq!(created.additional_dirs, vec![PathBuf::from("/extra/one"), PathBuf::from("/extra/two")]);
     assert_eq!(created.provider, "anthropic");
     assert_eq!(created.model, "claude-sonnet");
     assert_eq!(created.mode, "default");
     assert_eq!(created.status, SessionStatus::Active);
     assert_eq!(created.created_at, created.updated_at);
-    assert!(
-        created.created_at > 1_600_000_000_000,
-        "{}",
-        created.created_at
-    );
-    assert_eq!(
-        store.get_session(&created.id).await.unwrap(),
-        Some(created.clone())
-    );
+    assert!(created.created_at > 1_600_000_000_000, "{}", created.created_at);
+    assert_eq!(store.get_session(&created.id).await.unwrap(), Some(created.clone()));
 
     let patch = SessionPatch {
         title: Some("Fix the parser".to_owned()),
@@ -53,48 +43,24 @@ async fn create_get_and_update_sessions() {
     };
     assert_eq!(updated, expected);
     assert!(updated.updated_at > created.updated_at);
-    assert_eq!(
-        store.get_session(&created.id).await.unwrap(),
-        Some(updated.clone())
-    );
+    assert_eq!(store.get_session(&created.id).await.unwrap(), Some(updated.clone()));
 
     // Back-to-back updates within one millisecond still move updated_at forward.
     let mut previous = updated.updated_at;
     for _ in 0..5 {
-        let again = store
-            .update_session(&created.id, SessionPatch::default())
-            .await
-            .unwrap();
+        let again = store.update_session(&created.id, SessionPatch::default()).await.unwrap();
         assert!(again.updated_at > previous);
         previous = again.updated_at;
     }
 
     assert_eq!(store.get_session("missing").await.unwrap(), None);
-    let err = store
-        .update_session("missing", SessionPatch::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::NotFound(id) if id == "missing"),
-        "{err:?}"
-    );
+    let err = store.update_session("missing", SessionPatch::default()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::NotFound(id) if id == "missing"), "{err:?}");
 
-    store
-        .create_session(named_session("fixed", "/proj"))
-        .await
-        .unwrap();
-    let err = store
-        .create_session(named_session("fixed", "/other"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::AlreadyExists(id) if id == "fixed"),
-        "{err:?}"
-    );
-    assert_eq!(
-        store.get_session("fixed").await.unwrap().unwrap().cwd,
-        PathBuf::from("/proj")
-    );
+    store.create_session(named_session("fixed", "/proj")).await.unwrap();
+    let err = store.create_session(named_session("fixed", "/other")).await.unwrap_err();
+    assert!(matches!(&err, StoreError::AlreadyExists(id) if id == "fixed"), "{err:?}");
+    assert_eq!(store.get_session("fixed").await.unwrap().unwrap().cwd, PathBuf::from("/proj"));
 }
 
 #[tokio::test]
@@ -105,24 +71,14 @@ async fn list_orders_by_recency_and_filters_by_cwd() {
         store.create_session(named_session(id, cwd)).await.unwrap();
         tick().await;
     }
-    let all = |cwd: Option<&str>| ListQuery {
-        cwd: cwd.map(PathBuf::from),
-        cursor: None,
-        limit: 100,
-    };
+    let all = |cwd: Option<&str>| ListQuery { cwd: cwd.map(PathBuf::from), cursor: None, limit: 100 };
     let page = store.list_sessions(all(None)).await.unwrap();
     assert_eq!(ids(&page.sessions), ["c", "b", "a"]);
     assert_eq!(page.next_cursor, None);
 
-    store
-        .update_session("a", SessionPatch::default())
-        .await
-        .unwrap();
+    store.update_session("a", SessionPatch::default()).await.unwrap();
     tick().await;
-    store
-        .append_message("b", NewMessage::user(vec![ContentPart::text("hi")]))
-        .await
-        .unwrap();
+    store.append_message("b", NewMessage::user(vec![ContentPart::text("hi")])).await.unwrap();
     let page = store.list_sessions(all(None)).await.unwrap();
     assert_eq!(ids(&page.sessions), ["b", "a", "c"]);
 
@@ -131,22 +87,8 @@ async fn list_orders_by_recency_and_filters_by_cwd() {
     let page = store.list_sessions(all(Some("/other"))).await.unwrap();
     assert_eq!(ids(&page.sessions), ["c"]);
     // Exact match only: neither a prefix nor a trailing slash matches.
-    assert_eq!(
-        store
-            .list_sessions(all(Some("/pro")))
-            .await
-            .unwrap()
-            .sessions,
-        vec![]
-    );
-    assert_eq!(
-        store
-            .list_sessions(all(Some("/proj/")))
-            .await
-            .unwrap()
-            .sessions,
-        vec![]
-    );
+    assert_eq!(store.list_sessions(all(Some("/pro"))).await.unwrap().sessions, vec![]);
+    assert_eq!(store.list_sessions(all(Some("/proj/"))).await.unwrap().sessions, vec![]);
 }
 
 #[tokio::test]
@@ -155,31 +97,16 @@ async fn list_paginates_with_cursors() {
     let store = open_in(dir.path()).await;
     // Same-millisecond timestamps are likely here, which exercises the id tie-break.
     for n in 0..7 {
-        store
-            .create_session(named_session(&format!("s{n}"), "/proj"))
-            .await
-            .unwrap();
+        store.create_session(named_session(&format!("s{n}"), "/proj")).await.unwrap();
     }
-    let everything = store
-        .list_sessions(ListQuery {
-            cwd: None,
-            cursor: None,
-            limit: 100,
-        })
-        .await
-        .unwrap()
-        .sessions;
+    let everything = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 100 }).await.unwrap().sessions;
     assert_eq!(everything.len(), 7);
 
     let mut page_sizes = Vec::new();
     let mut cursors = Vec::new();
     let mut cursor = None;
     loop {
-        let query = ListQuery {
-            cwd: Some("/proj".into()),
-            cursor: cursor.clone(),
-            limit: 3,
-        };
+        let query = ListQuery { cwd: Some("/proj".into()), cursor: cursor.clone(), limit: 3 };
         let page = store.list_sessions(query).await.unwrap();
         page_sizes.push(page.sessions.len());
         cursors.push(page.next_cursor.clone());
@@ -188,24 +115,14 @@ async fn list_paginates_with_cursors() {
             break;
         }
     }
-    assert_eq!(
-        cursors.iter().map(Option::is_some).collect::<Vec<_>>(),
-        [true, true, false]
-    );
+    assert_eq!(cursors.iter().map(Option::is_some).collect::<Vec<_>>(), [true, true, false]);
     assert_eq!(page_sizes, [3, 3, 1]);
 
     // Walk again collecting ids: the pages together are the full list, in order.
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store
-            .list_sessions(ListQuery {
-                cwd: None,
-                cursor,
-                limit: 3,
-            })
-            .await
-            .unwrap();
+        let page = store.list_sessions(ListQuery { cwd: None, cursor, limit: 3 }).await.unwrap();
         seen.extend(page.sessions);
         cursor = page.next_cursor;
         if cursor.is_none() {
@@ -215,25 +132,11 @@ async fn list_paginates_with_cursors() {
     assert_eq!(seen, everything);
 
     // A page that ends exactly at the last row has no cursor.
-    let page = store
-        .list_sessions(ListQuery {
-            cwd: None,
-            cursor: None,
-            limit: 7,
-        })
-        .await
-        .unwrap();
+    let page = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 7 }).await.unwrap();
     assert_eq!(page.sessions.len(), 7);
     assert_eq!(page.next_cursor, None);
     // A limit of 0 is clamped to 1.
-    let page = store
-        .list_sessions(ListQuery {
-            cwd: None,
-            cursor: None,
-            limit: 0,
-        })
-        .await
-        .unwrap();
+    let page = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 0 }).await.unwrap();
     assert_eq!(ids(&page.sessions), [everything[0].id.as_str()]);
     assert!(page.next_cursor.is_some());
 }
@@ -242,46 +145,13 @@ async fn list_paginates_with_cursors() {
 async fn bad_cursors_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_in(dir.path()).await;
-    let hex = |text: &str| {
-        text.bytes()
-            .map(|byte| format!("{byte:02x}"))
-            .collect::<String>()
-    };
-    for cursor in [
-        "zz",
-        "abc",
-        "é1",
-        &hex("no-colon"),
-        &hex("soon:s1"),
-        &hex("17:"),
-    ] {
-        let err = store
-            .list_sessions(ListQuery {
-                cwd: None,
-                cursor: Some(cursor.to_owned()),
-                limit: 10,
-            })
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, StoreError::BadCursor(bad) if bad == cursor),
-            "{cursor}: {err:?}"
-        );
+    let hex = |text: &str| text.bytes().map(|byte| format!("{byte:02x}")).collect::<String>();
+    for cursor in ["zz", "abc", "é1", &hex("no-colon"), &hex("soon:s1"), &hex("17:")] {
+        let err =
+            store.list_sessions(ListQuery { cwd: None, cursor: Some(cursor.to_owned()), limit: 10 }).await.unwrap_err();
+        assert!(matches!(&err, StoreError::BadCursor(bad) if bad == cursor), "{cursor}: {err:?}");
     }
     // A well-formed cursor past every row is simply an empty last page.
-    let page = store
-        .list_sessions(ListQuery {
-            cwd: None,
-            cursor: Some(hex("0:a")),
-            limit: 10,
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        page,
-        SessionPage {
-            sessions: vec![],
-            next_cursor: None
-        }
-    );
+    let page = store.list_sessions(ListQuery { cwd: None, cursor: Some(hex("0:a")), limit: 10 }).await.unwrap();
+    assert_eq!(page, SessionPage { sessions: vec![], next_cursor: None });
 }
