@@ -65,11 +65,19 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     if buf.last() == Some(&b'\r') {
         buf.pop();
     }
+    // Some Windows writers start the stream with a UTF-8 byte order mark. RFC 8259 §8.1 lets
+    // a parser ignore it; failing instead would leave the client's `initialize` unanswered.
+    if buf.starts_with(BOM) {
+        buf.drain(..BOM.len());
+    }
     match String::from_utf8(std::mem::take(buf)) {
         Ok(s) => Ok(Some(Line::Text(s))),
         Err(_) => Ok(Some(Line::NotUtf8)),
     }
 }
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +106,12 @@ mod tests {
     async fn too_long_line_is_skipped_and_reading_goes_on() {
         let got = lines(b"0123456789abc\nok\n", 8).await;
         assert_eq!(got, vec![Line::TooLong, Line::Text("ok".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_leading_byte_order_mark_is_dropped() {
+        let got = lines(b"\xef\xbb\xbf{\"a\":1}\r\n\xef\xbb\xbf\n", 100).await;
+        assert_eq!(got, vec![Line::Text("{\"a\":1}".into()), Line::Text(String::new())]);
     }
 
     #[tokio::test]

@@ -17,12 +17,28 @@ pub enum Incoming {
 
 /// Classifies one JSON value. On failure, returns the error to send and the id to send it
 /// with (`null` when the id could not be read).
+///
+/// Answers to our own requests (no `method`, a `result` or an `error`) are read leniently and
+/// never fail: a missing or wrong `jsonrpc` member and a JSON-RPC 1.0 style `"error": null`
+/// beside the result are tolerated. Replying to a response would be worse than useless: the
+/// error would carry an id from *our* id space, which the client would take for the answer
+/// to one of its own requests (and two peers that answer each other's bad responses never
+/// stop).
 // The error tuple is large, but this is the cold path for malformed input.
 #[allow(clippy::result_large_err)]
 pub fn classify(value: Value) -> Result<Incoming, (Value, RpcError)> {
     let Value::Object(mut obj) = value else {
         return Err((Value::Null, RpcError::invalid_request("expected a JSON object")));
     };
+    if !obj.contains_key("method") && (obj.contains_key("result") || obj.contains_key("error")) {
+        // An id we cannot use becomes `null`, which matches no request of ours: the answer
+        // is logged and dropped.
+        let id = match obj.remove("id") {
+            Some(id @ (Value::String(_) | Value::Number(_))) => id,
+            _ => Value::Null,
+        };
+        return Ok(Incoming::Response { id, result: response_outcome(obj) });
+    }
     let id = obj.remove("id");
     let id_for_error = match &id {
         Some(v @ (Value::String(_) | Value::Number(_))) => v.clone(),
@@ -46,8 +62,7 @@ pub fn classify(value: Value) -> Result<Incoming, (Value, RpcError)> {
             })
         }
         Some(_) => fail("\"method\" must be a string"),
-        None => classify_response(id, obj)
-            .or_else(|()| fail("a message needs \"method\", or \"id\" with \"result\" or \"error\"")),
+        None => fail("a message needs \"method\", or \"id\" with \"result\" or \"error\""),
     }
 }
 
@@ -59,16 +74,14 @@ fn take_params(obj: &mut Map<String, Value>) -> Result<Value, RpcError> {
     }
 }
 
-fn classify_response(id: Option<Value>, mut obj: Map<String, Value>) -> Result<Incoming, ()> {
-    let id = id.ok_or(())?;
-    if let Some(err) = obj.remove("error") {
-        let err = serde_json::from_value::<RpcError>(err)
-            .unwrap_or_else(|e| RpcError::internal(format!("peer sent a malformed error: {e}")));
-        return Ok(Incoming::Response { id, result: Err(err) });
-    }
-    match obj.remove("result") {
-        Some(result) => Ok(Incoming::Response { id, result: Ok(result) }),
-        None => Err(()),
+/// The outcome a response carries. `"error": null` counts as no error.
+fn response_outcome(mut obj: Map<String, Value>) -> Result<Value, RpcError> {
+    match obj.remove("error").filter(|e| !e.is_null()) {
+        Some(err) => Err(serde_json::from_value::<RpcError>(err)
+            .unwrap_or_else(|e| RpcError::internal(format!("peer sent a malformed error: {e}")))),
+        None => obj
+            .remove("result")
+            .ok_or_else(|| RpcError::internal("peer sent a response with a null error and no result")),
     }
 }
 
@@ -87,6 +100,26 @@ mod tests {
         assert_eq!(ok, Incoming::Response { id: json!(7), result: Ok(json!({})) });
         let err = classify(json!({"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"x"}})).unwrap();
         assert!(matches!(err, Incoming::Response { result: Err(RpcError { code: -32601, .. }), .. }));
+    }
+
+    #[test]
+    fn responses_are_read_leniently() {
+        // No `jsonrpc` member: still the answer it obviously is.
+        let r = classify(json!({"id":3,"result":{"ok":true}})).unwrap();
+        assert_eq!(r, Incoming::Response { id: json!(3), result: Ok(json!({"ok":true})) });
+        // JSON-RPC 1.0 style: a null error beside the result.
+        let r = classify(json!({"jsonrpc":"2.0","id":3,"result":{},"error":null})).unwrap();
+        assert_eq!(r, Incoming::Response { id: json!(3), result: Ok(json!({})) });
+        // The result may itself be null.
+        let r = classify(json!({"jsonrpc":"2.0","id":3,"result":null})).unwrap();
+        assert_eq!(r, Incoming::Response { id: json!(3), result: Ok(Value::Null) });
+        // An error about a message of ours the peer could not read: no id, never answered.
+        let r = classify(json!({"jsonrpc":"2.0","error":{"code":-32700,"message":"bad"}})).unwrap();
+        assert!(matches!(r, Incoming::Response { id: Value::Null, result: Err(RpcError { code: -32700, .. }) }));
+        let r = classify(json!({"jsonrpc":"1.0","id":{"x":1},"error":"nope"})).unwrap();
+        assert!(matches!(r, Incoming::Response { id: Value::Null, result: Err(RpcError { code: -32603, .. }) }));
+        let r = classify(json!({"jsonrpc":"2.0","id":3,"error":null})).unwrap();
+        assert!(matches!(r, Incoming::Response { result: Err(_), .. }));
     }
 
     #[test]

@@ -112,7 +112,9 @@ impl Peer {
     /// Sends a request and waits for the client's answer.
     ///
     /// # Cancel safety
-    /// Cancel safe: dropping the future forgets the pending request; a late answer is ignored.
+    /// Cancel safe: dropping the future forgets the pending request and tells the client
+    /// with `$/cancel_request` (so it can close a permission dialog nobody waits for, or stop
+    /// a `terminal/wait_for_exit`); a late answer is ignored.
     pub async fn request(&self, method: &str, params: impl Serialize) -> Result<Value, RpcError> {
         let params = serde_json::to_value(params).map_err(RpcError::internal)?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -166,7 +168,9 @@ impl Peer {
     }
 }
 
-/// Removes a pending request when its future is dropped.
+/// Removes a pending request when its future is dropped; if it was still unanswered, the
+/// request is withdrawn with `$/cancel_request` (PROTOCOL.md §13.2: the agent MAY cancel its
+/// own outstanding requests).
 struct PendingGuard<'a> {
     peer: &'a Peer,
     id: i64,
@@ -174,7 +178,15 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.peer.pending().remove(&self.id);
+        let unanswered = self.peer.pending().remove(&self.id).is_some();
+        if unanswered && !self.peer.is_closed() {
+            let note = json!({"jsonrpc": "2.0", "method": "$/cancel_request", "params": {"requestId": self.id}});
+            // `Drop` cannot wait: when the output queue is full the client just keeps an
+            // orphaned request, as it would without this notification.
+            if let Err(e) = self.peer.inner.out.try_send(note.to_string()) {
+                tracing::debug!(id = self.id, error = %e, "$/cancel_request for an abandoned request not sent");
+            }
+        }
     }
 }
 
@@ -387,4 +399,89 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver
         }
     }
     let _ = writer.flush().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    /// `ask` sends `question` to the client and gives up after 100 ms; `ask_and_wait` waits.
+    struct Asker;
+
+    impl Handler for Asker {
+        fn handle_request(
+            self: Arc<Self>,
+            method: &str,
+            _params: Value,
+            cx: RequestContext,
+        ) -> BoxFuture<'static, Result<Value, RpcError>> {
+            let patient = method == "ask_and_wait";
+            async move {
+                let ask = cx.peer.request("question", json!({}));
+                if patient {
+                    return ask.await;
+                }
+                match tokio::time::timeout(Duration::from_millis(100), ask).await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(json!("gave up")),
+                }
+            }
+            .boxed()
+        }
+
+        fn handle_notification(self: Arc<Self>, _method: &str, _params: Value) {}
+    }
+
+    struct Client {
+        to_agent: tokio::io::DuplexStream,
+        from_agent: tokio::io::Lines<BufReader<tokio::io::DuplexStream>>,
+    }
+
+    impl Client {
+        fn start() -> Client {
+            let (client_out, agent_in) = tokio::io::duplex(1 << 16);
+            let (agent_out, client_in) = tokio::io::duplex(1 << 16);
+            tokio::spawn(serve(agent_in, agent_out, |_| Arc::new(Asker)));
+            Client { to_agent: client_out, from_agent: BufReader::new(client_in).lines() }
+        }
+
+        async fn send(&mut self, v: Value) {
+            self.to_agent.write_all(format!("{v}\n").as_bytes()).await.unwrap();
+        }
+
+        async fn next(&mut self) -> Value {
+            let line = tokio::time::timeout(Duration::from_secs(5), self.from_agent.next_line()).await;
+            serde_json::from_str(&line.expect("timed out").unwrap().expect("eof")).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_request_is_withdrawn_with_cancel_request() {
+        let mut client = Client::start();
+        client.send(json!({"jsonrpc": "2.0", "id": "a", "method": "ask", "params": {}})).await;
+        let question = client.next().await;
+        assert_eq!(question["method"], "question");
+        let mut got = [client.next().await, client.next().await];
+        got.sort_by_key(|v| v.get("method").is_none());
+        assert_eq!(
+            got[0],
+            json!({"jsonrpc": "2.0", "method": "$/cancel_request", "params": {"requestId": question["id"]}})
+        );
+        assert_eq!(got[1], json!({"jsonrpc": "2.0", "id": "a", "result": "gave up"}));
+        // The late answer is ignored: nothing is sent back for it.
+        client.send(json!({"jsonrpc": "2.0", "id": question["id"], "result": {}})).await;
+        client.send(json!({"jsonrpc": "2.0", "id": "b", "method": "ask_and_wait", "params": {}})).await;
+        let question = client.next().await;
+        // An answered request is not withdrawn; a response without `jsonrpc` is an answer.
+        client.send(json!({"id": question["id"], "result": "yes"})).await;
+        assert_eq!(client.next().await, json!({"jsonrpc": "2.0", "id": "b", "result": "yes"}));
+        client.send(json!({"jsonrpc": "2.0", "id": "c", "method": "ask_and_wait", "params": {}})).await;
+        let question = client.next().await;
+        client.send(json!({"jsonrpc": "2.0", "id": question["id"], "error": {"code": -32601, "message": "no"}})).await;
+        let answer = client.next().await;
+        assert_eq!(answer["id"], "c", "{answer}");
+        assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    }
 }

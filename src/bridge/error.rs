@@ -36,3 +36,9 @@ pub fn turn_failed(kind: ErrorKind, message: String) -> RpcError {
     };
     RpcError::new(code, message.clone()).with_data(json!({"kind": kind, "message": message}))
 }
+
+/// A turn stopped because the editor failed a request it depended on (a permission question
+/// answered with an error): not a cancellation, so not `stopReason: cancelled`.
+pub fn client_failed(message: String) -> RpcError {
+    RpcError::new(INTERNAL_ERROR, message.clone()).with_data(json!({"kind": "client", "message": message}))
+}

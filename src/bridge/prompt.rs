@@ -10,13 +10,14 @@ use tokio::task::JoinSet;
 
 use super::host::AcpHost;
 use super::{AcpAgent, error, from_acp, to_acp, to_value};
+use crate::acp::error::REQUEST_CANCELLED;
 use crate::acp::schema::{
     CancelNotification, ConfigOptionUpdate, CurrentModeUpdate, PermissionOption, PermissionOptionKind, PromptRequest,
     PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse, SessionUpdate,
     ToolCallUpdate, ToolCallUpdateFields,
 };
 use crate::acp::{RequestContext, RpcError};
-use crate::engine::{ChatEvent, EngineError, PermissionAnswer, PermissionRequest};
+use crate::engine::{ChatEvent, EngineError, PermissionAnswer, PermissionRequest, StopReason};
 
 impl AcpAgent {
     /// Claims the session at once (in wire order, so a following `session/cancel` finds the
@@ -72,7 +73,18 @@ impl AcpAgent {
                     return Err(RpcError::internal("the turn ended without a result"));
                 };
                 match event {
-                    ChatEvent::Complete { stop } => return to_value(PromptResponse::new(to_acp::stop_reason(stop))),
+                    ChatEvent::Complete { stop } => {
+                        // A turn the editor stopped by failing a permission question ended
+                        // like a cancelled one; unless the user cancelled too, say why.
+                        if matches!(stop, StopReason::Cancelled)
+                            && !self.prompts.cancel_requested(&id)
+                            && !cx.cancel.is_cancelled()
+                            && let Some(why) = self.prompts.client_failure(&id)
+                        {
+                            return Err(error::client_failed(why));
+                        }
+                        return to_value(PromptResponse::new(to_acp::stop_reason(stop)));
+                    }
                     ChatEvent::Error { kind, message } => return Err(error::turn_failed(kind, message)),
                     ChatEvent::PermissionRequest(q) => {
                         let this = self.clone();
@@ -112,9 +124,9 @@ impl AcpAgent {
             ToolCallUpdateFields::new().title(q.title.clone()).kind(to_acp::tool_kind(q.kind)),
         );
         let request = RequestPermissionRequest::new(session_id.to_string(), tool_call, options);
-        let answer = match self.peer.request("session/request_permission", request).await {
+        let outcome = match self.peer.request("session/request_permission", request).await {
             Ok(v) => match serde_json::from_value::<RequestPermissionResponse>(v) {
-                Ok(r) => match r.outcome {
+                Ok(r) => Ok(match r.outcome {
                     RequestPermissionOutcome::Selected(s) => match s.option_id.0.as_ref() {
                         "allow_once" => PermissionAnswer::AllowOnce,
                         "allow_always" => PermissionAnswer::AllowAlways,
@@ -122,17 +134,31 @@ impl AcpAgent {
                         _ => PermissionAnswer::RejectOnce,
                     },
                     _ => PermissionAnswer::Cancelled,
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "malformed permission answer; treating it as a rejection");
-                    PermissionAnswer::RejectOnce
-                }
+                }),
+                Err(e) => Err(format!("a malformed answer to session/request_permission ({e})")),
             },
-            Err(e) => {
-                tracing::warn!(error = %e, "permission request failed; treating it as cancelled");
-                PermissionAnswer::Cancelled
+            // The editor withdrew the question (-32800), or is gone: a cancellation.
+            Err(e) if e.code == REQUEST_CANCELLED || self.peer.is_closed() => {
+                tracing::debug!(error = %e, "permission request cancelled");
+                Ok(PermissionAnswer::Cancelled)
             }
+            Err(e) => Err(format!("an error ({} {}) to session/request_permission", e.code, e.message)),
         };
+        // The editor cannot answer: stop the turn (running the tool unasked is out of the
+        // question, and a rejection would send the model looking for a workaround), and let
+        // the prompt's answer say why instead of a `cancelled` nobody asked for.
+        let answer = outcome.unwrap_or_else(|what| {
+            tracing::warn!(what, "the editor failed a permission question; stopping the turn");
+            self.prompts.client_failed(
+                session_id,
+                format!(
+                    "the editor sent {what}, so \"{}\" did not run and the turn stopped; if the editor cannot \
+                     answer permission questions, switch the session to the accept-edits or yolo mode",
+                    q.title
+                ),
+            );
+            PermissionAnswer::Cancelled
+        });
         self.engine.answer_permission(session_id.to_string(), q.request_id, answer).await;
     }
 

@@ -34,7 +34,7 @@ impl AcpAgent {
         req: NewSessionRequest,
         cx: &RequestContext,
     ) -> Result<Value, RpcError> {
-        let cwd = from_acp::absolute_dir("cwd", &req.cwd)?;
+        let cwd = from_acp::session_root(&req.cwd).await?;
         let dirs = from_acp::absolute_dirs(req.additional_directories)?;
         let record = self.engine.create_session(cwd, dirs, from_acp::mcp_servers(req.mcp_servers)).await?;
         self.announce_commands(&record.id, cx);
@@ -79,6 +79,9 @@ impl AcpAgent {
         to_value(ResumeSessionResponse::new().modes(modes).config_options(options))
     }
 
+    /// Opens a stored session for load or resume. Refused while this connection runs a
+    /// prompt in it: a replay would interleave a second copy of the conversation with the
+    /// live turn in the editor, and re-rooting would swap the MCP servers under the turn.
     async fn open(
         &self,
         id: &str,
@@ -86,13 +89,18 @@ impl AcpAgent {
         dirs: Vec<std::path::PathBuf>,
         mcp: Vec<McpServer>,
     ) -> Result<SessionRecord, RpcError> {
-        let cwd = from_acp::absolute_dir("cwd", cwd)?;
+        if self.prompts.is_running(id) {
+            return Err(crate::engine::EngineError::Busy(id.to_string()).into());
+        }
+        let cwd = from_acp::session_root(cwd).await?;
         let dirs = from_acp::absolute_dirs(dirs)?;
         Ok(self.engine.open_session(id.to_string(), cwd, dirs, from_acp::mcp_servers(mcp)).await?)
     }
 
     pub(super) async fn list_sessions(&self, req: ListSessionsRequest) -> Result<Value, RpcError> {
-        let query = ListQuery { cwd: req.cwd, cursor: req.cursor, limit: LIST_PAGE_SIZE };
+        // Sessions store their `cwd` normalized, so the filter is too (`/a/b/` finds `/a/b`).
+        let cwd = req.cwd.as_deref().map(from_acp::normalize);
+        let query = ListQuery { cwd, cursor: req.cursor, limit: LIST_PAGE_SIZE };
         let page = self.engine.list_sessions(query).await?;
         let sessions = page.sessions.iter().map(to_acp::session_info).collect();
         to_value(ListSessionsResponse::new(sessions).next_cursor(page.next_cursor))

@@ -22,10 +22,20 @@ pub struct Prompts {
 
 #[derive(Default)]
 pub(super) struct PromptsInner {
-    /// Sessions with a prompt in flight here, and whether a cancel came for it.
-    running: HashMap<String, bool>,
+    /// Sessions with a prompt in flight here.
+    running: HashMap<String, PromptState>,
     /// Turns started by this connection (their live events are not forwarded back).
     own_turns: HashSet<u64>,
+}
+
+/// What happened to a running prompt that its turn's events do not say.
+#[derive(Default)]
+struct PromptState {
+    /// A `session/cancel` came for it.
+    cancel_requested: bool,
+    /// The editor answered a permission question with an error; the turn stopped for that
+    /// reason, not because the user cancelled.
+    client_failure: Option<String>,
 }
 
 /// Ends the prompt's registration when dropped.
@@ -54,8 +64,8 @@ impl Prompts {
     /// Marks the session's prompt cancelled; false if none runs here.
     pub fn request_cancel(&self, session: &str) -> bool {
         match self.lock().running.get_mut(session) {
-            Some(flag) => {
-                *flag = true;
+            Some(state) => {
+                state.cancel_requested = true;
                 true
             }
             None => false,
@@ -64,7 +74,24 @@ impl Prompts {
 
     /// True if a cancel came for the session's prompt.
     pub fn cancel_requested(&self, session: &str) -> bool {
-        self.lock().running.get(session).copied().unwrap_or(false)
+        self.lock().running.get(session).is_some_and(|s| s.cancel_requested)
+    }
+
+    /// True if a prompt runs in the session on this connection.
+    pub fn is_running(&self, session: &str) -> bool {
+        self.lock().running.contains_key(session)
+    }
+
+    /// Records that the editor failed a request the session's prompt depended on.
+    pub fn client_failed(&self, session: &str, why: String) {
+        if let Some(state) = self.lock().running.get_mut(session) {
+            state.client_failure.get_or_insert(why);
+        }
+    }
+
+    /// Why the editor failed the session's prompt, if it did.
+    pub fn client_failure(&self, session: &str) -> Option<String> {
+        self.lock().running.get(session).and_then(|s| s.client_failure.clone())
     }
 
     /// True if the event belongs to a prompt of this connection.
@@ -81,7 +108,7 @@ impl AcpAgent {
         if inner.running.contains_key(session) {
             return None;
         }
-        inner.running.insert(session.to_string(), false);
+        inner.running.insert(session.to_string(), PromptState::default());
         Some(PromptSlot { prompts: self.clone(), session: session.to_string() })
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::config::EngineConfig;
 use super::store::SessionRecord;
+use super::tools::sandbox::Guard;
 
 /// Instruction files looked for in the session's directory, in this order.
 const PROJECT_FILES: [&str; 3] = ["AGENTS.md", "CLAUDE.md", "RATCHET.md"];
@@ -28,8 +29,10 @@ How to work:
 - The user may reject a tool call; then do not retry it, ask or change approach.
 - Answer concisely in Markdown. When done, say what you changed and how you checked it.";
 
-/// Builds the system prompt for a session.
-pub fn system_prompt(session: &SessionRecord, config: &EngineConfig) -> String {
+/// Builds the system prompt for a session. Project files are read only where the session's
+/// tools could read them (`sandbox`): a symlink in a cloned repository must not put a file
+/// from elsewhere (credentials) into the prompt sent to the provider.
+pub fn system_prompt(session: &SessionRecord, config: &EngineConfig, sandbox: &Guard) -> String {
     let mut prompt = String::from(DEFAULT_PROMPT);
     prompt.push_str(&format!("\n\nThe project directory is {}.", session.cwd.display()));
     if !session.additional_dirs.is_empty() {
@@ -40,13 +43,22 @@ pub fn system_prompt(session: &SessionRecord, config: &EngineConfig) -> String {
     if let Some(text) = read_capped(&config.home.join("instructions.md")) {
         sections.push(("the user's instructions (instructions.md)".to_string(), text));
     }
+    let in_project = |path: &Path| match sandbox.resolve(&path.to_string_lossy()) {
+        Ok(resolved) => Some(resolved),
+        Err(e) => {
+            if path.symlink_metadata().is_ok() {
+                tracing::warn!(path = %path.display(), "ignoring an instruction file: {e}");
+            }
+            None
+        }
+    };
     for name in PROJECT_FILES {
-        if let Some(text) = read_capped(&session.cwd.join(name)) {
+        if let Some(text) = in_project(&session.cwd.join(name)).and_then(|p| read_capped(&p)) {
             sections.push((name.to_string(), text));
         }
     }
     for path in instruction_dir_files(&session.cwd.join(".ratchet").join("instructions")) {
-        if let Some(text) = read_capped(&path) {
+        if let Some(text) = in_project(&path).and_then(|p| read_capped(&p)) {
             let name = path.strip_prefix(&session.cwd).unwrap_or(&path).display().to_string();
             sections.push((name, text));
         }
@@ -67,8 +79,14 @@ fn instruction_dir_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The start of a regular file (never a FIFO or device, which could block or never end).
 fn read_capped(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read;
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).ok()?.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes).ok()?;
     let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_FILE_BYTES)]).into_owned();
     if bytes.len() > MAX_FILE_BYTES {
         text.push_str("\n[… cut: the file is longer than 64 KiB]");
@@ -110,7 +128,7 @@ mod tests {
         std::fs::write(cwd.path().join(".ratchet/instructions/skip.txt"), "no").unwrap();
         let config =
             EngineConfig { home: home.path().to_path_buf(), env: EnvSnapshot::default(), file: ConfigFile::default() };
-        let p = system_prompt(&session(cwd.path()), &config);
+        let p = system_prompt(&session(cwd.path()), &config, &guard(cwd.path()));
         let pos = |s: &str| p.find(s).unwrap_or_else(|| panic!("{s} missing from {p}"));
         assert!(pos("You are ratchet") < pos("Be brief."));
         assert!(pos("Be brief.") < pos("Use tabs."));
@@ -118,5 +136,54 @@ mod tests {
         assert!(pos("A rule") < pos("B rule"));
         assert!(!p.contains("no\n") && !p.contains("CLAUDE.md"));
         assert!(p.contains(&cwd.path().display().to_string()));
+    }
+
+    fn guard(cwd: &Path) -> Guard {
+        Guard::new(&crate::engine::tools::ToolContext {
+            cwd: cwd.to_path_buf(),
+            extra_roots: vec![],
+            deny_paths: vec![],
+            host: std::sync::Arc::new(crate::engine::tools::NoHost),
+            cancel: Default::default(),
+            redactor: Default::default(),
+            shell_timeout: std::time::Duration::from_secs(1),
+            call_id: None,
+        })
+    }
+
+    /// A cloned repository must not be able to put files from outside it (credentials) into
+    /// the prompt that goes to the provider, by making its instruction files symlinks.
+    #[cfg(unix)]
+    #[test]
+    fn project_instructions_outside_the_project_are_not_read() {
+        let home = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("creds.md"), "aws_secret_access_key = TOPSECRET").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("creds.md"), cwd.path().join("AGENTS.md")).unwrap();
+        std::fs::create_dir_all(cwd.path().join(".ratchet")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), cwd.path().join(".ratchet/instructions")).unwrap();
+        // A symlink inside the project (CLAUDE.md -> RATCHET.md) is fine.
+        std::fs::write(cwd.path().join("RATCHET.md"), "Run cargo test.").unwrap();
+        std::os::unix::fs::symlink(cwd.path().join("RATCHET.md"), cwd.path().join("CLAUDE.md")).unwrap();
+        let config =
+            EngineConfig { home: home.path().to_path_buf(), env: EnvSnapshot::default(), file: ConfigFile::default() };
+        let p = system_prompt(&session(cwd.path()), &config, &guard(cwd.path()));
+        assert!(!p.contains("TOPSECRET"), "{p}");
+        assert!(p.contains("Instructions from CLAUDE.md") && p.contains("Run cargo test."), "{p}");
+    }
+
+    /// A FIFO would block the turn forever on open; only regular files are read.
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let cwd = tempfile::tempdir().unwrap();
+        let fifo = cwd.path().join("AGENTS.md");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(read_capped(&fifo)).unwrap());
+        let read = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("reading a FIFO blocked");
+        assert_eq!(read, None);
     }
 }

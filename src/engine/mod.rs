@@ -17,6 +17,8 @@ pub mod mcp;
 pub mod permission;
 pub mod provider;
 mod providers;
+#[cfg(test)]
+mod review_tests;
 pub mod session;
 pub mod singleton;
 pub mod store;
@@ -337,6 +339,12 @@ impl Engine {
         self.inner.store.append_message(&session.id, NewMessage::user(stored.clone())).await?;
         self.inner.live.publish(&session.id, claim.turn_id(), live::LiveEvent::UserMessage(stored));
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
+        let backstop = turn::Backstop {
+            engine: self.clone(),
+            session_id: session.id.clone(),
+            turn_id: claim.turn_id(),
+            events: tx.clone(),
+        };
         let turn = turn::Turn {
             engine: self.clone(),
             session,
@@ -348,7 +356,7 @@ impl Engine {
             action,
         };
         let span = tracing::info_span!("turn", session = %turn.session.id);
-        self.inner.turns.spawn(tracing::Instrument::instrument(turn.run(), span));
+        self.inner.turns.spawn(tracing::Instrument::instrument(backstop.run(turn.run()), span));
         Ok(rx)
     }
 
@@ -390,6 +398,12 @@ impl Engine {
         let mut registry = ToolRegistry::builtin();
         let mcp = {
             let mut map = self.mcp_lock();
+            // A session closed meanwhile (its turn is cancelled) gets no servers: nothing would
+            // stop them. Checked under the map's lock, which `close_session` takes after
+            // marking the session closed.
+            if !self.inner.open.is_open(&session.id) {
+                return (registry, Vec::new());
+            }
             map.entry(session.id.clone()).or_insert_with(|| Arc::new(self.mcp_session(session, Vec::new()))).clone()
         };
         let failures = mcp.start().await;
@@ -431,7 +445,8 @@ impl Engine {
         self.inner.open.ids()
     }
 
-    /// Resolves once the session runs no turn (at once if none runs or it is not open).
+    /// Resolves once the session runs no turn (at once if none runs). A turn of a session
+    /// closed meanwhile counts until it has saved its work.
     pub async fn turn_idle(&self, id: &str) {
         while let Some(done) = self.inner.open.turn_done(id) {
             done.cancelled().await;

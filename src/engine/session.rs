@@ -66,11 +66,19 @@ impl Mode {
 /// Open sessions and their running turns.
 #[derive(Default, Clone)]
 pub struct OpenSessions {
-    inner: Arc<Mutex<HashMap<String, Option<Running>>>>,
+    inner: Arc<Mutex<HashMap<String, Slot>>>,
     next_turn: Arc<AtomicU64>,
 }
 
-/// The running turn of an open session.
+/// A session known here: open, or closed while its (cancelled) turn still finishes. Such a
+/// session stays in the map until the turn ends, so reopening it cannot start a second turn
+/// that would interleave its messages with the first one's last writes.
+struct Slot {
+    open: bool,
+    running: Option<Running>,
+}
+
+/// The running turn of a session.
 struct Running {
     turn: u64,
     token: CancellationToken,
@@ -86,50 +94,59 @@ pub enum ClaimError {
 }
 
 impl OpenSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Running>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks a session open (idempotent).
     pub fn open(&self, id: &str) {
-        self.lock().entry(id.to_string()).or_insert(None);
+        self.lock().entry(id.to_string()).or_insert(Slot { open: false, running: None }).open = true;
     }
 
     /// True if the session is open here.
     pub fn is_open(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
+        self.lock().get(id).is_some_and(|s| s.open)
     }
 
     /// The ids of the open sessions, sorted.
     pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
+        let mut ids: Vec<String> = self.lock().iter().filter(|(_, s)| s.open).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
     }
 
     /// A token fired when the session's running turn ends; `None` if none runs.
     pub fn turn_done(&self, id: &str) -> Option<CancellationToken> {
-        self.lock().get(id)?.as_ref().map(|r| r.done.clone())
+        self.lock().get(id)?.running.as_ref().map(|r| r.done.clone())
     }
 
     /// Closes a session, cancelling its running turn.
     pub fn close(&self, id: &str) {
-        if let Some(Some(running)) = self.lock().remove(id) {
-            running.token.cancel();
+        let mut map = self.lock();
+        let Some(slot) = map.get_mut(id) else { return };
+        match &slot.running {
+            Some(running) => {
+                running.token.cancel();
+                // Forgotten when the turn ends (see `TurnClaim::drop`).
+                slot.open = false;
+            }
+            None => {
+                map.remove(id);
+            }
         }
     }
 
     /// Claims the session for a new turn. The claim ends when the returned guard drops.
     pub fn claim(&self, id: &str, parent: &CancellationToken) -> Result<TurnClaim, ClaimError> {
         let mut map = self.lock();
-        let slot = map.get_mut(id).ok_or(ClaimError::NotOpen)?;
-        if slot.is_some() {
+        let slot = map.get_mut(id).filter(|s| s.open).ok_or(ClaimError::NotOpen)?;
+        if slot.running.is_some() {
             return Err(ClaimError::Busy);
         }
         let token = parent.child_token();
         let done = CancellationToken::new();
         let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
-        *slot = Some(Running { turn, token: token.clone(), done: done.clone() });
+        slot.running = Some(Running { turn, token: token.clone(), done: done.clone() });
         Ok(TurnClaim { sessions: self.clone(), id: id.to_string(), turn, token, done })
     }
 
@@ -137,7 +154,7 @@ impl OpenSessions {
     /// nothing, so it can never leak into the next turn.
     pub fn cancel(&self, id: &str) -> bool {
         match self.lock().get(id) {
-            Some(Some(running)) => {
+            Some(Slot { open: true, running: Some(running) }) => {
                 running.token.cancel();
                 true
             }
@@ -145,9 +162,9 @@ impl OpenSessions {
         }
     }
 
-    /// Number of turns running now.
+    /// Number of turns running now (including those of sessions closed meanwhile).
     pub fn running(&self) -> usize {
-        self.lock().values().filter(|t| t.is_some()).count()
+        self.lock().values().filter(|s| s.running.is_some()).count()
     }
 }
 
@@ -179,12 +196,16 @@ impl TurnClaim {
 
 impl Drop for TurnClaim {
     fn drop(&mut self) {
-        if let Some(slot) = self.sessions.lock().get_mut(&self.id) {
-            // Only clear our own claim: the session may have been closed and reopened.
-            if slot.as_ref().is_some_and(|r| r.turn == self.turn) {
-                *slot = None;
+        let mut map = self.sessions.lock();
+        if let Some(slot) = map.get_mut(&self.id)
+            && slot.running.as_ref().is_some_and(|r| r.turn == self.turn)
+        {
+            slot.running = None;
+            if !slot.open {
+                map.remove(&self.id);
             }
         }
+        drop(map);
         self.done.cancel();
     }
 }
@@ -232,6 +253,38 @@ mod tests {
         assert!(done.is_cancelled());
         s.close("b");
         assert_eq!(s.ids(), ["a"]);
+    }
+
+    #[test]
+    fn a_reopened_session_stays_busy_until_the_closed_turn_ends() {
+        let s = OpenSessions::default();
+        let root = CancellationToken::new();
+        s.open("a");
+        let old = s.claim("a", &root).unwrap();
+        s.close("a");
+        assert!(old.token().is_cancelled(), "closing cancels the turn");
+        // The editor loads the session again while the cancelled turn still saves its work.
+        s.open("a");
+        assert_eq!(s.claim("a", &root).err(), Some(ClaimError::Busy), "two turns would interleave");
+        let done = s.turn_done("a").expect("the old turn is still running");
+        drop(old);
+        assert!(done.is_cancelled());
+        assert!(s.claim("a", &root).is_ok());
+    }
+
+    #[test]
+    fn a_closed_session_that_is_not_reopened_is_forgotten_when_its_turn_ends() {
+        let s = OpenSessions::default();
+        let root = CancellationToken::new();
+        s.open("a");
+        let old = s.claim("a", &root).unwrap();
+        s.close("a");
+        assert!(s.ids().is_empty());
+        assert_eq!(s.running(), 1, "the closed session's turn still runs");
+        drop(old);
+        assert_eq!(s.running(), 0);
+        assert_eq!(s.claim("a", &root).err(), Some(ClaimError::NotOpen));
+        assert!(s.lock().is_empty(), "nothing left behind");
     }
 
     #[test]

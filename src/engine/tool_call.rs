@@ -63,6 +63,11 @@ impl ToolRunner {
         Ok(ToolRunner { tools, cx, policy: engine.policy().clone(), remembered: Mutex::new(remembered) })
     }
 
+    /// Where the session's tools may read, for files read on their behalf.
+    pub fn sandbox(&self) -> super::tools::sandbox::Guard {
+        super::tools::sandbox::Guard::new(&self.cx)
+    }
+
     /// Tool definitions for the model; only read-only tools in plan mode.
     pub fn specs(&self, read_only: bool) -> Vec<ToolSpec> {
         if read_only { self.tools.specs_filtered(true) } else { self.tools.specs() }
@@ -149,10 +154,21 @@ impl ToolRunner {
     }
 
     async fn execute(&self, tool: &dyn Tool, call: &ToolCall) -> ToolOutput {
+        use futures::FutureExt;
         let cancel = self.cx.cancel.clone();
         let cx = ToolContext { call_id: Some(call.id.clone()), ..self.cx.clone() };
+        // A tool that panics (a bug, or an MCP adapter meeting odd data) fails this call only:
+        // the batch goes on and every call still gets a result.
+        let run = std::panic::AssertUnwindSafe(tool.run(call.arguments.clone(), &cx)).catch_unwind();
         tokio::select! {
-            out = tool.run(call.arguments.clone(), &cx) => out,
+            out = run => out.unwrap_or_else(|panic| {
+                let what = self.cx.redactor.redact(&super::turn::panic_message(panic.as_ref()));
+                tracing::error!(tool = %call.name, panic = %what, "a tool panicked");
+                ToolOutput::error(format!(
+                    "the tool `{}` panicked ({what}); this is a bug, not a problem with the arguments",
+                    call.name
+                ))
+            }),
             // Tools watch the token themselves; this is the backstop for one that does not.
             () = async { cancel.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => {
                 ToolOutput::error("cancelled by the user")
@@ -267,4 +283,72 @@ enum Permit {
     Run,
     Refused(String),
     Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::future::BoxFuture;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
+    use crate::engine::content::ContentPart;
+    use crate::engine::provider::ToolSpec;
+    use crate::engine::tools::{NoHost, Preview};
+    use crate::engine::turn::Action;
+    use crate::engine::{Engine, Mode};
+
+    /// A tool with a bug: it panics on every call.
+    struct Panics;
+
+    impl Tool for Panics {
+        fn spec(&self) -> ToolSpec {
+            ToolSpec { name: "panics".into(), description: "".into(), parameters: json!({"type": "object"}) }
+        }
+        fn kind(&self) -> ToolKind {
+            ToolKind::Read
+        }
+        fn preview<'a>(&'a self, _: &'a Value, _: &'a ToolContext) -> BoxFuture<'a, Preview> {
+            Box::pin(async { Preview { title: "Panic".into(), locations: vec![], display: vec![] } })
+        }
+        fn run<'a>(&'a self, _: Value, _: &'a ToolContext) -> BoxFuture<'a, ToolOutput> {
+            Box::pin(async { panic!("index out of bounds: the len is 0 but the index is 3") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_tool_gives_an_error_result_and_the_batch_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = EnvSnapshot { ratchet_provider: Some("scripted".into()), ..Default::default() };
+        let config = EngineConfig { home: dir.path().to_path_buf(), env, file: ConfigFile::default() };
+        let engine = Engine::open(config).await.unwrap();
+        let session = engine.create_session(dir.path().to_path_buf(), vec![]).await.unwrap();
+        engine.set_mode(&session.id, Mode::Yolo.id()).await.unwrap();
+        let claim = engine.claim_turn(&session.id).unwrap();
+        let (events, mut rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let turn = Turn {
+            engine: engine.clone(),
+            session,
+            claim,
+            events,
+            first_prompt: false,
+            prompt: vec![ContentPart::text("x")],
+            host: Arc::new(NoHost),
+            action: Action::Model,
+        };
+        let mut runner = ToolRunner::new(&turn).await.unwrap();
+        runner.tools.add(Arc::new(Panics));
+        let calls = [
+            ToolCall { id: "1".into(), name: "panics".into(), arguments: json!({}) },
+            ToolCall { id: "2".into(), name: "list_dir".into(), arguments: json!({"path": "."}) },
+        ];
+        let (results, cancelled) = runner.run_all(&turn, &calls).await;
+        assert!(!cancelled);
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_error && results[0].content.contains("panicked"), "{:?}", results[0]);
+        assert!(!results[1].is_error, "{:?}", results[1]);
+    }
 }

@@ -128,11 +128,16 @@ impl Turn {
             Err(message) => return Ending::Failed(ErrorKind::Config, message),
         };
         self.follow_provider(&choice).await;
-        let runner = match ToolRunner::new(self).await {
-            Ok(r) => r,
-            Err(e) => return Ending::Failed(ErrorKind::Store, e),
+        // Starting MCP servers may take up to their connect timeout; a cancel must not wait.
+        let runner = tokio::select! {
+            biased;
+            () = self.claim.token().cancelled() => return Ending::Cancelled,
+            runner = ToolRunner::new(self) => match runner {
+                Ok(r) => r,
+                Err(e) => return Ending::Failed(ErrorKind::Store, e),
+            },
         };
-        let base_system = instructions::system_prompt(&self.session, self.engine.config());
+        let base_system = instructions::system_prompt(&self.session, self.engine.config(), &runner.sandbox());
         let mut failures: HashMap<String, usize> = HashMap::new();
         for _ in 0..self.engine.config().max_turn_requests() {
             let session = match self.engine.session(&self.session.id).await {
@@ -214,7 +219,7 @@ impl Turn {
             return;
         }
         let Ok((history, _)) = compact::context(&self.engine, &self.session.id).await else { return };
-        let used = history.iter().rev().find_map(|m| m.usage).map(|u| u.input_tokens + u.output_tokens).unwrap_or(0);
+        let used = history.iter().rev().find_map(|m| m.usage).map(|u| u.total()).unwrap_or(0);
         if (used as f64) < threshold * self.engine.config().context_window() as f64 {
             return;
         }
@@ -366,6 +371,46 @@ impl Turn {
     }
 }
 
+/// Ends a turn with an `Error` event if it panics, so its front end and watchers always get a
+/// final event (the claim is released as the panicking turn unwinds).
+pub(super) struct Backstop {
+    pub engine: Engine,
+    pub session_id: String,
+    pub turn_id: u64,
+    pub events: mpsc::Sender<ChatEvent>,
+}
+
+impl Backstop {
+    pub async fn run(self, turn: impl std::future::Future<Output = ()>) {
+        use futures::FutureExt;
+        let Err(panic) = std::panic::AssertUnwindSafe(turn).catch_unwind().await else { return };
+        let what = self.engine.redactor().redact(&panic_message(panic.as_ref()));
+        tracing::error!(session = %self.session_id, panic = %what, "a turn panicked");
+        // There is no `ErrorKind` for internal errors yet (the bridge matches every kind).
+        let event = ChatEvent::Error {
+            kind: ErrorKind::Provider,
+            message: format!(
+                "the turn stopped on an internal error ({what}); what was saved before it is kept; \
+                 this is a bug in ratchet: please report it, then send the prompt again"
+            ),
+        };
+        let live = super::live::LiveEvent::Chat(event.clone());
+        self.engine.live().publish(&self.session_id, self.turn_id, live);
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// The message of a caught panic.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
 /// Counts identical failing calls; returns the tool name once one reaches the limit.
 fn repeated_failure(
     calls: &[ToolCall],
@@ -412,17 +457,49 @@ fn model_for(session: &SessionRecord, choice: &ProviderChoice) -> String {
     }
 }
 
+/// What the model is told for a stored tool call that has no stored result.
+const INTERRUPTED: &str = "interrupted: ratchet stopped before this tool call's result was saved, so it may or \
+                           may not have run; check its effect before running it again";
+
 /// The conversation as the provider sees it.
+///
+/// Every provider rejects a tool call without a result right after it (and results that
+/// answer no call), and such a history would fail every later turn of the session. A crash, or
+/// a store error, between an answer and its results leaves exactly that, so it is repaired
+/// here: a missing result becomes an "interrupted" error, and stray results are dropped.
 pub(super) fn to_provider_messages(history: &[StoredMessage]) -> Vec<ProviderMessage> {
-    history
-        .iter()
-        .filter_map(|m| match m.role {
-            Role::User => Some(ProviderMessage::User(m.content.clone())),
+    let mut messages = Vec::with_capacity(history.len());
+    let mut rest = history.iter().peekable();
+    while let Some(m) = rest.next() {
+        match m.role {
+            Role::User => messages.push(ProviderMessage::User(m.content.clone())),
             Role::Assistant => {
-                Some(ProviderMessage::Assistant { content: m.content.clone(), tool_calls: m.tool_calls.clone() })
+                messages
+                    .push(ProviderMessage::Assistant { content: m.content.clone(), tool_calls: m.tool_calls.clone() });
+                if m.tool_calls.is_empty() {
+                    continue;
+                }
+                let stored = match rest.next_if(|next| next.role == Role::Tool) {
+                    Some(next) => next.tool_results.as_slice(),
+                    None => &[],
+                };
+                let results = m
+                    .tool_calls
+                    .iter()
+                    .map(|call| match stored.iter().find(|r| r.call_id == call.id) {
+                        Some(result) => result.clone(),
+                        None => ToolResult::new(call.id.clone(), INTERRUPTED, true),
+                    })
+                    .collect();
+                messages.push(ProviderMessage::ToolResults(results));
             }
-            Role::Tool if !m.tool_results.is_empty() => Some(ProviderMessage::ToolResults(m.tool_results.clone())),
-            Role::Tool => None,
-        })
-        .collect()
+            // Results not right after the calls they answer (those are taken above).
+            Role::Tool => {
+                if !m.tool_results.is_empty() {
+                    tracing::warn!(seq = m.seq, "skipping tool results that answer no preceding tool call");
+                }
+            }
+        }
+    }
+    messages
 }

@@ -8,6 +8,8 @@
 //! - `sessions`: load/resume/close/list, modes and config options, durability
 //! - `cancel`: session/cancel semantics
 //! - `errors`: JSON-RPC error handling
+//! - `conformance`: framing oddities, lenient responses, session roots, prompt content,
+//!   failed permission answers, `$/cancel_request` both ways
 //! - `cli`: `ratchet exec`, `ratchet sessions list`, `--version`
 //! - `sdk_client`: the official ACP Rust SDK as the client
 //! - `tool_loop`: the agent loop: tool calls reported and fed back (three wire formats),
@@ -26,6 +28,7 @@ mod support;
 
 mod cancel;
 mod cli;
+mod conformance;
 mod errors;
 mod handshake;
 mod prompt;

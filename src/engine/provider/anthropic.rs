@@ -393,7 +393,8 @@ impl EventDecoder {
     fn on_message_stop(&mut self) -> Vec<ProviderEvent> {
         let (uncached, cache_read, cache_write) = self.input;
         let usage = Usage {
-            input_tokens: uncached + cache_read + cache_write,
+            // Counts come from the server: never let them overflow.
+            input_tokens: uncached.saturating_add(cache_read).saturating_add(cache_write),
             output_tokens: self.output_tokens,
             cached_input_tokens: cache_read,
             reasoning_tokens: 0,

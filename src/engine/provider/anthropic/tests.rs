@@ -267,3 +267,19 @@ fn request_body_maps_history_and_tools() {
     });
     assert_eq!(request_body(&request), want);
 }
+
+/// Token counts come from the server; absurd ones must not overflow (a panic in debug builds,
+/// a wrong count in release builds).
+#[test]
+fn huge_usage_numbers_saturate() {
+    let mut decoder = EventDecoder::default();
+    let start: WireEvent = serde_json::from_value(json!({"type": "message_start", "message": {
+        "usage": {"input_tokens": u64::MAX, "cache_read_input_tokens": 7, "cache_creation_input_tokens": 1},
+    }}))
+    .unwrap();
+    decoder.on_event(start).unwrap();
+    let events = decoder.on_event(WireEvent::MessageStop).unwrap();
+    let ProviderEvent::Usage(usage) = &events[0] else { panic!("{events:?}") };
+    assert_eq!(usage.input_tokens, u64::MAX);
+    assert_eq!(usage.total(), u64::MAX);
+}
