@@ -33,6 +33,7 @@ pub fn turn_failed(kind: ErrorKind, message: String) -> RpcError {
         ErrorKind::Config => (INTERNAL_ERROR, "config"),
         ErrorKind::Provider => (INTERNAL_ERROR, "provider"),
         ErrorKind::Store => (INTERNAL_ERROR, "store"),
+        ErrorKind::Internal => (INTERNAL_ERROR, "internal"),
     };
     RpcError::new(code, message.clone()).with_data(json!({"kind": kind, "message": message}))
 }

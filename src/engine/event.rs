@@ -67,6 +67,8 @@ pub enum ErrorKind {
     Provider,
     /// The session store failed.
     Store,
+    /// Ratchet itself failed (a bug) or lost its daemon; the message says what to do.
+    Internal,
 }
 
 /// A tool call as first announced.

@@ -386,9 +386,8 @@ impl Backstop {
         let Err(panic) = std::panic::AssertUnwindSafe(turn).catch_unwind().await else { return };
         let what = self.engine.redactor().redact(&panic_message(panic.as_ref()));
         tracing::error!(session = %self.session_id, panic = %what, "a turn panicked");
-        // There is no `ErrorKind` for internal errors yet (the bridge matches every kind).
         let event = ChatEvent::Error {
-            kind: ErrorKind::Provider,
+            kind: ErrorKind::Internal,
             message: format!(
                 "the turn stopped on an internal error ({what}); what was saved before it is kept; \
                  this is a bug in ratchet: please report it, then send the prompt again"

@@ -178,7 +178,7 @@ impl TurnPump {
                 None => {
                     let message = "lost the connection to the ratchet daemon during the turn; it goes on in the daemon: \
                                    reopen the session to see its result, and check `ratchet daemon status`";
-                    let _ = tx.send(ChatEvent::Error { kind: ErrorKind::Provider, message: message.to_string() }).await;
+                    let _ = tx.send(ChatEvent::Error { kind: ErrorKind::Internal, message: message.to_string() }).await;
                     break;
                 }
             }
