@@ -16,8 +16,10 @@ use ratchet::engine::{
     ChatEvent, ContentPart, Engine, EngineApi, EngineError, ListQuery, LiveEvent, PermissionAnswer, ProviderSpec, Role,
     StopReason,
 };
-use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
+
+mod common;
+use common::{drain, text_of};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -75,28 +77,6 @@ impl Drop for Daemon {
 
 async fn within<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, f).await.expect("timed out")
-}
-
-async fn drain(mut rx: Receiver<ChatEvent>) -> Vec<ChatEvent> {
-    let mut out = Vec::new();
-    while let Some(e) = within(rx.recv()).await {
-        let last = matches!(e, ChatEvent::Complete { .. } | ChatEvent::Error { .. });
-        out.push(e);
-        if last {
-            break;
-        }
-    }
-    out
-}
-
-fn text_of(events: &[ChatEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ChatEvent::TextDelta(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn prompt(text: &str) -> Vec<ContentPart> {

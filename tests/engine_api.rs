@@ -1,48 +1,11 @@
 //! The engine's face, used directly (no ACP): turns, durability, cancel, busy sessions.
 //! Uses the offline `scripted` provider; the real HTTP providers are covered in `tests/it`.
 
-use std::time::Duration;
-
-use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
 use ratchet::engine::store::MessageStatus;
-use ratchet::engine::{ChatEvent, ContentPart, Engine, EngineError, Role, StopReason};
-use tokio::sync::mpsc::Receiver;
+use ratchet::engine::{ChatEvent, ContentPart, EngineError, Role, StopReason};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn engine(dir: &std::path::Path, script: &str) -> Engine {
-    let script_path = dir.join("script.json");
-    std::fs::write(&script_path, script).unwrap();
-    let env = EnvSnapshot {
-        ratchet_provider: Some("scripted".into()),
-        ratchet_script: Some(script_path.to_string_lossy().into_owned()),
-        ..Default::default()
-    };
-    let config = EngineConfig { home: dir.to_path_buf(), env, file: ConfigFile::default() };
-    Engine::open(config).await.unwrap()
-}
-
-async fn drain(mut rx: Receiver<ChatEvent>) -> Vec<ChatEvent> {
-    let mut out = Vec::new();
-    while let Some(e) = tokio::time::timeout(WAIT, rx.recv()).await.expect("turn hung") {
-        let last = matches!(e, ChatEvent::Complete { .. } | ChatEvent::Error { .. });
-        out.push(e);
-        if last {
-            break;
-        }
-    }
-    out
-}
-
-fn text_of(events: &[ChatEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ChatEvent::TextDelta(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
-}
+mod common;
+use common::{WAIT, drain, scripted_engine as engine, text_of};
 
 #[tokio::test]
 async fn a_turn_streams_titles_and_stores_both_messages() {

@@ -3,36 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
 use ratchet::engine::mcp::McpServerConfig;
-use ratchet::engine::{ChatEvent, ContentPart, Engine, EngineError, Role, StopReason};
-use tokio::sync::mpsc::Receiver;
+use ratchet::engine::{ChatEvent, ContentPart, EngineError, Role, StopReason};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn engine(dir: &std::path::Path, script: &str) -> Engine {
-    let script_path = dir.join("script.json");
-    std::fs::write(&script_path, script).unwrap();
-    let env = EnvSnapshot {
-        ratchet_provider: Some("scripted".into()),
-        ratchet_script: Some(script_path.to_string_lossy().into_owned()),
-        ..Default::default()
-    };
-    let config = EngineConfig { home: dir.to_path_buf(), env, file: ConfigFile::default() };
-    Engine::open(config).await.unwrap()
-}
-
-async fn drain(mut rx: Receiver<ChatEvent>) -> Vec<ChatEvent> {
-    let mut out = Vec::new();
-    while let Some(e) = tokio::time::timeout(WAIT, rx.recv()).await.expect("turn hung") {
-        let last = matches!(e, ChatEvent::Complete { .. } | ChatEvent::Error { .. });
-        out.push(e);
-        if last {
-            break;
-        }
-    }
-    out
-}
+mod common;
+use common::{WAIT, drain, scripted_engine as engine};
 
 /// An MCP server that never answers the handshake (here: `sleep`) makes a turn wait for
 /// `CONNECT_TIMEOUT` (15 s) before its first model call; a cancel in that time must end the
