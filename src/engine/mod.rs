@@ -113,6 +113,9 @@ struct Inner {
     live: live::LiveHub,
     /// MCP servers per session, started on first use.
     mcp: std::sync::Mutex<std::collections::HashMap<String, Arc<McpSession>>>,
+    /// Whether the user let a session start its project's `.ratchet/mcp.json` servers (they
+    /// run commands chosen by whoever wrote the repository, so they are asked for first).
+    project_mcp: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 /// A session as front ends see it.
@@ -141,6 +144,7 @@ impl Engine {
                 redactor,
                 deny_paths,
                 mcp: Default::default(),
+                project_mcp: Default::default(),
                 live: Default::default(),
             }),
         })
@@ -208,10 +212,11 @@ impl Engine {
         if let Some(old) = self.mcp_lock().remove(id) {
             self.inner.turns.spawn(async move { old.shutdown().await });
         }
+        self.project_mcp_lock().remove(id);
     }
 
-    /// Sets the MCP servers a session's tools come from: the editor's `servers` plus the
-    /// project's `.ratchet/mcp.json`. They start on the next turn that needs tools.
+    /// Sets the MCP servers a session's tools come from: the editor's `servers` plus, once the
+    /// user allowed them, the project's `.ratchet/mcp.json`. They start on the next turn.
     pub fn set_mcp_servers(&self, session: &SessionRecord, servers: Vec<McpServerConfig>) {
         let mcp = Arc::new(self.mcp_session(session, servers));
         if let Some(old) = self.mcp_lock().insert(session.id.clone(), mcp) {
@@ -220,17 +225,49 @@ impl Engine {
     }
 
     fn mcp_session(&self, session: &SessionRecord, mut servers: Vec<McpServerConfig>) -> McpSession {
-        match mcp::project_servers(&session.cwd) {
-            Ok(project) => {
-                for p in project {
-                    if !servers.iter().any(|s| s.name() == p.name()) {
-                        servers.push(p);
-                    }
+        if self.project_mcp_lock().get(&session.id) == Some(&true) {
+            for p in self.project_servers(session) {
+                if !servers.iter().any(|s| s.name() == p.name()) {
+                    servers.push(p);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "ignoring the project's MCP configuration"),
         }
         McpSession::new(servers).with_cwd(session.cwd.clone())
+    }
+
+    /// The project's `.ratchet/mcp.json` servers (a broken file is logged and ignored).
+    fn project_servers(&self, session: &SessionRecord) -> Vec<McpServerConfig> {
+        mcp::project_servers(&session.cwd).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "ignoring the project's MCP configuration");
+            Vec::new()
+        })
+    }
+
+    /// Project servers the user has not yet been asked about in this session.
+    fn unapproved_project_servers(&self, session: &SessionRecord) -> Vec<McpServerConfig> {
+        if self.project_mcp_lock().contains_key(&session.id) {
+            return Vec::new();
+        }
+        self.project_servers(session)
+    }
+
+    /// Records the user's answer about the project's servers; when allowed, the session's
+    /// servers are rebuilt with them.
+    fn decide_project_servers(&self, session: &SessionRecord, allowed: bool) {
+        self.project_mcp_lock().insert(session.id.clone(), allowed);
+        if allowed {
+            let old = self.mcp_lock().remove(&session.id);
+            let editor = old.as_ref().map(|m| m.configs().to_vec()).unwrap_or_default();
+            let fresh = Arc::new(self.mcp_session(session, editor));
+            self.mcp_lock().insert(session.id.clone(), fresh);
+            if let Some(old) = old {
+                self.inner.turns.spawn(async move { old.shutdown().await });
+            }
+        }
+    }
+
+    fn project_mcp_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
+        self.inner.project_mcp.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn mcp_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<McpSession>>> {

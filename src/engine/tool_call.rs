@@ -37,11 +37,6 @@ enum CallOutcome {
 impl ToolRunner {
     pub async fn new(turn: &Turn) -> Result<ToolRunner, String> {
         let engine = &turn.engine;
-        let (tools, failures) = engine.tools_for(&turn.session).await;
-        for failure in failures {
-            // Say it in the chat: a silently missing MCP server is a common complaint.
-            turn.emit(ChatEvent::TextDelta(format!("⚠ {failure}\n\n"))).await;
-        }
         let remembered = engine
             .store()
             .permissions(&turn.session.id)
@@ -60,7 +55,71 @@ impl ToolRunner {
             shell_timeout: engine.config().shell_timeout(),
             call_id: None,
         };
-        Ok(ToolRunner { tools, cx, policy: engine.policy().clone(), remembered: Mutex::new(remembered) })
+        let mut runner = ToolRunner {
+            tools: ToolRegistry::builtin(),
+            cx,
+            policy: engine.policy().clone(),
+            remembered: Mutex::new(remembered),
+        };
+        runner.ask_about_project_servers(turn).await;
+        let (tools, failures) = engine.tools_for(&turn.session).await;
+        for failure in failures {
+            // Say it in the chat: a silently missing MCP server is a common complaint.
+            turn.emit(ChatEvent::TextDelta(format!("⚠ {failure}\n\n"))).await;
+        }
+        runner.tools = tools;
+        Ok(runner)
+    }
+
+    /// The project's `.ratchet/mcp.json` servers run commands whoever wrote the repository
+    /// chose, so they start only after the user allowed them (or the mode allows everything).
+    /// Asked once per session; "always" answers are remembered like a tool's.
+    async fn ask_about_project_servers(&self, turn: &Turn) {
+        let pending = turn.engine.unapproved_project_servers(&turn.session);
+        if pending.is_empty() {
+            return;
+        }
+        let names: Vec<String> = pending.iter().map(describe_server).collect();
+        let call = ToolCall {
+            id: format!("project_mcp_{}", turn.claim.turn_id()),
+            name: PROJECT_SERVERS.to_string(),
+            arguments: serde_json::json!({ "servers": names }),
+        };
+        let title = format!("Start MCP servers from .ratchet/mcp.json: {}", names.join(", "));
+        let mode = self.mode(turn).await;
+        let remembered = self.lock().get(PROJECT_SERVERS).copied();
+        let allowed = match self.policy.decide(mode, PROJECT_SERVERS, ToolKind::Execute, None, remembered) {
+            Verdict::Allow => true,
+            Verdict::Deny(reason) => {
+                tracing::info!(%reason, "the project's MCP servers stay off");
+                false
+            }
+            // Only a real question is shown, as a tool call the answer belongs to.
+            Verdict::Ask => {
+                turn.emit(ChatEvent::ToolCallStarted(ToolCallStart {
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    title: title.clone(),
+                    kind: ToolKind::Execute,
+                    arguments: call.arguments.clone(),
+                    locations: vec![super::tools::Location {
+                        path: turn.session.cwd.join(".ratchet/mcp.json"),
+                        line: None,
+                    }],
+                    display: vec![],
+                }))
+                .await;
+                let allowed = matches!(self.ask(turn, &call, ToolKind::Execute, &title).await, Permit::Run);
+                let (status, note) = if allowed {
+                    (ToolCallStatus::Completed, "started")
+                } else {
+                    (ToolCallStatus::Failed, "not started: the project's MCP servers were not allowed")
+                };
+                self.finish(turn, &call, status, vec![Display::Text(note.to_string())], None, note).await;
+                allowed
+            }
+        };
+        turn.engine.decide_project_servers(&turn.session, allowed);
     }
 
     /// Where the session's tools may read, for files read on their behalf.
@@ -177,9 +236,13 @@ impl ToolRunner {
     }
 
     /// Decides, asking the user if needed, whether the call may run.
+    /// The session's current mode (it may change mid-turn).
+    async fn mode(&self, turn: &Turn) -> Mode {
+        turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask)
+    }
+
     async fn permit(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
-        let mode =
-            turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask);
+        let mode = self.mode(turn).await;
         let subject = call.arguments.get("command").or_else(|| call.arguments.get("path")).and_then(|v| v.as_str());
         let remembered = self.lock().get(&call.name).copied();
         match self.policy.decide(mode, &call.name, kind, subject, remembered) {
@@ -273,6 +336,23 @@ impl ToolRunner {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
         self.remembered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The name under which answers about project MCP servers are asked and remembered.
+const PROJECT_SERVERS: &str = "start_project_mcp_servers";
+
+/// A server as the user sees it in the question: name and command (never env values).
+fn describe_server(config: &super::mcp::McpServerConfig) -> String {
+    match config {
+        super::mcp::McpServerConfig::Stdio { name, command, args, .. } => {
+            let line: Vec<String> =
+                std::iter::once(command.display().to_string()).chain(args.iter().cloned()).collect();
+            format!("{name} (`{}`)", line.join(" "))
+        }
+        super::mcp::McpServerConfig::Http { name, url, .. } | super::mcp::McpServerConfig::Sse { name, url, .. } => {
+            format!("{name} ({url})")
+        }
     }
 }
 

@@ -92,3 +92,41 @@ async fn a_server_that_cannot_start_is_named_in_the_chat_and_the_turn_goes_on() 
     assert!(text.contains("MCP server \"broken\" is unavailable"), "{text}");
     assert!(text.ends_with("Still here."), "{text}");
 }
+
+/// A repository's `.ratchet/mcp.json` runs commands its author chose: in the default mode the
+/// user is asked first (once per session), and a rejection keeps the servers off.
+#[tokio::test]
+async fn project_servers_are_started_only_after_the_user_allows_them() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let dir = env.workspace().join(".ratchet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = json!({"mcpServers": {"everything": {"command": node(), "args": [server_entry().display().to_string(), "stdio"]}}});
+    std::fs::write(dir.join("mcp.json"), config.to_string()).unwrap();
+
+    // Rejected: not started, and not asked again in the session.
+    mock.enqueue(MockReply::text(["one"]));
+    mock.enqueue(MockReply::text(["two"]));
+    let mut client = env.spawn_initialized().await;
+    client.permission_policy = crate::support::PermissionPolicy::RejectOnce;
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, "hello").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+    let asked = turn.requests("session/request_permission");
+    assert_eq!(asked.len(), 1, "{:#?}", turn.messages);
+    let title = asked[0]["toolCall"]["title"].as_str().unwrap_or_default().to_string();
+    assert!(title.starts_with("Start MCP servers from .ratchet/mcp.json: everything"), "{title}");
+    let offered = mock.requests()[0].tool_names();
+    assert!(!offered.iter().any(|n| n.starts_with("mcp__")), "rejected servers offer no tools: {offered:?}");
+    let turn = client.prompt_text(&session, "again").await;
+    assert!(turn.requests("session/request_permission").is_empty(), "asked once per session");
+
+    // Allowed (in a new session): started, tools offered.
+    mock.enqueue(MockReply::text(["three"]));
+    client.permission_policy = crate::support::PermissionPolicy::AllowOnce;
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, "hello").await;
+    assert_eq!(turn.requests("session/request_permission").len(), 1);
+    let offered = mock.requests().last().unwrap().tool_names();
+    assert!(offered.iter().any(|n| n == "mcp__everything__echo"), "allowed servers offer tools: {offered:?}");
+}
