@@ -468,6 +468,15 @@ impl Engine {
         self.inner.redactor.clone()
     }
 
+    /// The variables that hold provider keys, hidden from local commands.
+    fn provider_key_vars(&self) -> Vec<String> {
+        let file = &self.inner.config.file;
+        let custom = [&file.openai.api_key_env, &file.anthropic.api_key_env, &file.ollama.api_key_env];
+        let mut names: Vec<String> = vec!["OPENAI_API_KEY".into(), "ANTHROPIC_API_KEY".into()];
+        names.extend(custom.into_iter().flatten().cloned());
+        names
+    }
+
     fn deny_paths(&self) -> &[String] {
         &self.inner.deny_paths
     }

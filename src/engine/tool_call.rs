@@ -54,6 +54,7 @@ impl ToolRunner {
             redactor: engine.redactor(),
             shell_timeout: engine.config().shell_timeout(),
             call_id: None,
+            hidden_env: engine.provider_key_vars(),
         };
         let mut runner = ToolRunner {
             tools: ToolRegistry::builtin(),

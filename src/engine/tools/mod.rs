@@ -232,6 +232,10 @@ pub struct ToolContext {
     pub shell_timeout: std::time::Duration,
     /// The id of the tool call being run (set per call).
     pub call_id: Option<String>,
+    /// Variables removed from the environment of local commands: ratchet's own provider keys,
+    /// which a command has no business using (other secrets, e.g. `GH_TOKEN`, stay: tools
+    /// like `gh` need them, and their values are redacted from the output).
+    pub hidden_env: Vec<String>,
 }
 
 /// A tool the model can call.
