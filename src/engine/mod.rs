@@ -468,12 +468,17 @@ impl Engine {
         self.inner.redactor.clone()
     }
 
-    /// The variables that hold provider keys, hidden from local commands.
-    fn provider_key_vars(&self) -> Vec<String> {
+    /// The variables that hold provider keys (configured and stored providers'), hidden from
+    /// local commands.
+    async fn provider_key_vars(&self) -> Vec<String> {
         let file = &self.inner.config.file;
         let custom = [&file.openai.api_key_env, &file.anthropic.api_key_env, &file.ollama.api_key_env];
         let mut names: Vec<String> = vec!["OPENAI_API_KEY".into(), "ANTHROPIC_API_KEY".into()];
         names.extend(custom.into_iter().flatten().cloned());
+        match self.list_providers().await {
+            Ok(entries) => names.extend(entries.into_iter().filter_map(|e| e.api_key_env)),
+            Err(e) => tracing::warn!(error = %e, "cannot read stored providers' key variables"),
+        }
         names
     }
 

@@ -54,7 +54,7 @@ impl ToolRunner {
             redactor: engine.redactor(),
             shell_timeout: engine.config().shell_timeout(),
             call_id: None,
-            hidden_env: engine.provider_key_vars(),
+            hidden_env: engine.provider_key_vars().await,
         };
         let mut runner = ToolRunner {
             tools: ToolRegistry::builtin(),
