@@ -1,8 +1,11 @@
 //! Logging: tracing to stderr and to a daily file under `RATCHET_HOME/logs/`. Never stdout,
 //! which carries the protocol.
 
+mod daily_file;
+
 use std::path::Path;
 
+pub use daily_file::DailyFile;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -10,6 +13,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Starts logging. `default_level` applies when `RUST_LOG` is not set. Keep the returned
 /// guard alive: dropping it flushes the file writer.
+///
+/// A log file that cannot be opened (read-only data directory, unwritable file) leaves
+/// logging on stderr only, with one warning saying why: logs are never a reason not to start.
 pub fn init(home: &Path, default_level: &str) -> Option<WorkerGuard> {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let stderr = tracing_subscriber::fmt::layer()
@@ -18,16 +24,18 @@ pub fn init(home: &Path, default_level: &str) -> Option<WorkerGuard> {
         .with_target(false)
         .with_filter_fn(filter());
     let logs = home.join("logs");
-    let (file, guard) = match std::fs::create_dir_all(&logs) {
-        Ok(()) => {
-            let appender = tracing_appender::rolling::daily(&logs, "ratchet.log");
+    let (file, guard, failure) = match DailyFile::open(&logs) {
+        Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter_fn(filter());
-            (Some(layer), Some(guard))
+            (Some(layer), Some(guard), None)
         }
-        Err(_) => (None, None),
+        Err(e) => (None, None, Some(e)),
     };
     let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
+    if let Some(e) = failure {
+        tracing::warn!("cannot write log files in {}: {e}; logging to stderr only", logs.display());
+    }
     guard
 }
 

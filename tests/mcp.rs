@@ -67,7 +67,7 @@ fn context(dir: &Path, redactor: Redactor) -> ToolContext {
         redactor: Arc::new(redactor),
         shell_timeout: Duration::from_secs(10),
         call_id: None,
-        hidden_env: Vec::new(),
+        command_env: Default::default(),
     }
 }
 

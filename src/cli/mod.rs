@@ -73,17 +73,38 @@ pub fn main() -> ExitCode {
     ratchet::engine::provider::http::install_crypto_provider();
     let env = EnvSnapshot::from_process();
     let home = ratchet_home(&env);
+    let file = ConfigFile::load(&home);
+    // While this is the only thread: commands must not find provider keys or other secrets
+    // in /proc/<ratchet pid>/environ. From here on they are read through `secret_env::var`.
+    let custom_keys = file.as_ref().map(ConfigFile::key_env_vars).unwrap_or_default();
+    // SAFETY: no other thread exists yet (the runtime and the log writer start below).
+    let scrubbed = unsafe { ratchet::engine::secret_env::scrub_own_environment(&custom_keys) };
     let level = match cli.command {
         Command::Acp(_) | Command::Daemon { command: daemon::DaemonCommand::Start { .. } } => "info",
         _ => "warn",
     };
+    // Before anything is written there: prompts, answers and tool output are private.
+    let secured = ratchet::engine::data_dir::secure(&home);
     let guard = ratchet::logging::init(&home, level);
+    match secured {
+        Ok(changed) if !changed.is_empty() => tracing::warn!(
+            "{} was readable by other users; removed their access ({} path(s) tightened to 0700/0600)",
+            home.display(),
+            changed.len()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot make {} private (mode 0700): {e}", home.display()),
+    }
+    tracing::debug!(variables = scrubbed, "secret-looking variables moved out of the environment");
+    let config = match file {
+        Ok(file) => EngineConfig { home, env, file },
+        Err(e) => return fail(e.into()),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async move {
-        let config = load_config(env, home)?;
         match cli.command {
             Command::Acp(args) => acp::run(config, args).await,
             Command::Exec { prompt, cwd, mode } => exec::run(config, prompt, cwd, mode).await,
@@ -106,17 +127,30 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
-    tracing::error!("{e:#}");
+    let text = describe(&e);
+    tracing::error!("{text}");
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {text}");
     }
     ExitCode::FAILURE
 }
 
-fn load_config(env: EnvSnapshot, home: PathBuf) -> anyhow::Result<EngineConfig> {
-    let file = ConfigFile::load(&home)?;
-    Ok(EngineConfig { home, env, file })
+/// The error and its causes on one line, each said once: a wrapper's message often already
+/// contains its cause's (`{0}`-style errors), and printing both reads like a stutter.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
@@ -134,5 +168,21 @@ async fn running_daemon(home: &std::path::Path) -> Option<Client> {
             tracing::warn!("not using the daemon: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn describe_says_each_cause_once() {
+        let inner = std::io::Error::other("attempt to write a readonly database");
+        let e = anyhow::Error::new(Wrapper(inner)).context("cannot open the session store in /d");
+        assert_eq!(describe(&e), "cannot open the session store in /d: attempt to write a readonly database");
     }
 }

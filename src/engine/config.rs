@@ -79,6 +79,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub permissions: PermissionRules,
     #[serde(default)]
+    pub shell: ShellConfig,
+    #[serde(default)]
     pub openai: EndpointConfig,
     #[serde(default)]
     pub anthropic: EndpointConfig,
@@ -100,6 +102,16 @@ pub struct PermissionRules {
     /// Extra path globs no tool may touch (added to the built-in list: `~/.ssh`, `~/.aws`, ...).
     #[serde(default)]
     pub deny_paths: Vec<String>,
+}
+
+/// `[shell]` in the config file: what commands the agent runs get.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellConfig {
+    /// Names or globs of variables that look secret (`*KEY*`, `*TOKEN*`, ...) which commands
+    /// may still have, e.g. `["GH_TOKEN"]`. Provider keys are never passed.
+    #[serde(default)]
+    pub env_allow: Vec<String>,
 }
 
 /// Per-provider endpoint settings in the config file. The environment wins over these.
@@ -130,6 +142,11 @@ impl ConfigFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(ConfigError::Read { path, source }),
         }
+    }
+
+    /// Variables the file names as holding provider keys (`api_key_env`).
+    pub fn key_env_vars(&self) -> Vec<String> {
+        [&self.openai, &self.anthropic, &self.ollama].into_iter().filter_map(|e| e.api_key_env.clone()).collect()
     }
 
     /// Parses the TOML text.

@@ -148,7 +148,7 @@ mod tests {
             redactor: Default::default(),
             shell_timeout: std::time::Duration::from_secs(1),
             call_id: None,
-            hidden_env: Vec::new(),
+            command_env: Default::default(),
         })
     }
 

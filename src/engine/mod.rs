@@ -10,6 +10,7 @@ pub mod commands;
 mod compact;
 pub mod config;
 pub mod content;
+pub mod data_dir;
 pub mod event;
 mod instructions;
 pub mod live;
@@ -19,6 +20,7 @@ pub mod provider;
 mod providers;
 #[cfg(test)]
 mod review_tests;
+pub mod secret_env;
 pub mod session;
 pub mod singleton;
 pub mod store;
@@ -49,6 +51,7 @@ pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
 use mcp::{McpServerConfig, McpSession};
 use permission::{PendingPermissions, Policy};
+use secret_env::{CommandEnv, EnvAllow};
 use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
 use tools::redact::Redactor;
@@ -109,6 +112,8 @@ struct Inner {
     redactor: Arc<Redactor>,
     /// Path globs no tool may touch.
     deny_paths: Vec<String>,
+    /// Variables that look secret which commands may still have (`[shell] env_allow`).
+    env_allow: EnvAllow,
     /// Every session's events, for watchers other than the turn's starter.
     live: live::LiveHub,
     /// MCP servers per session, started on first use.
@@ -130,7 +135,8 @@ impl Engine {
         deny_paths.extend(config.file.permissions.deny_paths.iter().cloned());
         let store = SessionStore::open(&config.db_path()).await?;
         let stored_key_vars: Vec<String> = store.providers().await?.into_iter().filter_map(|p| p.api_key_env).collect();
-        let redactor = Arc::new(redactor(&config, &stored_key_vars));
+        let env_allow = EnvAllow::new(&config.file.shell.env_allow).map_err(EngineError::Config)?;
+        let redactor = Arc::new(redactor(&config, &stored_key_vars, &env_allow));
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -143,6 +149,7 @@ impl Engine {
                 pending: PendingPermissions::default(),
                 redactor,
                 deny_paths,
+                env_allow,
                 mcp: Default::default(),
                 project_mcp: Default::default(),
                 live: Default::default(),
@@ -471,10 +478,8 @@ impl Engine {
     /// The variables that hold provider keys (configured and stored providers'), hidden from
     /// local commands.
     async fn provider_key_vars(&self) -> Vec<String> {
-        let file = &self.inner.config.file;
-        let custom = [&file.openai.api_key_env, &file.anthropic.api_key_env, &file.ollama.api_key_env];
         let mut names: Vec<String> = vec!["OPENAI_API_KEY".into(), "ANTHROPIC_API_KEY".into()];
-        names.extend(custom.into_iter().flatten().cloned());
+        names.extend(self.inner.config.file.key_env_vars());
         match self.list_providers().await {
             Ok(entries) => names.extend(entries.into_iter().filter_map(|e| e.api_key_env)),
             Err(e) => tracing::warn!(error = %e, "cannot read stored providers' key variables"),
@@ -484,6 +489,10 @@ impl Engine {
 
     fn deny_paths(&self) -> &[String] {
         &self.inner.deny_paths
+    }
+
+    fn env_allow(&self) -> &EnvAllow {
+        &self.inner.env_allow
     }
 
     /// Number of turns running now.
@@ -519,7 +528,7 @@ impl Engine {
 }
 
 /// The secret guard: provider keys plus every variable named like a secret.
-fn redactor(config: &EngineConfig, stored_key_vars: &[String]) -> Redactor {
+fn redactor(config: &EngineConfig, stored_key_vars: &[String], env_allow: &EnvAllow) -> Redactor {
     let env = &config.env;
     let keys = [("OPENAI_API_KEY", &env.openai_api_key), ("ANTHROPIC_API_KEY", &env.anthropic_api_key)];
     let mut secrets: Vec<(String, String)> = env.secret_vars.clone();
@@ -531,12 +540,13 @@ fn redactor(config: &EngineConfig, stored_key_vars: &[String]) -> Redactor {
     // Keys the config file says to read from other variables (read once, at start-up).
     // ... and the ones stored provider entries name (entries added later are covered when
     // their names look secret, `*_KEY` and the like, or from the next start).
-    let custom = [&config.file.openai.api_key_env, &config.file.anthropic.api_key_env, &config.file.ollama.api_key_env];
-    for name in custom.into_iter().flatten().chain(stored_key_vars) {
-        if let Ok(value) = std::env::var(name) {
+    for name in config.file.key_env_vars().iter().chain(stored_key_vars) {
+        if let Some(value) = secret_env::var(name) {
             secrets.push((name.clone(), value));
         }
     }
+    // Secret-looking variables that commands are allowed to have.
+    secrets.extend(CommandEnv::new(env_allow, &[]).allowed_secrets());
     // Everything collected here is a secret by name or by role.
     Redactor::new(secrets)
 }

@@ -7,13 +7,14 @@
 //! cancelled one, so the history stays valid for every provider.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::Mode;
 use super::content::{ToolCall, ToolResult};
 use super::event::{ChatEvent, PermissionAnswer, PermissionRequest, ToolCallChange, ToolCallStart, ToolCallStatus};
 use super::permission::{Policy, Remembered, Verdict};
 use super::provider::ToolSpec;
+use super::secret_env::CommandEnv;
 use super::tools::registry::ToolRegistry;
 use super::tools::{Display, Tool, ToolContext, ToolKind, ToolOutput};
 use super::turn::Turn;
@@ -54,7 +55,7 @@ impl ToolRunner {
             redactor: engine.redactor(),
             shell_timeout: engine.config().shell_timeout(),
             call_id: None,
-            hidden_env: engine.provider_key_vars().await,
+            command_env: Arc::new(CommandEnv::new(engine.env_allow(), &engine.provider_key_vars().await)),
         };
         let mut runner = ToolRunner {
             tools: ToolRegistry::builtin(),

@@ -16,7 +16,8 @@
 //!   several calls per answer, iteration cap, loop detector, plans, the path sandbox
 //! - `permissions`: permission questions, always-answers, modes, allow/deny rules
 //! - `editor_delegation`: fs and terminal requests to the editor, or local work without them
-//! - `secrets`: secret values redacted from tool output
+//! - `secrets`: secrets withheld from commands (and from /proc), values redacted from tool output
+//! - `data_dir`: the data directory is private; unwritable logs and data dirs at start-up
 //! - `tool_cancel`: session/cancel during permission questions and running commands
 //! - `tool_history`: tool calls replayed by session/load and resent to the model
 //! - `commands`: slash commands (the command list, /help, /mode, /model, /clear, /compact,
@@ -38,6 +39,7 @@ mod sessions;
 
 mod commands;
 mod daemon;
+mod data_dir;
 mod editor_delegation;
 mod mcp_servers;
 mod permissions;

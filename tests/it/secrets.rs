@@ -1,6 +1,9 @@
-//! The secret guard: values of environment variables named like `*_KEY`, `*_TOKEN`,
-//! `*_SECRET`, `*_PASSWORD` (8 chars or more) and the provider API key are replaced by
-//! `[REDACTED:NAME]` in tool output before it reaches the model, the editor or the log.
+//! Secrets: commands get no variable whose name looks secret unless `[shell] env_allow` lets
+//! it through, never a provider key, and cannot read them from ratchet's own
+//! `/proc/<pid>/environ`. As a second line of defence, values of variables named like
+//! `*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD` (8 chars or more) and the provider API key are
+//! replaced by `[REDACTED:NAME]` in tool output before it reaches the model, the editor or the
+//! log.
 
 use serde_json::json;
 
@@ -15,6 +18,8 @@ async fn secret_values_in_tool_output_never_reach_the_model_the_editor_or_the_lo
     let mut env = TestEnv::openai(&mock);
     env.set("MY_SERVICE_TOKEN", TOKEN);
     env.set("DB_PASSWORD", PASSWORD);
+    // Let them through to commands, so that redaction has something to do.
+    env.write_config("[shell]\nenv_allow = [\"MY_SERVICE_TOKEN\", \"DB_*\", \"OPENAI_API_KEY\"]\n");
     std::fs::write(env.workspace().join("service.env"), format!("endpoint=https://example.invalid\ntoken={TOKEN}\n"))
         .unwrap();
     mock.enqueue(
@@ -92,6 +97,7 @@ async fn short_values_and_ordinary_variables_are_not_redacted() {
     let mut env = TestEnv::openai(&mock);
     env.set("TINY_TOKEN", "abc12");
     env.set("GREETING", "hello-not-a-secret-value");
+    env.write_config("[shell]\nenv_allow = [\"TINY_TOKEN\"]\n");
     mock.enqueue(MockReply::tool("call_echo", "shell", json!({"command": "echo \"$TINY_TOKEN $GREETING\""})));
     mock.enqueue(MockReply::text(["ok"]));
     let mut client = env.spawn_initialized().await;
@@ -185,4 +191,86 @@ async fn a_provider_key_read_from_a_custom_api_key_env_variable_is_redacted() {
     for line in client.stdout_lines() {
         assert!(!line.contains(CUSTOM_KEY), "the key reached the editor: {line}");
     }
+}
+
+/// Redaction cannot win against encodings, so commands must not have the secrets at all:
+/// not in their environment, not in their parents' (`/proc/$PPID/environ`, up to ratchet),
+/// not through `env_allow` for a provider key. The command dumps everything it can find to a
+/// file, which the test searches for the raw values; the model sees only encoded forms, which
+/// are checked too.
+#[tokio::test]
+async fn commands_cannot_find_secrets_in_any_encoding() {
+    const ALLOWED: &str = "allowed-value-4242424242";
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("MY_SERVICE_TOKEN", TOKEN);
+    env.set("DB_PASSWORD", PASSWORD);
+    env.set("GH_TOKEN", ALLOWED);
+    env.set("AWS_CREDENTIALS_BLOB", "credential-blob-31337");
+    env.write_config("[shell]\nenv_allow = [\"GH_*\", \"OPENAI_API_KEY\"]\n");
+    let dump = concat!(
+        "{ env; echo \"$MY_SERVICE_TOKEN $DB_PASSWORD $OPENAI_API_KEY\"; ",
+        "p=$PPID; for i in 1 2 3; do cat /proc/$p/environ; echo; p=$(cut -d' ' -f4 /proc/$p/stat); done; } > dump.bin 2>&1"
+    );
+    let encoded = concat!(
+        "echo \"$MY_SERVICE_TOKEN\" | base64; echo \"$DB_PASSWORD\" | rev; echo \"$OPENAI_API_KEY\" | base64; ",
+        "base64 -w0 /proc/$PPID/environ; echo"
+    );
+    mock.enqueue(
+        MockReply::text(Vec::<String>::new()).tool_call("call_dump", "shell", json!({"command": dump})).tool_call(
+            "call_encoded",
+            "shell",
+            json!({"command": encoded}),
+        ),
+    );
+    mock.enqueue(MockReply::text(["Nothing found."]));
+    let mut client = env.spawn_initialized().await;
+    let pid = client.pid().expect("ratchet's pid");
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, "Find the secrets").await;
+    assert_eq!(turn.stop_reason(), "end_turn");
+
+    let withheld = [TOKEN, PASSWORD, OPENAI_KEY, "credential-blob-31337"];
+    let found = std::fs::read(env.workspace().join("dump.bin")).expect("the command wrote its dump");
+    let found = String::from_utf8_lossy(&found);
+    for raw in withheld {
+        assert!(!found.contains(raw), "a command found a secret ({raw}) in:\n{found}");
+    }
+    assert!(found.contains(&format!("GH_TOKEN={ALLOWED}")), "env_allow lets GH_TOKEN through:\n{found}");
+    assert!(found.contains("PATH="), "ordinary variables stay:\n{found}");
+
+    let own = std::fs::read(format!("/proc/{pid}/environ")).expect("ratchet's environ");
+    let own = String::from_utf8_lossy(&own);
+    for raw in withheld.iter().chain([&ALLOWED]) {
+        assert!(!own.contains(raw), "ratchet's own /proc environ still shows {raw}");
+    }
+
+    let results = mock.model_requests()[1].tool_results();
+    let encoded_out = &results[1].text;
+    for raw in withheld {
+        let b64 = base64(&format!("{raw}\n"));
+        let reversed: String = raw.chars().rev().collect();
+        assert!(!encoded_out.contains(&b64[..b64.len() - 4]), "base64 of {raw} reached the model: {encoded_out}");
+        assert!(!encoded_out.contains(&reversed), "{raw} reversed reached the model: {encoded_out}");
+    }
+    client.shutdown().await;
+}
+
+/// Standard base64 (no wrapping), for looking for encoded secrets.
+fn base64(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

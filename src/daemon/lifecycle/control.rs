@@ -4,7 +4,6 @@
 //! the truth for "some daemon process exists" (it may be starting, stopping or stuck). Every
 //! wait polls with a deadline.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -99,9 +98,11 @@ pub async fn start_background(home: &Path, exe: &Path) -> anyhow::Result<Started
         return Err(LockError::AlreadyRunning { home, pid }.into());
     }
     let paths = DaemonPaths::new(&home);
-    std::fs::create_dir_all(&paths.logs).with_context(|| format!("cannot create {}", paths.logs.display()))?;
+    crate::engine::data_dir::create_dir(&paths.logs)
+        .with_context(|| format!("cannot create {}", paths.logs.display()))?;
     let log = paths.logs.join(OUTPUT_LOG);
-    let output = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+    let output =
+        crate::engine::data_dir::create_file(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut command = std::process::Command::new(exe);
     command
         .args(["daemon", "start"])
@@ -110,6 +111,7 @@ pub async fn start_background(home: &Path, exe: &Path) -> anyhow::Result<Started
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(output);
+    crate::engine::secret_env::restore_for_ratchet(&mut command);
     detach(&mut command);
     let mut child = command.spawn().with_context(|| format!("cannot run {} to start the daemon", exe.display()))?;
     let pid = child.id();

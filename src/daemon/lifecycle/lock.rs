@@ -52,7 +52,7 @@ impl DaemonLock {
     pub fn acquire(home: &Path) -> Result<DaemonLock, LockError> {
         let paths = DaemonPaths::new(home);
         let io_err = |source| LockError::Io { path: paths.lock.clone(), source };
-        std::fs::create_dir_all(home).map_err(io_err)?;
+        crate::engine::data_dir::create_dir(home).map_err(io_err)?;
         let mut attempt = 0;
         let mut file = loop {
             if let Some(file) = try_lock_exclusive(&paths.lock).map_err(io_err)? {
@@ -176,9 +176,7 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// Writes `bytes` to `path` with mode 0600 (replacing it).
 pub(super) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(bytes)
+    crate::engine::data_dir::create_file(path)?.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -66,7 +66,9 @@ pub async fn run_daemon(config: EngineConfig) -> anyhow::Result<Outcome> {
 /// shut down and the log writer has flushed. Returns only if `exec` failed.
 pub fn exec_reload(plan: ReloadPlan) -> std::io::Error {
     use std::os::unix::process::CommandExt;
-    std::process::Command::new(&plan.exe).args(&plan.args).exec()
+    let mut command = std::process::Command::new(&plan.exe);
+    crate::engine::secret_env::restore_for_ratchet(command.args(&plan.args));
+    command.exec()
 }
 
 /// Everything that happens while the lock is held. `Ok(true)` means reload.

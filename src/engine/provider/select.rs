@@ -254,7 +254,7 @@ pub fn stored_choice(
 
 /// Reads a custom key variable from the process environment.
 pub fn process_lookup(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    crate::engine::secret_env::var(name)
 }
 
 /// Builds the provider a choice describes. A bad script file is a `Config` error.

@@ -18,6 +18,7 @@
 mod providers;
 mod queries;
 mod schema;
+mod sqlite_error;
 #[cfg(test)]
 mod tests;
 mod types;

@@ -95,8 +95,11 @@ CREATE TABLE plans (
 /// the schema up to date.
 pub(super) fn open(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+        crate::engine::data_dir::create_dir(dir)
+            .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
     }
+    // Created 0600 before SQLite opens it: its -wal and -shm files take the same mode.
+    crate::engine::data_dir::touch(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
     let mut conn = Connection::open(path)?;
     configure(&conn, path)?;
     let version = migrate(&mut conn, path)?;

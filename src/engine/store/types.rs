@@ -188,9 +188,10 @@ pub struct SessionPage {
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite refused. `path` is the database file.
-    #[error("session database {}: {source}", path.display())]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    /// SQLite refused. `path` is the database file. Not a `source`: the message already
+    /// says what SQLite said, with what to do about it.
+    #[error("session database {}: {}", path.display(), super::sqlite_error::describe(error, path))]
+    Sqlite { path: PathBuf, error: rusqlite::Error },
     /// The database file or its directory could not be created.
     #[error(
         "session database {}: {source}; check that the directory is writable or point RATCHET_HOME elsewhere",
@@ -225,8 +226,8 @@ pub enum StoreError {
 impl From<rusqlite::Error> for StoreError {
     /// The path is left empty here; `SessionStore` fills it in before the error reaches a
     /// caller (see `StoreError::at`).
-    fn from(source: rusqlite::Error) -> Self {
-        StoreError::Sqlite { path: PathBuf::new(), source }
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Sqlite { path: PathBuf::new(), error }
     }
 }
 
@@ -234,8 +235,8 @@ impl StoreError {
     /// Names the database file in a SQLite error that does not name one yet.
     pub(super) fn at(self, db_path: &std::path::Path) -> Self {
         match self {
-            StoreError::Sqlite { path, source } if path.as_os_str().is_empty() => {
-                StoreError::Sqlite { path: db_path.to_path_buf(), source }
+            StoreError::Sqlite { path, error } if path.as_os_str().is_empty() => {
+                StoreError::Sqlite { path: db_path.to_path_buf(), error }
             }
             other => other,
         }

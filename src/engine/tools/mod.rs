@@ -232,10 +232,9 @@ pub struct ToolContext {
     pub shell_timeout: std::time::Duration,
     /// The id of the tool call being run (set per call).
     pub call_id: Option<String>,
-    /// Variables removed from the environment of local commands: ratchet's own provider keys,
-    /// which a command has no business using (other secrets, e.g. `GH_TOKEN`, stay: tools
-    /// like `gh` need them, and their values are redacted from the output).
-    pub hidden_env: Vec<String>,
+    /// The whole environment of local commands: no variables that look secret unless
+    /// `[shell] env_allow` lets them through, never a provider key.
+    pub command_env: Arc<crate::engine::secret_env::CommandEnv>,
 }
 
 /// A tool the model can call.

@@ -143,9 +143,7 @@ async fn run_local(cx: &ToolContext, command: &str, timeout: Duration) -> Result
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for name in &cx.hidden_env {
-        cmd.env_remove(name);
-    }
+    cx.command_env.apply(&mut cmd);
     #[cfg(unix)]
     cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start `sh` in {}: {e}", cx.cwd.display()))?;

@@ -23,7 +23,7 @@ pub fn context(dir: &Path) -> ToolContext {
         redactor: Arc::new(Redactor::default()),
         shell_timeout: Duration::from_secs(30),
         call_id: None,
-        hidden_env: Vec::new(),
+        command_env: Default::default(),
     }
 }
 
