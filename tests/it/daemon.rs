@@ -30,7 +30,7 @@ use crate::support::{
 /// A daemon started for one test with `ratchet daemon start -b`. Dropping it runs
 /// `ratchet daemon stop` and then SIGKILLs every daemon process this guard saw that is
 /// still alive, so no daemon outlives its test.
-struct Daemon {
+pub(crate) struct Daemon {
     vars: Vec<(String, String)>,
     home: PathBuf,
     ratchet_home: PathBuf,
@@ -39,7 +39,7 @@ struct Daemon {
 
 impl Daemon {
     /// Starts the daemon of `env` (it inherits the env's provider variables).
-    async fn start(env: &TestEnv) -> Daemon {
+    pub(crate) async fn start(env: &TestEnv) -> Daemon {
         let daemon = Daemon {
             vars: env.vars().to_vec(),
             home: env.home_dir(),
@@ -71,7 +71,7 @@ impl Daemon {
     }
 
     /// SIGKILLs the running daemon and waits until it is gone.
-    async fn kill9(&self) -> u32 {
+    pub(crate) async fn kill9(&self) -> u32 {
         let pid = self.pid().expect("daemon pid");
         signal(pid, libc::SIGKILL);
         poll_until("the killed daemon to die", || !pid_alive(pid)).await;
@@ -130,7 +130,7 @@ fn describe(out: &std::process::Output) -> String {
 }
 
 /// Polls `done` every 10 ms until it holds; panics with `what` after [`TIMEOUT`].
-async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !done() {
         assert!(tokio::time::Instant::now() < deadline, "timed out after {TIMEOUT:?} waiting for {what}");
@@ -140,7 +140,7 @@ async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Spawns `ratchet acp` (default mode), completes `initialize`, and checks from its log that
 /// it serves through the daemon rather than an engine of its own.
-async fn daemon_window(env: &TestEnv) -> AcpClient {
+pub(crate) async fn daemon_window(env: &TestEnv) -> AcpClient {
     let w = env.spawn_initialized().await;
     poll_until("the window to say it serves through the daemon", || w.stderr().contains("through the daemon")).await;
     w

@@ -24,6 +24,7 @@
 //!   automatic compaction, /plan, /review) and unknown `/words` sent as text
 //! - `daemon`: windows sharing one daemon (live turns of other windows, detached turns,
 //!   kill -9 of the daemon), `acp --standalone`, `exec` and `attach` beside a daemon
+//! - `orphans`: commands die with a killed agent or daemon; the exec guard's passthrough
 
 mod support;
 
@@ -42,6 +43,7 @@ mod daemon;
 mod data_dir;
 mod editor_delegation;
 mod mcp_servers;
+mod orphans;
 mod permissions;
 mod secrets;
 mod tool_cancel;

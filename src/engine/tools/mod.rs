@@ -250,6 +250,7 @@ pub trait Tool: Send + Sync {
     fn run<'a>(&'a self, args: Value, cx: &'a ToolContext) -> BoxFuture<'a, ToolOutput>;
 }
 
+pub mod exec_guard;
 pub mod redact;
 pub mod registry;
 pub mod sandbox;

@@ -3,7 +3,8 @@
 //! In an editor terminal when the editor offers them (the user watches it run), else as a
 //! local child process: stdin closed, stdout then stderr captured with bounded memory, a
 //! timeout, and cancellation. A local command runs in its own process group so a timeout or
-//! cancel kills everything it started, not just `sh`. The model sees at most
+//! cancel kills everything it started, not just `sh`; an [`exec_guard`] leads that group and
+//! kills it if ratchet dies mid-command. The model sees at most
 //! [`OUTPUT_LIMIT`] bytes (head and tail kept) plus the exit status, secrets redacted.
 
 use std::process::Stdio;
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::common::{fenced, finish, one_line, parse_args};
+use super::exec_guard;
 use super::{CommandRequest, Display, Preview, Tool, ToolContext, ToolKind, ToolOutput};
 use crate::engine::provider::ToolSpec;
 
@@ -135,18 +137,15 @@ enum End {
 }
 
 async fn run_local(cx: &ToolContext, command: &str, timeout: Duration) -> Result<ToolOutput, String> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(&cx.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let cannot_start = |e: std::io::Error| format!("cannot start `sh` in {}: {e}", cx.cwd.display());
+    // `sh -c`, under an exec guard that kills the group if ratchet dies; held to the end.
+    let (mut cmd, _lifeline) = exec_guard::sh_command(command).map_err(cannot_start)?;
+    cmd.current_dir(&cx.cwd).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     cx.command_env.apply(&mut cmd);
     #[cfg(unix)]
     cmd.process_group(0);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start `sh` in {}: {e}", cx.cwd.display()))?;
+    let mut child = cmd.spawn().map_err(cannot_start)?;
+    drop(cmd);
     // Kills the whole group if this future is dropped mid-run.
     let mut group = GroupGuard(child.id());
     let stdout = Arc::new(Mutex::new(Capture::default()));
