@@ -1,10 +1,12 @@
 //! The Agent Client Protocol, and only the protocol.
 //!
-//! JSON-RPC 2.0 framing over newline-delimited JSON ([`framing`], [`message`]), the error
-//! codes ACP uses ([`error`]), and a full-duplex [`peer`] that correlates requests in both
-//! directions. The wire types themselves are the official `agent-client-protocol-schema`
-//! crate's, re-exported as [`schema`]. Nothing here knows about sessions, models or tools.
+//! JSON-RPC 2.0 framing over newline-delimited JSON ([`framing`], [`envelope`],
+//! [`message`]), the error codes ACP uses ([`error`]), and a full-duplex [`peer`] that
+//! correlates requests in both directions. The wire types themselves are the official
+//! `agent-client-protocol-schema` crate's, re-exported as [`schema`]. Nothing here knows
+//! about sessions, models or tools.
 
+pub mod envelope;
 pub mod error;
 pub mod framing;
 pub mod message;

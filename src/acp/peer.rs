@@ -12,15 +12,17 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::envelope::{self, Frame};
 use super::error::RpcError;
 use super::framing::{self, Line};
-use super::message::{Incoming, classify};
+use super::message::{Incoming, classify, classify_raw};
 
 /// Outgoing messages waiting for the writer. Bounded so a client that stops reading slows
 /// the agent down instead of growing memory without limit; 1024 lines absorbs any burst of
@@ -265,38 +267,34 @@ impl<H: Handler> Connection<H> {
         if text.trim().is_empty() {
             return;
         }
-        let value: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
+        // No `Value` is built before the budget check (see `envelope`).
+        let message = match envelope::split(text) {
+            Ok(Frame::Single(message)) => classify(message),
+            Ok(Frame::Batch(items)) => return self.on_batch(items).await,
             Err(e) => {
-                tracing::debug!(error = %e, "unparsable line from the client");
-                self.peer.respond(Value::Null, Err(RpcError::parse_error(e))).await;
-                return;
+                tracing::debug!(error = %e, "unreadable line from the client");
+                return self.peer.respond(Value::Null, Err(e)).await;
             }
         };
-        match value {
-            Value::Array(items) => self.on_batch(items).await,
-            single => {
-                if let Some(answer) = self.on_message(single) {
-                    self.tracker.spawn(async move {
-                        let (peer, id, result, after) = answer.await;
-                        peer.respond(id, result).await;
-                        for message in after {
-                            let _ = peer.send(message).await;
-                        }
-                    });
+        if let Some(answer) = self.on_message(message) {
+            self.tracker.spawn(async move {
+                let (peer, id, result, after) = answer.await;
+                peer.respond(id, result).await;
+                for message in after {
+                    let _ = peer.send(message).await;
                 }
-            }
+            });
         }
     }
 
     /// A batch is answered with one array holding the answers of its requests.
-    async fn on_batch(&self, items: Vec<Value>) {
+    async fn on_batch(&self, items: Vec<&RawValue>) {
         if items.is_empty() {
             let e = RpcError::invalid_request("empty batch");
             self.peer.respond(Value::Null, Err(e)).await;
             return;
         }
-        let answers: Vec<_> = items.into_iter().filter_map(|m| self.on_message(m)).collect();
+        let answers: Vec<_> = items.into_iter().filter_map(|m| self.on_message(classify_raw(m))).collect();
         if answers.is_empty() {
             return;
         }
@@ -321,10 +319,10 @@ impl<H: Handler> Connection<H> {
         });
     }
 
-    /// Dispatches one message. Returns the future of its answer when it needs one.
-    fn on_message(&self, value: Value) -> Option<BoxFuture<'static, Answer>> {
+    /// Dispatches one classified message. Returns the future of its answer when it needs one.
+    fn on_message(&self, message: Result<Incoming, (Value, RpcError)>) -> Option<BoxFuture<'static, Answer>> {
         let peer = self.peer.clone();
-        match classify(value) {
+        match message {
             Err((id, error)) => Some(Box::pin(async move { (peer, id, Err(error), Vec::new()) })),
             Ok(Incoming::Response { id, result }) => {
                 self.peer.complete(&id, result);
@@ -332,6 +330,10 @@ impl<H: Handler> Connection<H> {
             }
             Ok(Incoming::Notification { method, params }) => {
                 self.on_notification(&method, params);
+                None
+            }
+            Ok(Incoming::Refused { method, error }) => {
+                tracing::warn!(method, %error, "notification dropped");
                 None
             }
             Ok(Incoming::Request { id, method, params }) => Some(self.on_request(id, &method, params)),

@@ -8,6 +8,7 @@
 //! - `sessions`: load/resume/close/list, modes and config options, durability
 //! - `cancel`: session/cancel semantics
 //! - `errors`: JSON-RPC error handling
+//! - `memory`: parse memory stays a small multiple of the line; big strings still pass
 //! - `conformance`: framing oddities, lenient responses, session roots, prompt content,
 //!   failed permission answers, `$/cancel_request` both ways
 //! - `cli`: `ratchet exec`, `ratchet sessions list`, `--version`
@@ -33,6 +34,8 @@ mod cli;
 mod conformance;
 mod errors;
 mod handshake;
+#[cfg(target_os = "linux")]
+mod memory;
 mod prompt;
 mod providers;
 mod sdk_client;
