@@ -23,6 +23,8 @@
 //!   automatic compaction, /plan, /review) and unknown `/words` sent as text
 //! - `daemon`: windows sharing one daemon (live turns of other windows, detached turns,
 //!   kill -9 of the daemon), `acp --standalone`, `exec` and `attach` beside a daemon
+//! - `daemon_reconnect`: a window that survives its daemon (reconnect, start it again,
+//!   re-open and re-follow sessions, retryable errors in the gap)
 
 mod support;
 
@@ -38,6 +40,7 @@ mod sessions;
 
 mod commands;
 mod daemon;
+mod daemon_reconnect;
 mod editor_delegation;
 mod mcp_servers;
 mod permissions;
