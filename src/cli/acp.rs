@@ -3,7 +3,9 @@
 //!
 //! Which engine: `--standalone` forces this process; `--daemon` starts a daemon if none runs
 //! and uses it; by default a running daemon is used, one is started first if the config says
-//! `daemon_auto_start = true`, and otherwise the engine runs here.
+//! `daemon_auto_start = true`, and otherwise the engine runs here. A window on the daemon
+//! survives it: it reconnects when the daemon is back, and starts it again itself in the
+//! cases where it would have started it in the first place.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ratchet::acp;
 use ratchet::bridge::AcpAgent;
-use ratchet::daemon::client::{Client, ClientError, RemoteEngine};
+use ratchet::daemon::client::{Client, ClientError, RemoteEngine, WhenLost};
 use ratchet::daemon::lifecycle::ensure_running;
 use ratchet::daemon::paths::DaemonPaths;
 use ratchet::engine::EngineApi;
@@ -34,9 +36,11 @@ pub struct AcpArgs {
 pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode> {
     let home = config.home.clone();
     let socket = DaemonPaths::new(&home).socket;
+    let may_start = args.daemon || config.file.daemon_auto_start == Some(true);
+    let when_lost = if may_start { WhenLost::StartAgain(home.clone()) } else { WhenLost::Reconnect };
     let client = if args.standalone {
         None
-    } else if args.daemon || config.file.daemon_auto_start == Some(true) {
+    } else if may_start {
         match Client::connect(&socket).await {
             Ok(client) => Some(client),
             Err(ClientError::NotRunning(_)) => {
@@ -54,7 +58,7 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
         super::running_daemon(&home).await
     };
     match client {
-        Some(client) => serve_remote(client.into_engine()).await,
+        Some(client) => serve_remote(client.into_reconnecting_engine(when_lost)).await,
         None => serve_local(config).await,
     }
 }

@@ -108,7 +108,7 @@ async fn kill(backend: &Backend, id: String) -> anyhow::Result<ExitCode> {
         say(&format!("no daemon is running, so no turn of session {id} runs here; nothing to kill"));
         return Ok(ExitCode::SUCCESS);
     };
-    let client: &Client = engine.client();
+    let client: Client = engine.client();
     if client.kill_session(&id).await? {
         say(&format!("cancelled the running turn of session {id} and closed it in the daemon"));
     } else {

@@ -3,8 +3,10 @@
 //! [`Client::connect`] refuses a daemon that speaks another protocol version (after an
 //! upgrade, the old daemon keeps running until restarted). [`Client::into_engine`] gives a
 //! [`RemoteEngine`], the [`EngineApi`](crate::engine::EngineApi) that `ratchet acp` hands to
-//! the ACP bridge in daemon mode.
+//! the ACP bridge in daemon mode; [`Client::into_reconnecting_engine`] one that survives its
+//! daemon (`link.rs`).
 
+mod link;
 mod providers;
 mod remote_engine;
 
@@ -24,6 +26,7 @@ use serde_json::value::RawValue;
 use super::protocol::{self, Health, IdParams, method};
 use crate::engine::EngineError;
 
+pub use link::WhenLost;
 pub use remote_engine::RemoteEngine;
 
 /// How long connecting (socket + WebSocket handshake) may take.
@@ -46,9 +49,12 @@ pub enum ClientError {
     /// The daemon speaks another protocol version.
     #[error("{0}")]
     Incompatible(String),
-    /// The daemon failed the call, or the connection broke.
+    /// The daemon failed the call.
     #[error("{0}")]
     Rpc(String),
+    /// The connection closed (the daemon stopped) before the answer came.
+    #[error("{0}")]
+    Disconnected(String),
     /// The daemon's engine refused (unknown session, busy, ...).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -147,15 +153,21 @@ impl Client {
         self.call(method::DELETE, IdParams { id: id.to_string() }).await
     }
 
-    /// The daemon's engine, for the ACP bridge and the CLI.
+    /// The daemon's engine for one-shot commands: once the daemon is gone, calls fail.
     pub fn into_engine(self) -> RemoteEngine {
-        RemoteEngine::new(self)
+        RemoteEngine::new(self, WhenLost::Fail)
+    }
+
+    /// The daemon's engine for a long-lived front end (`ratchet acp`): it reconnects when the
+    /// daemon comes back (or, by `when_lost`, starts it again).
+    pub fn into_reconnecting_engine(self, when_lost: WhenLost) -> RemoteEngine {
+        RemoteEngine::new(self, when_lost)
     }
 
     async fn stop(&self, name: &str) -> Result<(), ClientError> {
         match self.call::<()>(name, ()).await {
             // The daemon may close the connection before its reply gets out: that is success.
-            Err(ClientError::Rpc(_)) if !self.rpc.is_connected() => Ok(()),
+            Err(ClientError::Rpc(_) | ClientError::Disconnected(_)) if !self.rpc.is_connected() => Ok(()),
             other => other,
         }
     }
@@ -207,8 +219,8 @@ fn rpc_error(name: &str, e: RpcError) -> ClientError {
         RpcError::ParseError(e) => ClientError::Rpc(format!(
             "the daemon's answer to {name} did not parse ({e}); it may be another ratchet version: run `ratchet daemon restart`"
         )),
-        other => ClientError::Rpc(format!(
-            "lost the connection to the ratchet daemon ({other}); check `ratchet daemon status`"
+        other => ClientError::Disconnected(format!(
+            "lost the connection to the ratchet daemon during {name} ({other}); check `ratchet daemon status`"
         )),
     }
 }

@@ -265,6 +265,7 @@ pub fn engine_error_to_rpc(e: &EngineError) -> (i32, String, serde_json::Value) 
         EngineError::Config(_) => (ENGINE_FAILED, "config", ""),
         EngineError::ProviderNotFound(name) => (NOT_FOUND, "provider_not_found", name.as_str()),
         EngineError::InvalidProvider(_) => (INVALID_PARAMS, "invalid_provider", ""),
+        EngineError::Unavailable(_) => (ENGINE_FAILED, "unavailable", ""),
     };
     (code, e.to_string(), json!({"kind": kind, "value": value}))
 }
@@ -287,6 +288,7 @@ pub fn engine_error_from_rpc(message: &str, data: Option<&serde_json::Value>) ->
         "config" => EngineError::Config(message.to_string()),
         "provider_not_found" => EngineError::ProviderNotFound(value),
         "invalid_provider" => EngineError::InvalidProvider(message.to_string()),
+        "unavailable" => EngineError::Unavailable(message.to_string()),
         _ => return None,
     })
 }

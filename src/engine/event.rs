@@ -67,8 +67,11 @@ pub enum ErrorKind {
     Provider,
     /// The session store failed.
     Store,
-    /// Ratchet itself failed (a bug) or lost its daemon; the message says what to do.
+    /// Ratchet itself failed (a bug); the message says what to do.
     Internal,
+    /// The engine went away during the turn (its daemon stopped); the prompt can be sent
+    /// again once it is back.
+    Unavailable,
 }
 
 /// A tool call as first announced.

@@ -85,6 +85,10 @@ pub enum EngineError {
     /// A provider entry that cannot be stored; the message says what to change.
     #[error("{0}")]
     InvalidProvider(String),
+    /// The engine cannot be reached right now (its daemon stopped and is being waited for);
+    /// retryable. The message says what to run.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The agent engine. Cheap to clone; all clones share one store and one set of sessions.

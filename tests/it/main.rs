@@ -26,6 +26,8 @@
 //! - `daemon`: windows sharing one daemon (live turns of other windows, detached turns,
 //!   kill -9 of the daemon), `acp --standalone`, `exec` and `attach` beside a daemon
 //! - `orphans`: commands die with a killed agent or daemon; the exec guard's passthrough
+//! - `daemon_reconnect`: a window that survives its daemon (reconnect, start it again,
+//!   re-open and re-follow sessions, retryable errors in the gap)
 
 mod support;
 
@@ -43,6 +45,7 @@ mod sessions;
 
 mod commands;
 mod daemon;
+mod daemon_reconnect;
 mod data_dir;
 mod editor_delegation;
 mod mcp_servers;

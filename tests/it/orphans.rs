@@ -14,7 +14,7 @@ use ratchet::daemon::lifecycle::lock::pid_alive;
 use ratchet::engine::tools::exec_guard::GUARD_ARG;
 use serde_json::json;
 
-use crate::daemon::{Daemon, daemon_window, poll_until};
+use crate::support::daemon::{Daemon, daemon_window, poll_until};
 use crate::support::{AcpClient, MockLlm, MockReply, TestEnv, ratchet_bin, within};
 
 /// A command that leaves a grandchild, writes its pid to `orphan.pid` and waits for it.

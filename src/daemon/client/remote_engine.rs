@@ -5,6 +5,11 @@
 //! events and runs the daemon's host calls against this process's editor ([`Host`]), answering
 //! each with `turn.host_reply`. Dropping the stream's receiver drops the subscription: the
 //! daemon then treats the turn as detached (it keeps running there).
+//!
+//! Every call goes through the [`Link`], which waits for a lost daemon to come back (see
+//! `link.rs`); the sessions opened here are remembered there, and live-event forwarders
+//! subscribe again on each new connection, so the front end never notices beyond the turns
+//! that failed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
+use jsonrpsee::core::client::{Subscription, SubscriptionClientT, SubscriptionCloseReason};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc};
@@ -21,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::link::{Link, WhenLost};
 use super::{Client, ClientError, Json, rpc_error};
 use crate::daemon::protocol::{
     self, AnswerParams, CreateParams, HostCaps, HostOp, HostReplyParams, HostValue, IdParams, ModelOptionsParams,
@@ -39,6 +45,10 @@ const LIVE_CAPACITY: usize = 1024;
 /// How long the daemon may take to confirm a started turn.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a prompt cut short by a lost daemon may do next.
+const SEND_AGAIN: &str = "what it acknowledged is saved in the session's history; ratchet is reconnecting to the \
+                          daemon: send the prompt again (run `ratchet daemon start -b` if it does not come back)";
+
 /// The daemon's engine over a [`Client`]. Cheap to clone.
 #[derive(Clone)]
 pub struct RemoteEngine {
@@ -46,29 +56,79 @@ pub struct RemoteEngine {
 }
 
 struct Inner {
-    client: Client,
-    /// Turn pumps and live-event forwarders.
+    link: Arc<Link>,
+    /// Turn pumps, live-event forwarders and the link's supervisor.
     tasks: TaskTracker,
 }
 
 impl RemoteEngine {
-    pub(super) fn new(client: Client) -> Self {
-        RemoteEngine { inner: Arc::new(Inner { client, tasks: TaskTracker::new() }) }
+    pub(super) fn new(client: Client, when_lost: WhenLost) -> Self {
+        let link = Arc::new(Link::new(client, when_lost));
+        let tasks = TaskTracker::new();
+        if link.reconnects() {
+            tasks.spawn(link.clone().supervise());
+        }
+        RemoteEngine { inner: Arc::new(Inner { link, tasks }) }
     }
 
-    /// The connection, for the daemon-only calls (health, kill, delete).
-    pub fn client(&self) -> &Client {
-        &self.inner.client
+    /// The latest connection, for the daemon-only calls (health, kill, delete).
+    pub fn client(&self) -> Client {
+        self.inner.link.latest()
     }
 
-    /// Waits (at most `grace`) for running pumps, e.g. so cancels reach the daemon before exit.
+    /// Stops reconnecting and following sessions, then waits (at most `grace`) for running
+    /// pumps, e.g. so cancels reach the daemon before exit.
     pub async fn close(&self, grace: Duration) {
+        self.inner.link.close();
         self.inner.tasks.close();
         let _ = tokio::time::timeout(grace, self.inner.tasks.wait()).await;
     }
 
-    async fn call<R: DeserializeOwned>(&self, name: &str, params: impl Serialize + Send) -> Result<R, EngineError> {
-        self.inner.client.call(name, params).await.map_err(engine_error)
+    async fn call<R: DeserializeOwned>(
+        &self,
+        name: &str,
+        params: impl Serialize + Clone + Send,
+    ) -> Result<R, EngineError> {
+        let (answer, _) = self
+            .on_link(|client| {
+                let params = params.clone();
+                async move { client.call(name, params).await }
+            })
+            .await?;
+        Ok(answer)
+    }
+
+    /// Runs `op` on the current connection (and says which); if it failed because that
+    /// connection had closed before anyone noticed (the daemon just died), once more on the
+    /// next one. The dead daemon had not run it, unless it died in the middle of it.
+    async fn on_link<T, Op, Fut>(&self, op: Op) -> Result<(T, u64), EngineError>
+    where
+        Op: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        let link = &self.inner.link;
+        let (client, generation) = link.current().await?;
+        match op(client).await {
+            Err(ClientError::Disconnected(why)) if link.reconnects() => {
+                tracing::debug!(why, "the daemon's connection had closed; trying the next one");
+                let (client, generation) = link.current_from(generation + 1).await?;
+                op(client).await.map(|t| (t, generation)).map_err(|e| link.engine_error(e))
+            }
+            other => other.map(|t| (t, generation)).map_err(|e| link.engine_error(e)),
+        }
+    }
+
+    /// Opens (or creates) a session and remembers `reopen` (with the session's id), to open
+    /// it again after a reconnect.
+    async fn open(
+        &self,
+        name: &str,
+        params: impl Serialize + Clone + Send,
+        reopen: OpenParams,
+    ) -> Result<SessionRecord, EngineError> {
+        let record: SessionRecord = self.call(name, params).await?;
+        self.inner.link.remember(OpenParams { id: record.id.clone(), ..reopen });
+        Ok(record)
     }
 
     async fn start_turn(
@@ -79,13 +139,26 @@ impl RemoteEngine {
     ) -> Result<TurnStream, EngineError> {
         let caps = HostCaps { can_read: host.can_read(), can_write: host.can_write(), can_run: host.can_run() };
         let params = SendParams { id, content, host: caps };
-        let rpc = &self.inner.client.rpc;
-        let mut sub: Subscription<TurnItem> = rpc
-            .subscribe(method::SEND, Json(params), method::SEND_UNSUBSCRIBE)
-            .await
-            .map_err(|e| engine_error(rpc_error(method::SEND, e)))?;
+        let ((client, mut sub), _) = self
+            .on_link(|client| {
+                let params = params.clone();
+                async move {
+                    let sub: Subscription<TurnItem> = client
+                        .rpc
+                        .subscribe(method::SEND, Json(params), method::SEND_UNSUBSCRIBE)
+                        .await
+                        .map_err(|e| rpc_error(method::SEND, e))?;
+                    Ok((client, sub))
+                }
+            })
+            .await?;
         let turn = match tokio::time::timeout(START_TIMEOUT, sub.next()).await {
             Ok(Some(Ok(TurnItem::Started { turn }))) => turn,
+            Ok(None) => {
+                return Err(EngineError::Unavailable(format!(
+                    "the ratchet daemon stopped before it started the turn; {SEND_AGAIN}"
+                )));
+            }
             other => {
                 return Err(EngineError::Config(format!(
                     "the daemon did not confirm the turn ({other:?}); check `ratchet daemon status`"
@@ -93,43 +166,78 @@ impl RemoteEngine {
             }
         };
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
-        let pump = TurnPump { client: self.inner.client.clone(), host, calls: JoinSet::new(), cancels: HashMap::new() };
+        let pump = TurnPump { client, host, calls: JoinSet::new(), cancels: HashMap::new() };
         self.inner.tasks.spawn(pump.run(sub, tx));
         Ok(TurnStream { turn, events: rx })
     }
 
     async fn watch(&self, id: String) -> Result<broadcast::Receiver<SessionEvent>, EngineError> {
-        let rpc = &self.inner.client.rpc;
-        let mut sub: Subscription<SessionEvent> = rpc
-            .subscribe(method::SUBSCRIBE, Json(IdParams { id }), method::SUBSCRIBE_UNSUBSCRIBE)
-            .await
-            .map_err(|e| engine_error(rpc_error(method::SUBSCRIBE, e)))?;
+        let (sub, generation) = self.on_link(|client| subscribe_live(client, id.clone())).await?;
         let (tx, rx) = broadcast::channel(LIVE_CAPACITY);
-        self.inner.tasks.spawn(async move {
-            loop {
-                let item = tokio::select! {
-                    item = sub.next() => item,
-                    // Every receiver is gone: drop the subscription.
-                    () = tx.closed() => return,
-                };
-                match item {
-                    Some(Ok(event)) => {
-                        let _ = tx.send(event);
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, "skipping a live event that does not parse"),
-                    None => return,
-                }
-            }
-        });
+        self.inner.tasks.spawn(forward_live(self.inner.link.clone(), id, sub, generation, tx));
         Ok(rx)
     }
 }
 
-/// A client error as the engine error the bridge understands.
-fn engine_error(e: ClientError) -> EngineError {
-    match e {
-        ClientError::Engine(e) => e,
-        other => EngineError::Config(other.to_string()),
+async fn subscribe_live(client: Client, id: String) -> Result<Subscription<SessionEvent>, ClientError> {
+    let params = Json(IdParams { id });
+    client
+        .rpc
+        .subscribe(method::SUBSCRIBE, params, method::SUBSCRIBE_UNSUBSCRIBE)
+        .await
+        .map_err(|e| rpc_error(method::SUBSCRIBE, e))
+}
+
+/// Forwards a session's live events until every receiver is gone, subscribing again on each
+/// new connection (the daemon came back), so watchers outlive the daemon.
+async fn forward_live(
+    link: Arc<Link>,
+    id: String,
+    mut sub: Subscription<SessionEvent>,
+    mut generation: u64,
+    tx: broadcast::Sender<SessionEvent>,
+) {
+    loop {
+        loop {
+            let item = tokio::select! {
+                item = sub.next() => item,
+                // Every receiver is gone: drop the subscription.
+                () = tx.closed() => return,
+                () = link.stopped().cancelled() => return,
+            };
+            match item {
+                Some(Ok(event)) => {
+                    let _ = tx.send(event);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "skipping a live event that does not parse"),
+                None => break,
+            }
+        }
+        // Fell behind on a live connection: follow again on it; else wait for the next one.
+        let mut lagged = matches!(sub.close_reason(), Some(SubscriptionCloseReason::Lagged));
+        loop {
+            let next = if std::mem::take(&mut lagged) {
+                tracing::warn!(session = %id, "fell behind a session's live events; following it again");
+                match link.current().await {
+                    Ok(next) => Some(next),
+                    Err(_) => continue,
+                }
+            } else {
+                tokio::select! {
+                    next = link.next_after(generation) => next,
+                    () = tx.closed() => return,
+                }
+            };
+            let Some((client, g)) = next else { return };
+            generation = g;
+            match subscribe_live(client, id.clone()).await {
+                Ok(s) => {
+                    sub = s;
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, session = %id, "cannot follow the session again"),
+            }
+        }
     }
 }
 
@@ -176,15 +284,30 @@ impl TurnPump {
                 Some(Ok(TurnItem::Started { .. })) => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "skipping a turn item that does not parse"),
                 None => {
-                    let message = "lost the connection to the ratchet daemon during the turn; it goes on in the daemon: \
-                                   reopen the session to see its result, and check `ratchet daemon status`";
-                    let _ = tx.send(ChatEvent::Error { kind: ErrorKind::Internal, message: message.to_string() }).await;
+                    let _ = tx.send(ended_early(sub.close_reason())).await;
                     break;
                 }
             }
         }
         // Host calls still running get their replies out before the pump ends.
         while self.calls.join_next().await.is_some() {}
+    }
+}
+
+/// The last event of a turn whose subscription ended before the turn did.
+fn ended_early(reason: Option<SubscriptionCloseReason>) -> ChatEvent {
+    match reason {
+        // The daemon is fine; this process fell behind, and the daemon detached the turn.
+        Some(SubscriptionCloseReason::Lagged) => ChatEvent::Error {
+            kind: ErrorKind::Internal,
+            message: "this window fell behind the turn's events, so the daemon detached it; the turn goes on \
+                      there: reopen the session to see its result"
+                .to_string(),
+        },
+        _ => ChatEvent::Error {
+            kind: ErrorKind::Unavailable,
+            message: format!("the ratchet daemon stopped during the turn; {SEND_AGAIN}"),
+        },
     }
 }
 
@@ -213,7 +336,8 @@ impl EngineApi for RemoteEngine {
         dirs: Vec<PathBuf>,
         mcp: Vec<McpServerConfig>,
     ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
-        self.call(method::CREATE, CreateParams { cwd, dirs, mcp }).boxed()
+        let reopen = OpenParams { id: String::new(), cwd: cwd.clone(), dirs: dirs.clone(), mcp: mcp.clone() };
+        self.open(method::CREATE, CreateParams { cwd, dirs, mcp }, reopen).boxed()
     }
 
     fn open_session(
@@ -223,11 +347,16 @@ impl EngineApi for RemoteEngine {
         dirs: Vec<PathBuf>,
         mcp: Vec<McpServerConfig>,
     ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
-        self.call(method::OPEN, OpenParams { id, cwd, dirs, mcp }).boxed()
+        let params = OpenParams { id, cwd, dirs, mcp };
+        self.open(method::OPEN, params.clone(), params).boxed()
     }
 
     fn close_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>> {
-        self.call(method::CLOSE, IdParams { id }).boxed()
+        async move {
+            self.inner.link.forget(&id);
+            self.call(method::CLOSE, IdParams { id }).await
+        }
+        .boxed()
     }
 
     fn session(&self, id: String) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {

@@ -170,6 +170,7 @@ fn engine_errors_survive_the_wire_with_their_codes_and_messages() {
         (EngineError::Config("set RATCHET_PROVIDER".into()), ENGINE_FAILED),
         (EngineError::ProviderNotFound("work".into()), NOT_FOUND),
         (EngineError::InvalidProvider("unknown provider kind \"x\"".into()), INVALID_PARAMS),
+        (EngineError::Unavailable("the daemon is not reachable".into()), ENGINE_FAILED),
     ];
     for (e, want) in cases {
         let (code, message, data) = engine_error_to_rpc(&e);

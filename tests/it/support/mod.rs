@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod acp_client;
+pub mod daemon;
 pub mod mock_llm;
 pub mod schema;
 pub mod tool_calls;
