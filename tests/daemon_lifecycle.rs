@@ -244,6 +244,22 @@ fn kill_9_then_start_again_keeps_the_database_sound() {
     assert_stopped_cleanly(&home, second);
 }
 
+/// Right after `kill -9` the dead daemon may still hold the lock for a moment while the
+/// kernel tears it down; a start then waits for it instead of saying "already running".
+#[test]
+fn start_right_after_kill_9_waits_for_the_dying_daemon() {
+    let home = Home::new();
+    let mut pid = home.start();
+    for _ in 0..3 {
+        kill(pid, libc::SIGKILL);
+        let next = home.start();
+        assert_ne!(next, pid);
+        pid = next;
+    }
+    home.ok(&["daemon", "stop"]);
+    assert_stopped_cleanly(&home, pid);
+}
+
 #[test]
 fn reload_keeps_sessions_and_a_live_pid() {
     let home = Home::new();

@@ -14,6 +14,24 @@ use crate::daemon::client::{Client, ClientError};
 use crate::daemon::paths::DaemonPaths;
 use crate::daemon::protocol::Health;
 
+/// How long [`probe_settled`] waits for a dead holder to let go of the lock: a daemon killed
+/// with `kill -9` already counts as dead (a zombie) while the kernel still tears it down.
+const DYING_HOLDER_WAIT: Duration = Duration::from_secs(2);
+
+/// [`lock::probe`], but a lock held by a process that is already dead is waited for (up to
+/// [`DYING_HOLDER_WAIT`]) instead of reported as held, so a start right after a crash works.
+async fn probe_settled(home: &Path) -> LockState {
+    let deadline = Instant::now() + DYING_HOLDER_WAIT;
+    loop {
+        match lock::probe(home) {
+            LockState::Held(Some(pid)) if !lock::pid_alive(pid) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            state => return state,
+        }
+    }
+}
+
 /// How long a detached start may take before it counts as failed.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a graceful stop may take: the engine waits up to 3 s for turns to save and the
@@ -94,7 +112,7 @@ pub async fn status(home: &Path) -> Status {
 /// answers `health`. Fails at once if a daemon already runs there.
 pub async fn start_background(home: &Path, exe: &Path) -> anyhow::Result<Started> {
     let home = absolute_home(home);
-    if let LockState::Held(pid) = lock::probe(&home) {
+    if let LockState::Held(pid) = probe_settled(&home).await {
         return Err(LockError::AlreadyRunning { home, pid }.into());
     }
     let paths = DaemonPaths::new(&home);
