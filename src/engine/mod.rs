@@ -17,6 +17,7 @@ pub mod live;
 pub mod mcp;
 pub mod permission;
 pub mod provider;
+mod provider_messages;
 mod providers;
 #[cfg(test)]
 mod review_tests;

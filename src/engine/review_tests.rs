@@ -12,8 +12,8 @@ use super::content::{ContentPart, Role, ToolCall, ToolResult};
 use super::event::{ChatEvent, StopReason};
 use super::provider::ProviderMessage;
 use super::provider::http::test_support::{MockServer, Reply, sse_data};
+use super::provider_messages::to_provider_messages;
 use super::store::{MessageStatus, NewMessage, StoredMessage};
-use super::turn::to_provider_messages;
 
 const WAIT: Duration = Duration::from_secs(20);
 
