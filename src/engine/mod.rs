@@ -6,6 +6,7 @@
 //! render those events and nothing else.
 
 pub mod api;
+mod backstop;
 pub mod commands;
 mod compact;
 pub mod config;
@@ -384,7 +385,7 @@ impl Engine {
         self.inner.store.append_message(&session.id, NewMessage::user(stored.clone())).await?;
         self.inner.live.publish(&session.id, claim.turn_id(), live::LiveEvent::UserMessage(stored));
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
-        let backstop = turn::Backstop {
+        let backstop = backstop::Backstop {
             engine: self.clone(),
             session_id: session.id.clone(),
             turn_id: claim.turn_id(),

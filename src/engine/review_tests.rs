@@ -144,7 +144,7 @@ async fn a_panicking_turn_still_sends_its_final_event() {
     let mut live = e.live().subscribe(&s.id);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let backstop =
-        super::turn::Backstop { engine: e.clone(), session_id: s.id.clone(), turn_id: claim.turn_id(), events: tx };
+        super::backstop::Backstop { engine: e.clone(), session_id: s.id.clone(), turn_id: claim.turn_id(), events: tx };
     let turn = async move {
         let _claim = claim;
         panic!("a bug");

@@ -223,7 +223,7 @@ impl ToolRunner {
         let run = std::panic::AssertUnwindSafe(tool.run(call.arguments.clone(), &cx)).catch_unwind();
         tokio::select! {
             out = run => out.unwrap_or_else(|panic| {
-                let what = self.cx.redactor.redact(&super::turn::panic_message(panic.as_ref()));
+                let what = self.cx.redactor.redact(&super::backstop::panic_message(panic.as_ref()));
                 tracing::error!(tool = %call.name, panic = %what, "a tool panicked");
                 ToolOutput::error(format!(
                     "the tool `{}` panicked ({what}); this is a bug, not a problem with the arguments",
