@@ -30,6 +30,7 @@ mod title;
 mod tool_call;
 pub mod tools;
 mod turn;
+mod turn_context;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -392,16 +393,12 @@ impl Engine {
             events: tx.clone(),
         };
         let turn = turn::Turn {
-            engine: self.clone(),
-            session,
-            claim,
-            events: tx,
+            cx: turn_context::TurnContext { engine: self.clone(), session, claim, events: tx, host },
             first_prompt,
             prompt: content,
-            host,
             action,
         };
-        let span = tracing::info_span!("turn", session = %turn.session.id);
+        let span = tracing::info_span!("turn", session = %turn.cx.session.id);
         self.inner.turns.spawn(tracing::Instrument::instrument(backstop.run(turn.run()), span));
         Ok(rx)
     }
