@@ -1,7 +1,9 @@
 //! The layering rules of ARCHITECTURE.md, checked on the source: `acp` never names the
 //! engine or the bridge, the engine never names ACP or the bridge, and library code never
-//! prints (stdout is the protocol).
+//! prints (stdout is the protocol); sibling modules of the engine and the daemon server
+//! do not import each other in a circle.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
@@ -76,4 +78,214 @@ fn library_code_never_prints_to_stdout() {
         let bad = offenders(layer, &["println!", "print!(", "dbg!("]);
         assert!(bad.is_empty(), "stdout is the protocol channel:\n{}", bad.join("\n"));
     }
+}
+
+/// The words and punctuation of a file's code (strings and `//` comments left out).
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let code = strip_strings(line);
+        let code = code.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(c) = rest.chars().next() {
+            let len = if c.is_alphanumeric() || c == '_' {
+                rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len())
+            } else if rest.starts_with("::") {
+                2
+            } else {
+                c.len_utf8()
+            };
+            if !c.is_whitespace() {
+                out.push(rest[..len].to_string());
+            }
+            rest = &rest[len..];
+        }
+    }
+    out
+}
+
+/// Reads one path at `tokens[*i]`, with `{…}` groups expanded, onto `prefix`.
+fn read_path(tokens: &[String], i: &mut usize, mut prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+    let is_word = |t: &str| t.chars().all(|c| c.is_alphanumeric() || c == '_');
+    while let Some(t) = tokens.get(*i) {
+        if t == "{" {
+            *i += 1;
+            while tokens.get(*i).is_some_and(|t| t != "}") {
+                read_path(tokens, i, prefix.clone(), out);
+                if tokens.get(*i).is_some_and(|t| t == ",") {
+                    *i += 1;
+                } else {
+                    break;
+                }
+            }
+            *i += 1;
+            return;
+        }
+        if !is_word(t) {
+            break;
+        }
+        prefix.push(t.clone());
+        *i += 1;
+        if tokens.get(*i).is_none_or(|t| t != "::") {
+            break;
+        }
+        *i += 1;
+    }
+    out.push(prefix);
+}
+
+/// The module paths a file names (`crate::…`, `super::…`, `self::…`), resolved from its own
+/// module path `module`; a path may end in an item, not a module.
+fn named_paths(module: &[String], text: &str) -> Vec<Vec<String>> {
+    let tokens = tokens(text);
+    let mut raw = Vec::new();
+    for i in 0..tokens.len() {
+        let starts = ["crate", "super", "self"].contains(&tokens[i].as_str());
+        if starts && (i == 0 || tokens[i - 1] != "::") {
+            let mut at = i;
+            read_path(&tokens, &mut at, Vec::new(), &mut raw);
+        }
+    }
+    raw.into_iter()
+        .filter_map(|path| {
+            let mut resolved = match path[0].as_str() {
+                "crate" => Vec::new(),
+                _ => module.to_vec(),
+            };
+            let mut rest = path.iter().skip(usize::from(path[0] != "super")).peekable();
+            while rest.next_if(|s| *s == "super").is_some() {
+                resolved.pop()?;
+            }
+            resolved.extend(rest.cloned());
+            Some(resolved)
+        })
+        .collect()
+}
+
+/// Which sibling modules of `src/<dir>` each of them imports (a child's files count as
+/// the child's). The parent (`mod.rs`, or `<dir>.rs`) is not a sibling.
+fn sibling_imports(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let parent: Vec<String> = dir.split('/').map(String::from).collect();
+    let files = rust_files(&src.join(dir));
+    let module_of = |file: &Path| -> Vec<String> {
+        let rel = file.strip_prefix(&src).unwrap().with_extension("");
+        let mut path: Vec<String> = rel.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        if path.last().is_some_and(|s| s == "mod") {
+            path.pop();
+        }
+        path
+    };
+    let siblings: BTreeSet<String> = files
+        .iter()
+        .map(|f| module_of(f))
+        .filter(|m| m.len() > parent.len())
+        .map(|m| m[parent.len()].clone())
+        .collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let module = module_of(file);
+        let Some(from) = module.get(parent.len()) else { continue };
+        let edges = graph.entry(from.clone()).or_default();
+        for path in named_paths(&module, &std::fs::read_to_string(file).unwrap()) {
+            if path.starts_with(&parent)
+                && let Some(to) = path.get(parent.len())
+                && to != from
+                && siblings.contains(to)
+            {
+                edges.insert(to.clone());
+            }
+        }
+    }
+    graph
+}
+
+/// One import cycle of `graph`, as the modules along it (the first repeated at the end).
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        done: &mut BTreeSet<String>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|n| n == node) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        stack.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, done, stack) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|node| visit(node, graph, &mut done, &mut Vec::new()))
+}
+
+/// Cycles older than this check, each as the import that closes it (directory, from, to):
+/// `config` calls `tools::redact::is_secret_name` (tools → provider → config → tools).
+const KNOWN_CYCLE_EDGES: &[(&str, &str, &str)] = &[("engine", "config", "tools")];
+
+/// Modules that use each other cannot be understood, tested or split one at a time, and the
+/// orchestration layer above the turn needs them to depend one way.
+#[test]
+fn sibling_modules_import_each_other_one_way_only() {
+    for dir in ["engine", "daemon/server"] {
+        let mut graph = sibling_imports(dir);
+        assert!(graph.len() > 3, "src/{dir} has too few modules; is the parser broken? {graph:?}");
+        for (_, from, to) in KNOWN_CYCLE_EDGES.iter().filter(|(d, ..)| *d == dir) {
+            let known = graph.get_mut(*from).is_some_and(|edges| edges.remove(*to));
+            assert!(known, "src/{dir}: {from} no longer imports {to}; drop it from KNOWN_CYCLE_EDGES");
+        }
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!(
+                "src/{dir} has an import cycle: {}; move what both need into a module of its own",
+                cycle.join(" → ")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cycle_finder_names_the_cycle() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in edges {
+            g.entry(from.to_string()).or_default().insert(to.to_string());
+            g.entry(to.to_string()).or_default();
+        }
+        g
+    };
+    let one_way = graph(&[("turn", "tool_call"), ("turn", "compact"), ("tool_call", "compact")]);
+    assert_eq!(find_cycle(&one_way), None);
+    let circle = graph(&[("compact", "history"), ("turn", "tool_call"), ("tool_call", "compact"), ("compact", "turn")]);
+    assert_eq!(find_cycle(&circle).unwrap(), ["compact", "turn", "tool_call", "compact"]);
+}
+
+#[test]
+fn imports_are_read_from_use_lines_and_paths() {
+    let module: Vec<String> = ["engine", "tool_call"].map(String::from).to_vec();
+    let text = "use super::{Mode, turn::Turn, tools::{Host, Tool}};\n\
+                use crate::engine::compact; // super::commented\n\
+                let s = \"super::quoted\"; super::backstop::panic_message(p);\n\
+                use super::super::daemon;";
+    let found: Vec<String> = named_paths(&module, text).iter().map(|p| p.join("::")).collect();
+    let expected = [
+        "engine::Mode",
+        "engine::turn::Turn",
+        "engine::tools::Host",
+        "engine::tools::Tool",
+        "engine::compact",
+        "engine::backstop::panic_message",
+        "daemon",
+    ];
+    assert_eq!(found, expected);
 }

@@ -8,11 +8,13 @@
 //! Submodules: `methods` (request/response methods), `turns` (the `turn.send` and
 //! `session.subscribe` subscriptions), `remote_host` (the engine's `Host` for a turn, answered
 //! by the prompting client with `turn.host_reply`), `holders` (which connection has which
-//! session open; closing what a connection leaves open when it ends).
+//! session open; closing what a connection leaves open when it ends), `engine_error` (engine
+//! errors on the wire, for methods and subscriptions alike).
 //!
 //! Each connection gets its own [`ConnectionId`] here (so methods and the end-of-connection
 //! hook agree on it); the end is the WebSocket's close, not the HTTP upgrade's.
 
+mod engine_error;
 mod holders;
 mod methods;
 mod remote_host;

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::content::{ContentPart, Role};
 use super::provider::{Provider, ProviderEvent, ProviderMessage, ProviderRequest};
+use super::provider_messages::to_provider_messages;
 use super::store::StoredMessage;
-use super::turn::to_provider_messages;
 use super::{Engine, EngineError};
 
 const SUMMARY_INSTRUCTIONS: &str = "\

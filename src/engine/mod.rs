@@ -6,6 +6,7 @@
 //! render those events and nothing else.
 
 pub mod api;
+mod backstop;
 pub mod commands;
 mod compact;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod live;
 pub mod mcp;
 pub mod permission;
 pub mod provider;
+mod provider_messages;
 mod providers;
 #[cfg(test)]
 mod review_tests;
@@ -28,6 +30,7 @@ mod title;
 mod tool_call;
 pub mod tools;
 mod turn;
+mod turn_context;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -387,23 +390,19 @@ impl Engine {
         self.inner.store.append_message(&session.id, NewMessage::user(stored.clone())).await?;
         self.inner.live.publish(&session.id, claim.turn_id(), live::LiveEvent::UserMessage(stored));
         let (tx, rx) = mpsc::channel(EVENT_CAPACITY);
-        let backstop = turn::Backstop {
+        let backstop = backstop::Backstop {
             engine: self.clone(),
             session_id: session.id.clone(),
             turn_id: claim.turn_id(),
             events: tx.clone(),
         };
         let turn = turn::Turn {
-            engine: self.clone(),
-            session,
-            claim,
-            events: tx,
+            cx: turn_context::TurnContext { engine: self.clone(), session, claim, events: tx, host },
             first_prompt,
             prompt: content,
-            host,
             action,
         };
-        let span = tracing::info_span!("turn", session = %turn.session.id);
+        let span = tracing::info_span!("turn", session = %turn.cx.session.id);
         self.inner.turns.spawn(tracing::Instrument::instrument(backstop.run(turn.run()), span));
         Ok(rx)
     }

@@ -12,8 +12,8 @@ use super::content::{ContentPart, Role, ToolCall, ToolResult};
 use super::event::{ChatEvent, StopReason};
 use super::provider::ProviderMessage;
 use super::provider::http::test_support::{MockServer, Reply, sse_data};
+use super::provider_messages::to_provider_messages;
 use super::store::{MessageStatus, NewMessage, StoredMessage};
-use super::turn::to_provider_messages;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -144,7 +144,7 @@ async fn a_panicking_turn_still_sends_its_final_event() {
     let mut live = e.live().subscribe(&s.id);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let backstop =
-        super::turn::Backstop { engine: e.clone(), session_id: s.id.clone(), turn_id: claim.turn_id(), events: tx };
+        super::backstop::Backstop { engine: e.clone(), session_id: s.id.clone(), turn_id: claim.turn_id(), events: tx };
     let turn = async move {
         let _claim = claim;
         panic!("a bug");

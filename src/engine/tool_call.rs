@@ -17,7 +17,7 @@ use super::provider::ToolSpec;
 use super::secret_env::CommandEnv;
 use super::tools::registry::ToolRegistry;
 use super::tools::{Display, Tool, ToolContext, ToolKind, ToolOutput};
-use super::turn::Turn;
+use super::turn_context::TurnContext;
 
 /// The tools of one turn and what decides whether they may run.
 pub(super) struct ToolRunner {
@@ -36,7 +36,7 @@ enum CallOutcome {
 }
 
 impl ToolRunner {
-    pub async fn new(turn: &Turn) -> Result<ToolRunner, String> {
+    pub async fn new(turn: &TurnContext) -> Result<ToolRunner, String> {
         let engine = &turn.engine;
         let remembered = engine
             .store()
@@ -76,7 +76,7 @@ impl ToolRunner {
     /// The project's `.ratchet/mcp.json` servers run commands whoever wrote the repository
     /// chose, so they start only after the user allowed them (or the mode allows everything).
     /// Asked once per session; "always" answers are remembered like a tool's.
-    async fn ask_about_project_servers(&self, turn: &Turn) {
+    async fn ask_about_project_servers(&self, turn: &TurnContext) {
         let pending = turn.engine.unapproved_project_servers(&turn.session);
         if pending.is_empty() {
             return;
@@ -135,7 +135,7 @@ impl ToolRunner {
     }
 
     /// Runs every call; returns one result per call and whether the user cancelled.
-    pub async fn run_all(&self, turn: &Turn, calls: &[ToolCall]) -> (Vec<ToolResult>, bool) {
+    pub async fn run_all(&self, turn: &TurnContext, calls: &[ToolCall]) -> (Vec<ToolResult>, bool) {
         let mut results = Vec::with_capacity(calls.len());
         let mut cancelled = false;
         for call in calls {
@@ -155,7 +155,7 @@ impl ToolRunner {
         (results, cancelled)
     }
 
-    async fn run_one(&self, turn: &Turn, call: &ToolCall) -> CallOutcome {
+    async fn run_one(&self, turn: &TurnContext, call: &ToolCall) -> CallOutcome {
         let Some(tool) = self.tools.get(&call.name) else {
             let names: Vec<_> = self.tools.specs().into_iter().map(|s| s.name).collect();
             let message = format!("unknown tool `{}`; the tools are: {}", call.name, names.join(", "));
@@ -223,7 +223,7 @@ impl ToolRunner {
         let run = std::panic::AssertUnwindSafe(tool.run(call.arguments.clone(), &cx)).catch_unwind();
         tokio::select! {
             out = run => out.unwrap_or_else(|panic| {
-                let what = self.cx.redactor.redact(&super::turn::panic_message(panic.as_ref()));
+                let what = self.cx.redactor.redact(&super::backstop::panic_message(panic.as_ref()));
                 tracing::error!(tool = %call.name, panic = %what, "a tool panicked");
                 ToolOutput::error(format!(
                     "the tool `{}` panicked ({what}); this is a bug, not a problem with the arguments",
@@ -239,11 +239,11 @@ impl ToolRunner {
 
     /// Decides, asking the user if needed, whether the call may run.
     /// The session's current mode (it may change mid-turn).
-    async fn mode(&self, turn: &Turn) -> Mode {
+    async fn mode(&self, turn: &TurnContext) -> Mode {
         turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask)
     }
 
-    async fn permit(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
+    async fn permit(&self, turn: &TurnContext, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
         let mode = self.mode(turn).await;
         let subject = call.arguments.get("command").or_else(|| call.arguments.get("path")).and_then(|v| v.as_str());
         let remembered = self.lock().get(&call.name).copied();
@@ -254,7 +254,7 @@ impl ToolRunner {
         }
     }
 
-    async fn ask(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
+    async fn ask(&self, turn: &TurnContext, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
         let engine = &turn.engine;
         let (request_id, answer) = engine.pending_permissions().open(&turn.session.id);
         turn.emit(ChatEvent::PermissionRequest(PermissionRequest {
@@ -291,7 +291,7 @@ impl ToolRunner {
         }
     }
 
-    async fn publish_plan(&self, turn: &Turn, plan: Vec<super::tools::PlanEntry>) {
+    async fn publish_plan(&self, turn: &TurnContext, plan: Vec<super::tools::PlanEntry>) {
         match serde_json::to_value(&plan) {
             Ok(v) => {
                 if let Err(e) = turn.engine.store().save_plan(&turn.session.id, v).await {
@@ -305,7 +305,7 @@ impl ToolRunner {
 
     async fn finish(
         &self,
-        turn: &Turn,
+        turn: &TurnContext,
         call: &ToolCall,
         status: ToolCallStatus,
         display: Vec<Display>,
@@ -322,7 +322,7 @@ impl ToolRunner {
         .await;
     }
 
-    async fn announce_unknown(&self, turn: &Turn, call: &ToolCall, message: &str) {
+    async fn announce_unknown(&self, turn: &TurnContext, call: &ToolCall, message: &str) {
         turn.emit(ChatEvent::ToolCallStarted(ToolCallStart {
             id: call.id.clone(),
             name: call.name.clone(),
@@ -376,10 +376,8 @@ mod tests {
 
     use super::*;
     use crate::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
-    use crate::engine::content::ContentPart;
     use crate::engine::provider::ToolSpec;
     use crate::engine::tools::{NoHost, Preview};
-    use crate::engine::turn::Action;
     use crate::engine::{Engine, Mode};
 
     /// A tool with a bug: it panics on every call.
@@ -411,16 +409,7 @@ mod tests {
         let claim = engine.claim_turn(&session.id).unwrap();
         let (events, mut rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let turn = Turn {
-            engine: engine.clone(),
-            session,
-            claim,
-            events,
-            first_prompt: false,
-            prompt: vec![ContentPart::text("x")],
-            host: Arc::new(NoHost),
-            action: Action::Model,
-        };
+        let turn = TurnContext { engine: engine.clone(), session, claim, events, host: Arc::new(NoHost) };
         let mut runner = ToolRunner::new(&turn).await.unwrap();
         runner.tools.add(Arc::new(Panics));
         let calls = [

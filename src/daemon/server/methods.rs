@@ -16,6 +16,7 @@ use jsonrpsee::{ConnectionId, Extensions, RpcModule};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::engine_error::engine;
 use super::{State, holders, turns};
 use crate::daemon::protocol::{
     self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams, OpenParams,
@@ -143,17 +144,6 @@ where
         }
     })?;
     Ok(())
-}
-
-/// An engine result as a method result.
-fn engine<T>(result: Result<T, EngineError>) -> Result<T, ErrorObjectOwned> {
-    result.map_err(|e| rpc_error(&e))
-}
-
-/// An engine error on the wire (see [`protocol::engine_error_to_rpc`]).
-pub(super) fn rpc_error(e: &EngineError) -> ErrorObjectOwned {
-    let (code, message, data) = protocol::engine_error_to_rpc(e);
-    ErrorObjectOwned::owned(code, message, Some(data))
 }
 
 async fn health(s: &State) -> Result<Health, ErrorObjectOwned> {

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::State;
-use super::methods::rpc_error;
+use super::engine_error::rpc_error;
 use super::remote_host::RemoteHost;
 use crate::daemon::protocol::{IdParams, SendParams, TurnItem, method};
 use crate::engine::{ChatEvent, EngineApi, PermissionAnswer, SessionEvent, TurnStream};
