@@ -230,9 +230,9 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
     graph.keys().find_map(|node| visit(node, graph, &mut done, &mut Vec::new()))
 }
 
-/// Cycles older than this check, each as the import that closes it (directory, from, to):
-/// `config` calls `tools::redact::is_secret_name` (tools → provider → config → tools).
-const KNOWN_CYCLE_EDGES: &[(&str, &str, &str)] = &[("engine", "config", "tools")];
+/// Cycles older than this check, each as the import that closes it (directory, from, to).
+/// None left: keep it that way.
+const KNOWN_CYCLE_EDGES: &[(&str, &str, &str)] = &[];
 
 /// Modules that use each other cannot be understood, tested or split one at a time, and the
 /// orchestration layer above the turn needs them to depend one way.

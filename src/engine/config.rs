@@ -39,7 +39,10 @@ impl EnvSnapshot {
             ratchet_provider: get("RATCHET_PROVIDER"),
             ratchet_model: get("RATCHET_MODEL"),
             ratchet_script: get("RATCHET_SCRIPT"),
-            secret_vars: std::env::vars().filter(|(k, _)| crate::engine::tools::redact::is_secret_name(k)).collect(),
+            secret_vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .filter(|(k, _)| crate::engine::secret_env::is_secret_name(k))
+                .collect(),
         }
     }
 }

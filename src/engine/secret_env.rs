@@ -16,6 +16,9 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 /// Name parts (upper case) that mark a variable as one commands do not get by default.
 const WITHHELD_PARTS: [&str; 5] = ["KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL"];
 
+/// Name suffixes (upper case) that mark a variable's value as a secret to redact.
+const SECRET_SUFFIXES: [&str; 4] = ["_KEY", "_TOKEN", "_SECRET", "_PASSWORD"];
+
 /// The variables moved out of this process's environment at start-up.
 static MOVED: OnceLock<Vec<(OsString, OsString)>> = OnceLock::new();
 
@@ -24,6 +27,14 @@ static MOVED: OnceLock<Vec<(OsString, OsString)>> = OnceLock::new();
 pub fn is_withheld(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     WITHHELD_PARTS.iter().any(|part| upper.contains(part))
+}
+
+/// True for names like `OPENAI_API_KEY`, `github_token`, `DB_PASSWORD`.
+/// (Narrower than [`is_withheld`]: redaction of short or ordinary values would mangle
+/// output, while withholding a variable from commands costs little.)
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 /// A variable of this process's environment, including the ones moved out of it.

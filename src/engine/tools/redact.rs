@@ -12,11 +12,10 @@ use std::fmt;
 
 use regex::Regex;
 
+pub use crate::engine::secret_env::is_secret_name;
+
 /// Values shorter than this are not treated as secrets.
 pub const MIN_SECRET_LEN: usize = 8;
-
-/// Name suffixes (upper case) that mark an environment variable as a secret.
-const SECRET_SUFFIXES: [&str; 4] = ["_KEY", "_TOKEN", "_SECRET", "_PASSWORD"];
 
 /// A secret value; its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -137,12 +136,6 @@ impl Redactor {
         let names = secrets.iter().map(|s| (s.value.0.clone(), s.name.clone())).collect();
         Some(Matcher { regex, names })
     }
-}
-
-/// True for names like `OPENAI_API_KEY`, `github_token`, `DB_PASSWORD`.
-pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 #[cfg(test)]
