@@ -240,7 +240,7 @@ impl ToolRunner {
     /// Decides, asking the user if needed, whether the call may run.
     /// The session's current mode (it may change mid-turn).
     async fn mode(&self, turn: &Turn) -> Mode {
-        turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask)
+        turn.engine.session(&turn.session.id).await.map_or(Mode::Ask, |s| s.mode)
     }
 
     async fn permit(&self, turn: &Turn, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {

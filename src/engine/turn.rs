@@ -154,7 +154,7 @@ impl Turn {
                 Some(s) => format!("{base_system}\n\n# Summary of the earlier conversation\n\n{s}"),
                 None => base_system.clone(),
             };
-            let read_only = Mode::parse(&session.mode) == Some(Mode::Plan);
+            let read_only = session.mode == Mode::Plan;
             let request = ProviderRequest {
                 model,
                 system: Some(system),
@@ -281,10 +281,7 @@ impl Turn {
                 }
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             },
-            Command::Mode(None) => {
-                let mode = Mode::parse(&self.session.mode).unwrap_or(Mode::Ask);
-                commands::mode_text(mode)
-            }
+            Command::Mode(None) => commands::mode_text(self.session.mode),
             Command::Mode(Some(name)) => match self.engine.set_mode(id, &name).await {
                 Ok(mode) => {
                     self.announce_session().await;
@@ -309,8 +306,7 @@ impl Turn {
     /// Tells front ends the session's mode or model changed.
     async fn announce_session(&self) {
         if let Ok(s) = self.engine.session(&self.session.id).await {
-            let mode = Mode::parse(&s.mode).unwrap_or(Mode::Ask);
-            self.emit(ChatEvent::SessionChanged { mode, model: s.model }).await;
+            self.emit(ChatEvent::SessionChanged { mode: s.mode, model: s.model }).await;
         }
     }
 

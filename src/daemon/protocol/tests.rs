@@ -92,7 +92,7 @@ fn session_events_and_records_round_trip() {
         additional_dirs: vec!["/q".into()],
         provider: "scripted".into(),
         model: "m".into(),
-        mode: "ask".into(),
+        mode: Mode::Ask,
         status: SessionStatus::Closed,
         created_at: 1,
         updated_at: 2,

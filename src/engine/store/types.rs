@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::engine::content::{ContentPart, Role, ToolCall, ToolResult, Usage};
+use crate::engine::session::Mode;
 
 /// A session to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +17,7 @@ pub struct NewSession {
     pub additional_dirs: Vec<PathBuf>,
     pub provider: String,
     pub model: String,
-    pub mode: String,
+    pub mode: Mode,
 }
 
 /// A session as stored. Times are Unix milliseconds.
@@ -28,7 +29,7 @@ pub struct SessionRecord {
     pub additional_dirs: Vec<PathBuf>,
     pub provider: String,
     pub model: String,
-    pub mode: String,
+    pub mode: Mode,
     pub status: SessionStatus,
     pub created_at: i64,
     /// Strictly increases with every change to the session (including appended messages).
@@ -70,7 +71,7 @@ pub struct SessionPatch {
     pub additional_dirs: Option<Vec<PathBuf>>,
     pub provider: Option<String>,
     pub model: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub status: Option<SessionStatus>,
 }
 
