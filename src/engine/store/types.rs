@@ -219,6 +219,9 @@ pub enum StoreError {
     /// The store's thread has stopped, so nothing can be read or written.
     #[error("the session store has stopped (its database thread exited); restart ratchet")]
     Closed,
+    /// A stored provider entry has a kind this binary does not know.
+    #[error("unknown provider {0:?} in the provider store; use one of: openai, anthropic, ollama, scripted")]
+    UnknownProviderKind(String),
     /// A value could not be encoded as JSON for storage.
     #[error("could not encode a value for the session database as JSON: {0}")]
     Json(#[from] serde_json::Error),
