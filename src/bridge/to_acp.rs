@@ -13,7 +13,7 @@ use crate::acp::schema::{
     ToolCallContent, ToolCallLocation, ToolCallUpdate, ToolCallUpdateFields, UnstructuredCommandInput,
 };
 use crate::engine::content::ToolResult;
-use crate::engine::tools::{Display, Location, PlanEntry, ToolKind};
+use crate::engine::tools::{Display, Location, PlanEntry, PlanPriority, PlanStatus, ToolKind};
 use crate::engine::{
     self, ChatEvent, ContentPart, Mode, Role, SessionRecord, StopReason, StoredMessage, ToolCallStatus,
 };
@@ -173,15 +173,15 @@ fn plan(entries: &[PlanEntry]) -> schema::Plan {
     let entries = entries
         .iter()
         .map(|e| {
-            let priority = match e.priority.as_str() {
-                "high" => PlanEntryPriority::High,
-                "low" => PlanEntryPriority::Low,
-                _ => PlanEntryPriority::Medium,
+            let priority = match e.priority {
+                PlanPriority::High => PlanEntryPriority::High,
+                PlanPriority::Medium => PlanEntryPriority::Medium,
+                PlanPriority::Low => PlanEntryPriority::Low,
             };
-            let status = match e.status.as_str() {
-                "in_progress" => PlanEntryStatus::InProgress,
-                "completed" => PlanEntryStatus::Completed,
-                _ => PlanEntryStatus::Pending,
+            let status = match e.status {
+                PlanStatus::Pending => PlanEntryStatus::Pending,
+                PlanStatus::InProgress => PlanEntryStatus::InProgress,
+                PlanStatus::Completed => PlanEntryStatus::Completed,
             };
             schema::PlanEntry::new(e.content.clone(), priority, status)
         })
