@@ -76,7 +76,7 @@ pub fn replay_history(history: &[StoredMessage]) -> Vec<SessionUpdate> {
 
 fn replay_tool_call(call: &engine::content::ToolCall, result: Option<&ToolResult>) -> Vec<SessionUpdate> {
     let title = result.and_then(|r| r.title.clone()).unwrap_or_else(|| call.name.clone());
-    let kind = result.and_then(|r| r.kind.as_deref()).map(ToolKind::parse).unwrap_or(ToolKind::Other);
+    let kind = result.and_then(|r| r.kind).unwrap_or(ToolKind::Other);
     let status = match result {
         Some(r) if !r.is_error => schema::ToolCallStatus::Completed,
         _ => schema::ToolCallStatus::Failed,

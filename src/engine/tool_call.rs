@@ -177,7 +177,7 @@ impl ToolRunner {
         .await;
         let result = |content: String, is_error: bool| ToolResult {
             title: Some(title.clone()),
-            kind: Some(kind.as_str().to_string()),
+            kind: Some(kind),
             ..ToolResult::new(call.id.clone(), content, is_error)
         };
         match self.permit(turn, call, kind, &title).await {
