@@ -15,7 +15,7 @@ use crate::acp::schema::{
     SetSessionModeRequest, SetSessionModeResponse,
 };
 use crate::acp::{RequestContext, RpcError};
-use crate::engine::{ListQuery, Mode, SessionRecord};
+use crate::engine::{ListQuery, SessionRecord};
 
 /// Sessions per `session/list` page.
 pub const LIST_PAGE_SIZE: usize = 50;
@@ -168,7 +168,7 @@ impl AcpAgent {
 
     /// The mode state and config options of a session.
     pub(super) async fn session_state(&self, record: &SessionRecord) -> (SessionModeState, Vec<SessionConfigOption>) {
-        let mode = Mode::parse(&record.mode).unwrap_or(Mode::Ask);
+        let mode = record.mode;
         let mut models = self.engine.model_options(record.model.clone()).await;
         let current = if record.model.is_empty() {
             models.first().cloned().unwrap_or_else(|| "default".to_string())

@@ -13,7 +13,7 @@ use crate::acp::schema::{
     ToolCallContent, ToolCallLocation, ToolCallUpdate, ToolCallUpdateFields, UnstructuredCommandInput,
 };
 use crate::engine::content::ToolResult;
-use crate::engine::tools::{Display, Location, PlanEntry, ToolKind};
+use crate::engine::tools::{Display, Location, PlanEntry, PlanPriority, PlanStatus, ToolKind};
 use crate::engine::{
     self, ChatEvent, ContentPart, Mode, Role, SessionRecord, StopReason, StoredMessage, ToolCallStatus,
 };
@@ -76,7 +76,7 @@ pub fn replay_history(history: &[StoredMessage]) -> Vec<SessionUpdate> {
 
 fn replay_tool_call(call: &engine::content::ToolCall, result: Option<&ToolResult>) -> Vec<SessionUpdate> {
     let title = result.and_then(|r| r.title.clone()).unwrap_or_else(|| call.name.clone());
-    let kind = result.and_then(|r| r.kind.as_deref()).map(ToolKind::parse).unwrap_or(ToolKind::Other);
+    let kind = result.and_then(|r| r.kind).unwrap_or(ToolKind::Other);
     let status = match result {
         Some(r) if !r.is_error => schema::ToolCallStatus::Completed,
         _ => schema::ToolCallStatus::Failed,
@@ -173,15 +173,15 @@ fn plan(entries: &[PlanEntry]) -> schema::Plan {
     let entries = entries
         .iter()
         .map(|e| {
-            let priority = match e.priority.as_str() {
-                "high" => PlanEntryPriority::High,
-                "low" => PlanEntryPriority::Low,
-                _ => PlanEntryPriority::Medium,
+            let priority = match e.priority {
+                PlanPriority::High => PlanEntryPriority::High,
+                PlanPriority::Medium => PlanEntryPriority::Medium,
+                PlanPriority::Low => PlanEntryPriority::Low,
             };
-            let status = match e.status.as_str() {
-                "in_progress" => PlanEntryStatus::InProgress,
-                "completed" => PlanEntryStatus::Completed,
-                _ => PlanEntryStatus::Pending,
+            let status = match e.status {
+                PlanStatus::Pending => PlanEntryStatus::Pending,
+                PlanStatus::InProgress => PlanEntryStatus::InProgress,
+                PlanStatus::Completed => PlanEntryStatus::Completed,
             };
             schema::PlanEntry::new(e.content.clone(), priority, status)
         })

@@ -122,7 +122,7 @@ async fn list(backend: &Backend, forced: Option<&str>) -> anyhow::Result<ExitCod
         .iter()
         .map(|p| {
             let url = p.base_url.clone().unwrap_or_else(|| "(default)".into());
-            [p.name.clone(), p.kind.clone(), p.model.clone(), url, key_source(p).to_string()]
+            [p.name.clone(), p.kind.to_string(), p.model.clone(), url, key_source(p).to_string()]
         })
         .collect();
     let header = ["NAME", "KIND", "MODEL", "BASE URL", "KEY FROM"].map(String::from);

@@ -137,7 +137,7 @@ fn write_record(out: &mut impl Write, s: &SessionRecord) -> std::io::Result<()> 
         writeln!(out, "also:     {}", d.display())?;
     }
     writeln!(out, "model:    {} ({})", s.model, s.provider)?;
-    writeln!(out, "mode:     {}", s.mode)?;
+    writeln!(out, "mode:     {}", s.mode.id())?;
     writeln!(out, "status:   {}", s.status.as_str())?;
     writeln!(out, "created:  {}", time(s.created_at))?;
     writeln!(out, "updated:  {}", time(s.updated_at))

@@ -3,7 +3,9 @@
 //! These are engine types: they know nothing of ACP's `ContentBlock`. The bridge converts
 //! between the two; the store serializes them as JSON inside the `messages` table.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::tools::ToolKind;
 
 /// One piece of a message. A message is an ordered list of parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,9 +95,15 @@ pub struct ToolResult {
     /// How the call was shown to the user (its title), for replaying history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The tool's kind (`read`, `edit`, `execute`, ...), for replaying history.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    /// The tool's kind, for replaying history. Stored as its lowercase name.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_kind")]
+    pub kind: Option<ToolKind>,
+}
+
+/// Reads a stored kind; a name this binary does not know is `Other`, so a history written by
+/// another version still loads.
+fn lenient_kind<'de, D: Deserializer<'de>>(de: D) -> Result<Option<ToolKind>, D::Error> {
+    Ok(Option::<String>::deserialize(de)?.map(|name| ToolKind::parse(&name)))
 }
 
 impl ToolResult {
@@ -123,5 +131,22 @@ impl Usage {
     /// Input plus output tokens.
     pub fn total(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_result_kinds_keep_their_stored_names_and_unknown_ones_read_as_other() {
+        let result = ToolResult { kind: Some(ToolKind::Execute), ..ToolResult::new("c", "out", false) };
+        let stored = serde_json::to_value(&result).unwrap();
+        assert_eq!(stored["kind"], "execute");
+        assert_eq!(serde_json::from_value::<ToolResult>(stored).unwrap(), result);
+        let newer = serde_json::json!({"call_id": "c", "content": "out", "kind": "telepathy"});
+        assert_eq!(serde_json::from_value::<ToolResult>(newer).unwrap().kind, Some(ToolKind::Other));
+        let none = serde_json::json!({"call_id": "c", "content": "out"});
+        assert_eq!(serde_json::from_value::<ToolResult>(none).unwrap().kind, None);
     }
 }

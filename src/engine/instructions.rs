@@ -108,7 +108,7 @@ mod tests {
             additional_dirs: vec![],
             provider: "scripted".into(),
             model: "m".into(),
-            mode: "ask".into(),
+            mode: crate::engine::Mode::Ask,
             status: SessionStatus::Active,
             created_at: 0,
             updated_at: 0,

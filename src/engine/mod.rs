@@ -188,14 +188,7 @@ impl Engine {
         let record = self
             .inner
             .store
-            .create_session(NewSession {
-                id: None,
-                cwd,
-                additional_dirs,
-                provider,
-                model,
-                mode: Mode::Ask.id().to_string(),
-            })
+            .create_session(NewSession { id: None, cwd, additional_dirs, provider, model, mode: Mode::Ask })
             .await?;
         self.inner.open.open(&record.id);
         Ok(record)
@@ -319,7 +312,7 @@ impl Engine {
     /// Sets a session's permission mode.
     pub async fn set_mode(&self, id: &str, mode: &str) -> Result<Mode, EngineError> {
         let mode = Mode::parse(mode).ok_or_else(|| EngineError::UnknownMode(mode.to_string()))?;
-        let patch = SessionPatch { mode: Some(mode.id().to_string()), ..Default::default() };
+        let patch = SessionPatch { mode: Some(mode), ..Default::default() };
         self.patch(id, patch).await?;
         Ok(mode)
     }

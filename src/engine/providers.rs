@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::provider::select::{self, ProviderChoice, ProviderKind};
 use super::provider::{Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest, ollama};
-use super::store::{NewProvider, ProviderRecord};
+use super::store::{NewProvider, ProviderRecord, StoreError};
 use super::{ContentPart, Engine, EngineError};
 
 /// The prompt of `test_provider`: one word back is enough to prove the round trip.
@@ -158,6 +158,8 @@ impl Engine {
         let mut slot = self.inner.provider.lock().await;
         let default = match self.store().default_provider().await {
             Ok(d) => d,
+            // The default entry exists but cannot be used: say so rather than pick another.
+            Err(e @ StoreError::UnknownProviderKind(_)) => return Err(e.to_string()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the default provider entry; choosing without it");
                 None
@@ -231,7 +233,7 @@ fn validate(spec: ProviderSpec) -> Result<NewProvider, String> {
         }
     }
     let model = trimmed(spec.model).unwrap_or_else(|| kind.default_model().to_string());
-    Ok(NewProvider { name, kind: kind.as_str().to_string(), base_url, model, api_key_env })
+    Ok(NewProvider { name, kind, base_url, model, api_key_env })
 }
 
 /// `text` up to [`MAX_REPLY_CHARS`], marked when cut.

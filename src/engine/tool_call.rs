@@ -177,7 +177,7 @@ impl ToolRunner {
         .await;
         let result = |content: String, is_error: bool| ToolResult {
             title: Some(title.clone()),
-            kind: Some(kind.as_str().to_string()),
+            kind: Some(kind),
             ..ToolResult::new(call.id.clone(), content, is_error)
         };
         match self.permit(turn, call, kind, &title).await {
@@ -240,7 +240,7 @@ impl ToolRunner {
     /// Decides, asking the user if needed, whether the call may run.
     /// The session's current mode (it may change mid-turn).
     async fn mode(&self, turn: &TurnContext) -> Mode {
-        turn.engine.session(&turn.session.id).await.ok().and_then(|s| Mode::parse(&s.mode)).unwrap_or(Mode::Ask)
+        turn.engine.session(&turn.session.id).await.map_or(Mode::Ask, |s| s.mode)
     }
 
     async fn permit(&self, turn: &TurnContext, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {

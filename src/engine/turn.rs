@@ -140,7 +140,7 @@ impl Turn {
                 Some(s) => format!("{base_system}\n\n# Summary of the earlier conversation\n\n{s}"),
                 None => base_system.clone(),
             };
-            let read_only = Mode::parse(&session.mode) == Some(Mode::Plan);
+            let read_only = session.mode == Mode::Plan;
             let request = ProviderRequest {
                 model,
                 system: Some(system),
@@ -268,10 +268,7 @@ impl Turn {
                 }
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             },
-            Command::Mode(None) => {
-                let mode = Mode::parse(&self.cx.session.mode).unwrap_or(Mode::Ask);
-                commands::mode_text(mode)
-            }
+            Command::Mode(None) => commands::mode_text(self.cx.session.mode),
             Command::Mode(Some(name)) => match self.cx.engine.set_mode(id, &name).await {
                 Ok(mode) => {
                     self.announce_session().await;
@@ -296,8 +293,7 @@ impl Turn {
     /// Tells front ends the session's mode or model changed.
     async fn announce_session(&self) {
         if let Ok(s) = self.cx.engine.session(&self.cx.session.id).await {
-            let mode = Mode::parse(&s.mode).unwrap_or(Mode::Ask);
-            self.cx.emit(ChatEvent::SessionChanged { mode, model: s.model }).await;
+            self.cx.emit(ChatEvent::SessionChanged { mode: s.mode, model: s.model }).await;
         }
     }
 

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::*;
 use crate::engine::store::{ListQuery, MessageStatus, SessionPage, SessionRecord, SessionStatus, StoredMessage};
-use crate::engine::tools::{Display, Location, PlanEntry, ToolKind};
+use crate::engine::tools::{Display, Location, PlanEntry, PlanPriority, PlanStatus, ToolKind};
 use crate::engine::{
     ErrorKind, LiveEvent, Mode, PermissionRequest, Role, SessionEvent, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus, Usage,
@@ -55,7 +55,11 @@ fn every_chat_event() -> Vec<ChatEvent> {
             title: "Run ls".into(),
             kind: ToolKind::Execute,
         }),
-        ChatEvent::Plan(vec![PlanEntry { content: "a".into(), priority: "high".into(), status: "pending".into() }]),
+        ChatEvent::Plan(vec![PlanEntry {
+            content: "a".into(),
+            priority: PlanPriority::High,
+            status: PlanStatus::Pending,
+        }]),
         ChatEvent::SessionChanged { mode: Mode::AcceptEdits, model: "m".into() },
         ChatEvent::Complete { stop: StopReason::MaxTurnRequests },
         ChatEvent::Error { kind: ErrorKind::Auth, message: "set a key".into() },
@@ -92,7 +96,7 @@ fn session_events_and_records_round_trip() {
         additional_dirs: vec!["/q".into()],
         provider: "scripted".into(),
         model: "m".into(),
-        mode: "ask".into(),
+        mode: Mode::Ask,
         status: SessionStatus::Closed,
         created_at: 1,
         updated_at: 2,

@@ -20,52 +20,7 @@ use crate::engine::provider::scripted::ScriptedProvider;
 use crate::engine::provider::{Provider, ProviderError};
 use crate::engine::store::ProviderRecord;
 
-/// Which wire format a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    OpenAi,
-    Anthropic,
-    Ollama,
-    Scripted,
-}
-
-impl ProviderKind {
-    /// Every kind, in the order names are listed in messages.
-    pub const ALL: [ProviderKind; 4] =
-        [ProviderKind::OpenAi, ProviderKind::Anthropic, ProviderKind::Ollama, ProviderKind::Scripted];
-
-    /// The name used in `RATCHET_PROVIDER` and `config.toml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::Ollama => "ollama",
-            ProviderKind::Scripted => "scripted",
-        }
-    }
-
-    /// Parses a provider name (case-insensitive, surrounding spaces ignored).
-    pub fn parse(name: &str) -> Option<ProviderKind> {
-        let name = name.trim();
-        ProviderKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(name))
-    }
-
-    /// The model used when none is configured.
-    pub fn default_model(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "gpt-4o-mini",
-            ProviderKind::Anthropic => "claude-sonnet-4-5",
-            ProviderKind::Ollama => "llama3.2",
-            ProviderKind::Scripted => "scripted-demo",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use super::kind::ProviderKind;
 
 /// A resolved provider configuration. Its `Debug` output never shows the key.
 #[derive(Clone, PartialEq, Eq)]
@@ -141,7 +96,6 @@ pub type KeyLookup = dyn Fn(&str) -> Option<String> + Sync;
 const FROM_ENV: &str = "RATCHET_PROVIDER";
 const FROM_CONFIG: &str = "config.toml `provider`";
 const FROM_KEY: &str = "an API key in the environment";
-const FROM_STORE: &str = "the provider store";
 
 /// Chooses the provider from the environment snapshot and the config file, without probing
 /// the network. Returns [`SelectError::NothingConfigured`] when only an Ollama probe could
@@ -218,7 +172,7 @@ pub fn stored_choice(
     file: &ConfigFile,
     lookup: &KeyLookup,
 ) -> Result<ProviderChoice, SelectError> {
-    let kind = parse_kind(&entry.kind, FROM_STORE)?;
+    let kind = entry.kind;
     let named_var = entry.api_key_env.as_deref().map(str::trim).filter(|v| !v.is_empty());
     let var = match (named_var, kind) {
         (Some(var), _) => Some(var),

@@ -5,18 +5,19 @@
 //! variable holds its key; the key itself is never stored. At most one entry is the default
 //! (a partial unique index enforces it). Validation (names, kinds) is the engine's job.
 
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
 use super::queries::now_ms;
 use super::{SessionStore, StoreError};
+use crate::engine::provider::kind::ProviderKind;
 
 /// A stored provider entry. `created_at` is Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderRecord {
     pub name: String,
-    /// `openai`, `anthropic`, `ollama` or `scripted`.
-    pub kind: String,
+    pub kind: ProviderKind,
     /// The endpoint; `None` means the kind's default.
     pub base_url: Option<String>,
     pub model: String,
@@ -30,7 +31,7 @@ pub struct ProviderRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProvider {
     pub name: String,
-    pub kind: String,
+    pub kind: ProviderKind,
     pub base_url: Option<String>,
     pub model: String,
     pub api_key_env: Option<String>,
@@ -54,7 +55,7 @@ impl SessionStore {
     pub async fn default_provider(&self) -> Result<Option<ProviderRecord>, StoreError> {
         self.call(|conn| {
             let sql = format!("SELECT {COLUMNS} FROM providers WHERE is_default = 1");
-            Ok(conn.query_row(&sql, [], from_row).optional()?)
+            conn.query_row(&sql, [], from_row).optional().map_err(unknown_kind)
         })
         .await
     }
@@ -98,12 +99,12 @@ impl SessionStore {
 fn list(conn: &mut Connection) -> Result<Vec<ProviderRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM providers ORDER BY name"))?;
     let rows = stmt.query_map([], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>().map_err(unknown_kind)
 }
 
 fn get(conn: &Connection, name: &str) -> Result<Option<ProviderRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM providers WHERE name = ?1"))?;
-    Ok(stmt.query_row([name], from_row).optional()?)
+    stmt.query_row([name], from_row).optional().map_err(unknown_kind)
 }
 
 fn add(conn: &mut Connection, new: NewProvider) -> Result<Option<ProviderRecord>, StoreError> {
@@ -118,19 +119,45 @@ fn add(conn: &mut Connection, new: NewProvider) -> Result<Option<ProviderRecord>
     };
     let inserted = conn.execute(
         &format!("INSERT INTO providers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6) ON CONFLICT (name) DO NOTHING"),
-        params![record.name, record.kind, record.base_url, record.model, record.api_key_env, record.created_at],
+        params![
+            record.name,
+            record.kind.as_str(),
+            record.base_url,
+            record.model,
+            record.api_key_env,
+            record.created_at
+        ],
     )?;
     Ok((inserted == 1).then_some(record))
 }
 
+/// A stored kind this binary does not know (written by a newer ratchet, or by hand).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown kind {0:?}")]
+struct UnknownKind(String);
+
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ProviderRecord> {
+    let kind: String = row.get(1)?;
+    let kind = ProviderKind::parse(&kind)
+        .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(1, Type::Text, Box::new(UnknownKind(kind))))?;
     Ok(ProviderRecord {
         name: row.get(0)?,
-        kind: row.get(1)?,
+        kind,
         base_url: row.get(2)?,
         model: row.get(3)?,
         api_key_env: row.get(4)?,
         is_default: row.get::<_, i64>(5)? != 0,
         created_at: row.get(6)?,
     })
+}
+
+/// Turns a row's unknown kind into [`StoreError::UnknownProviderKind`], which says what to do.
+fn unknown_kind(error: rusqlite::Error) -> StoreError {
+    match error {
+        rusqlite::Error::FromSqlConversionFailure(idx, ty, source) => match source.downcast::<UnknownKind>() {
+            Ok(unknown) => StoreError::UnknownProviderKind(unknown.0),
+            Err(source) => rusqlite::Error::FromSqlConversionFailure(idx, ty, source).into(),
+        },
+        other => other.into(),
+    }
 }

@@ -16,6 +16,7 @@ use super::{
     StoreError, StoredMessage,
 };
 use crate::engine::content::Role;
+use crate::engine::session::Mode;
 
 /// The largest page `list_sessions` returns.
 const MAX_PAGE: usize = 1000;
@@ -53,7 +54,7 @@ pub(super) fn create_session(conn: &Connection, new: NewSession) -> Result<Sessi
             dirs_json(&record.additional_dirs)?,
             record.provider,
             record.model,
-            record.mode,
+            record.mode.id(),
             record.status.as_str(),
             record.created_at,
             record.updated_at,
@@ -98,7 +99,7 @@ pub(super) fn update_session(
             dirs_json(&record.additional_dirs)?,
             record.provider,
             record.model,
-            record.mode,
+            record.mode.id(),
             record.status.as_str(),
             record.updated_at,
         ],
@@ -304,7 +305,7 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         additional_dirs: additional_dirs.into_iter().map(PathBuf::from).collect(),
         provider: row.get(4)?,
         model: row.get(5)?,
-        mode: row.get(6)?,
+        mode: mode_column(row, 6)?,
         status: enum_column(row, 7, SessionStatus::parse)?,
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
@@ -327,6 +328,16 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         status: enum_column(row, 6, MessageStatus::parse)?,
         created_at: row.get(7)?,
     })
+}
+
+/// Decodes the mode column. A mode this binary does not know (written by a newer one, or by
+/// hand) falls back to `ask`, the safest mode, rather than making the session unreadable.
+fn mode_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Mode> {
+    let text: String = row.get(idx)?;
+    Ok(Mode::parse(&text).unwrap_or_else(|| {
+        tracing::warn!(mode = %text, "unknown stored session mode; using ask");
+        Mode::Ask
+    }))
 }
 
 /// Decodes a JSON text column; a bad value is reported as a conversion error on that column.

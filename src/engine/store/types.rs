@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::engine::content::{ContentPart, Role, ToolCall, ToolResult, Usage};
+use crate::engine::session::Mode;
 
 /// A session to create.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +17,7 @@ pub struct NewSession {
     pub additional_dirs: Vec<PathBuf>,
     pub provider: String,
     pub model: String,
-    pub mode: String,
+    pub mode: Mode,
 }
 
 /// A session as stored. Times are Unix milliseconds.
@@ -28,7 +29,7 @@ pub struct SessionRecord {
     pub additional_dirs: Vec<PathBuf>,
     pub provider: String,
     pub model: String,
-    pub mode: String,
+    pub mode: Mode,
     pub status: SessionStatus,
     pub created_at: i64,
     /// Strictly increases with every change to the session (including appended messages).
@@ -70,7 +71,7 @@ pub struct SessionPatch {
     pub additional_dirs: Option<Vec<PathBuf>>,
     pub provider: Option<String>,
     pub model: Option<String>,
-    pub mode: Option<String>,
+    pub mode: Option<Mode>,
     pub status: Option<SessionStatus>,
 }
 
@@ -218,6 +219,9 @@ pub enum StoreError {
     /// The store's thread has stopped, so nothing can be read or written.
     #[error("the session store has stopped (its database thread exited); restart ratchet")]
     Closed,
+    /// A stored provider entry has a kind this binary does not know.
+    #[error("unknown provider {0:?} in the provider store; use one of: openai, anthropic, ollama, scripted")]
+    UnknownProviderKind(String),
     /// A value could not be encoded as JSON for storage.
     #[error("could not encode a value for the session database as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -135,10 +135,55 @@ impl ToolOutput {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlanEntry {
     pub content: String,
-    /// `high`, `medium` or `low`.
-    pub priority: String,
-    /// `pending`, `in_progress` or `completed`.
-    pub status: String,
+    pub priority: PlanPriority,
+    pub status: PlanStatus,
+}
+
+/// How much a plan step matters. Parsed once, when `update_plan` is called; stored plans and
+/// the daemon wire carry the same lowercase names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanPriority {
+    High,
+    Medium,
+    Low,
+}
+
+impl PlanPriority {
+    /// Every priority, in the order the tool's schema and errors list them.
+    pub const ALL: [PlanPriority; 3] = [PlanPriority::High, PlanPriority::Medium, PlanPriority::Low];
+
+    /// The name the model sends (and the store keeps).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanPriority::High => "high",
+            PlanPriority::Medium => "medium",
+            PlanPriority::Low => "low",
+        }
+    }
+}
+
+/// Where a plan step is. Parsed once, when `update_plan` is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Pending,
+    InProgress,
+    Completed,
+}
+
+impl PlanStatus {
+    /// Every status, in the order the tool's schema and errors list them.
+    pub const ALL: [PlanStatus; 3] = [PlanStatus::Pending, PlanStatus::InProgress, PlanStatus::Completed];
+
+    /// The name the model sends (and the store keeps).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStatus::Pending => "pending",
+            PlanStatus::InProgress => "in_progress",
+            PlanStatus::Completed => "completed",
+        }
+    }
 }
 
 /// Result of a command run in an editor terminal.

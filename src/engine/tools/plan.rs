@@ -8,11 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::common::{finish, parse_args};
-use super::{PlanEntry, Preview, Tool, ToolContext, ToolKind, ToolOutput};
+use super::{PlanEntry, PlanPriority, PlanStatus, Preview, Tool, ToolContext, ToolKind, ToolOutput};
 use crate::engine::provider::ToolSpec;
 
-const PRIORITIES: [&str; 3] = ["high", "medium", "low"];
-const STATUSES: [&str; 3] = ["pending", "in_progress", "completed"];
 /// A plan longer than this is not a plan.
 const MAX_ENTRIES: usize = 100;
 
@@ -34,6 +32,8 @@ struct Entry {
 
 impl Tool for UpdatePlanTool {
     fn spec(&self) -> ToolSpec {
+        let priorities = PlanPriority::ALL.map(PlanPriority::as_str);
+        let statuses = PlanStatus::ALL.map(PlanStatus::as_str);
         ToolSpec {
             name: "update_plan".into(),
             description: "Publish your plan for the task as a list of steps, shown to the user. Send the whole \
@@ -48,8 +48,8 @@ impl Tool for UpdatePlanTool {
                             "type": "object",
                             "properties": {
                                 "content": {"type": "string", "description": "What the step does."},
-                                "priority": {"type": "string", "enum": PRIORITIES},
-                                "status": {"type": "string", "enum": STATUSES}
+                                "priority": {"type": "string", "enum": priorities},
+                                "status": {"type": "string", "enum": statuses}
                             },
                             "required": ["content", "priority", "status"],
                             "additionalProperties": false
@@ -87,8 +87,9 @@ fn update(args: &Value) -> Result<ToolOutput, String> {
         if content.is_empty() {
             return Err(format!("entry {n}: content is empty; describe the step"));
         }
-        let priority = check(n, "priority", e.priority.as_deref().unwrap_or("medium"), &PRIORITIES)?;
-        let status = check(n, "status", e.status.as_deref().unwrap_or("pending"), &STATUSES)?;
+        let priority =
+            check(n, "priority", e.priority.as_deref().unwrap_or("medium"), PlanPriority::ALL, PlanPriority::as_str)?;
+        let status = check(n, "status", e.status.as_deref().unwrap_or("pending"), PlanStatus::ALL, PlanStatus::as_str)?;
         entries.push(PlanEntry { content, priority, status });
     }
     Ok(ToolOutput {
@@ -100,13 +101,21 @@ fn update(args: &Value) -> Result<ToolOutput, String> {
     })
 }
 
-/// Accepts `value` (any case, `-` or space for `_`) if it is one of `allowed`.
-fn check(n: usize, field: &str, value: &str, allowed: &[&str]) -> Result<String, String> {
+/// Accepts `value` (any case, `-` or space for `_`) if it names one of `allowed`; otherwise
+/// the error lists the allowed names, so the model can retry.
+fn check<T: Copy, const N: usize>(
+    n: usize,
+    field: &str,
+    value: &str,
+    allowed: [T; N],
+    name: fn(T) -> &'static str,
+) -> Result<T, String> {
     let norm = value.trim().to_ascii_lowercase().replace(['-', ' '], "_");
-    if allowed.contains(&norm.as_str()) {
-        return Ok(norm);
+    if let Some(found) = allowed.into_iter().find(|v| name(*v) == norm) {
+        return Ok(found);
     }
-    Err(format!("entry {n}: {field} must be one of {} (got \"{value}\")", allowed.join(", ")))
+    let names = allowed.map(name);
+    Err(format!("entry {n}: {field} must be one of {} (got \"{value}\")", names.join(", ")))
 }
 
 #[cfg(test)]
@@ -114,8 +123,8 @@ mod tests {
     use super::*;
     use crate::engine::tools::testutil::{context, run};
 
-    fn entry(content: &str, priority: &str, status: &str) -> PlanEntry {
-        PlanEntry { content: content.into(), priority: priority.into(), status: status.into() }
+    fn entry(content: &str, priority: PlanPriority, status: PlanStatus) -> PlanEntry {
+        PlanEntry { content: content.into(), priority, status }
     }
 
     #[tokio::test]
@@ -137,9 +146,9 @@ mod tests {
         assert_eq!(
             out.plan,
             Some(vec![
-                entry("Read the code", "high", "completed"),
-                entry("Fix the bug", "medium", "in_progress"),
-                entry("Run tests", "medium", "pending"),
+                entry("Read the code", PlanPriority::High, PlanStatus::Completed),
+                entry("Fix the bug", PlanPriority::Medium, PlanStatus::InProgress),
+                entry("Run tests", PlanPriority::Medium, PlanStatus::Pending),
             ])
         );
         let out = run(&UpdatePlanTool, &cx, json!({"entries": []})).await;

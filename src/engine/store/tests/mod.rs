@@ -15,6 +15,7 @@ use rusqlite::Connection;
 
 use super::*;
 use crate::engine::content::ContentPart;
+use crate::engine::session::Mode;
 
 fn new_session(cwd: &str) -> NewSession {
     NewSession {
@@ -23,7 +24,7 @@ fn new_session(cwd: &str) -> NewSession {
         additional_dirs: vec![PathBuf::from("/extra/one"), PathBuf::from("/extra/two")],
         provider: "anthropic".to_owned(),
         model: "claude-sonnet".to_owned(),
-        mode: "default".to_owned(),
+        mode: Mode::Ask,
     }
 }
 

@@ -3,12 +3,13 @@
 use rusqlite::Connection;
 
 use super::open_in;
+use crate::engine::provider::ProviderKind;
 use crate::engine::store::*;
 
 fn entry(name: &str, kind: &str) -> NewProvider {
     NewProvider {
         name: name.to_owned(),
-        kind: kind.to_owned(),
+        kind: ProviderKind::parse(kind).unwrap(),
         base_url: Some("http://127.0.0.1:9/v1".to_owned()),
         model: "m".to_owned(),
         api_key_env: Some("WORK_KEY".to_owned()),
@@ -67,4 +68,18 @@ async fn the_table_has_no_column_for_a_secret() {
     let mut stmt = raw.prepare("SELECT name FROM pragma_table_info('providers')").unwrap();
     let columns: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
     assert_eq!(columns, ["name", "kind", "base_url", "model", "api_key_env", "is_default", "created_at"]);
+}
+
+#[tokio::test]
+async fn a_stored_entry_of_an_unknown_kind_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path()).await;
+    store.add_provider(entry("work", "openai")).await.unwrap().expect("added");
+    store.set_default_provider("work").await.unwrap().expect("made default");
+    // Kinds are parsed when a row is read: one this binary does not know is an error that names it.
+    let raw = Connection::open(dir.path().join("ratchet.db")).unwrap();
+    raw.execute("UPDATE providers SET kind = 'gemini' WHERE name = 'work'", []).unwrap();
+    let err = store.default_provider().await.unwrap_err();
+    assert!(err.to_string().contains("\"gemini\" in the provider store"), "{err}");
+    assert!(matches!(err, StoreError::UnknownProviderKind(_)), "{err:?}");
 }

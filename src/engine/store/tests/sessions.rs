@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::{ids, named_session, new_session, open_in, tick};
 use crate::engine::content::ContentPart;
+use crate::engine::session::Mode;
 use crate::engine::store::*;
 
 #[tokio::test]
@@ -19,7 +20,7 @@ async fn create_get_and_update_sessions() {
     assert_eq!(created.additional_dirs, vec![PathBuf::from("/extra/one"), PathBuf::from("/extra/two")]);
     assert_eq!(created.provider, "anthropic");
     assert_eq!(created.model, "claude-sonnet");
-    assert_eq!(created.mode, "default");
+    assert_eq!(created.mode, Mode::Ask);
     assert_eq!(created.status, SessionStatus::Active);
     assert_eq!(created.created_at, created.updated_at);
     assert!(created.created_at > 1_600_000_000_000, "{}", created.created_at);
@@ -154,4 +155,19 @@ async fn bad_cursors_are_rejected() {
     // A well-formed cursor past every row is simply an empty last page.
     let page = store.list_sessions(ListQuery { cwd: None, cursor: Some(hex("0:a")), limit: 10 }).await.unwrap();
     assert_eq!(page, SessionPage { sessions: vec![], next_cursor: None });
+}
+
+#[tokio::test]
+async fn stored_modes_are_typed_and_an_unknown_one_reads_as_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path()).await;
+    let created =
+        store.create_session(NewSession { mode: Mode::AcceptEdits, ..named_session("s1", "/p") }).await.unwrap();
+    assert_eq!(created.mode, Mode::AcceptEdits);
+    let raw = rusqlite::Connection::open(store.path()).unwrap();
+    let text: String = raw.query_row("SELECT mode FROM sessions WHERE id = 's1'", [], |row| row.get(0)).unwrap();
+    assert_eq!(text, "accept-edits", "the stored text is the mode's id");
+
+    raw.execute("UPDATE sessions SET mode = 'bogus' WHERE id = 's1'", []).unwrap();
+    assert_eq!(store.get_session("s1").await.unwrap().unwrap().mode, Mode::Ask);
 }
