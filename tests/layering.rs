@@ -1,7 +1,7 @@
 //! The layering rules of ARCHITECTURE.md, checked on the source: `acp` never names the
 //! engine or the bridge, the engine never names ACP or the bridge, and library code never
 //! prints (stdout is the protocol); sibling modules of the engine and the daemon server
-//! do not import each other in a circle.
+//! do not import each other in a circle; every spawned task has an owner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -288,4 +288,65 @@ fn imports_are_read_from_use_lines_and_paths() {
         "daemon",
     ];
     assert_eq!(found, expected);
+}
+
+/// Lines of production code in `src/` that start a task or thread and drop its handle: such
+/// a task has no owner that can cancel it or wait for it at shutdown. Tasks go on a
+/// `TaskTracker` or `JoinSet`, or their `JoinHandle` is kept (and awaited or aborted).
+fn detached_spawns() -> Vec<String> {
+    let mut out = Vec::new();
+    for file in rust_files(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "tests.rs" || name.ends_with("_tests.rs") || name == "test_support.rs" || name == "testutil.rs" {
+            continue;
+        }
+        if file.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for n in dropped_in(&text) {
+            out.push(format!("{}:{n}: {}", file.display(), text.lines().nth(n - 1).unwrap_or("").trim()));
+        }
+    }
+    out
+}
+
+/// The 1-based lines of `text` (production code: up to its `#[cfg(test)]`) where a spawn
+/// starts a statement, dropping its handle.
+fn dropped_in(text: &str) -> Vec<usize> {
+    const SPAWNERS: [&str; 4] = ["tokio::spawn(", "tokio::task::spawn(", "std::thread::spawn(", "thread::spawn("];
+    let mut out = Vec::new();
+    // A spawn starts a statement when the code before it ended one.
+    let mut statement_start = true;
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with("#[cfg(test)]") {
+            break;
+        }
+        let code = strip_strings(line);
+        let code = code.split("//").next().unwrap_or("").trim().to_string();
+        if code.is_empty() {
+            continue;
+        }
+        let dropped = SPAWNERS
+            .iter()
+            .any(|s| (statement_start && code.starts_with(s)) || code.starts_with(&format!("let _ = {s}")));
+        if dropped {
+            out.push(n + 1);
+        }
+        statement_start = code.ends_with(';') || code.ends_with('{') || code.ends_with('}');
+    }
+    out
+}
+
+#[test]
+fn every_spawned_task_has_an_owner() {
+    // The check itself: a dropped handle is found, a kept one is not.
+    let probe = "fn f() {\n    tokio::spawn(async {});\n    let kept = [\n        tokio::spawn(async {}),\n    ];\n}";
+    assert_eq!(dropped_in(probe), vec![2]);
+    let found = detached_spawns();
+    assert!(
+        found.is_empty(),
+        "tasks spawned without an owner (use a TaskTracker/JoinSet or keep the JoinHandle):\n{}",
+        found.join("\n")
+    );
 }

@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::tools::ToolKind;
-
 /// One piece of a message. A message is an ordered list of parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -131,6 +129,58 @@ impl Usage {
     /// Input plus output tokens.
     pub fn total(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
+    }
+}
+
+/// What a tool does, for icons in the editor and for the permission policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKind {
+    Read,
+    Edit,
+    Delete,
+    Move,
+    Search,
+    Execute,
+    Fetch,
+    Think,
+    Other,
+}
+
+impl ToolKind {
+    /// The lowercase name, as stored with tool results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolKind::Read => "read",
+            ToolKind::Edit => "edit",
+            ToolKind::Delete => "delete",
+            ToolKind::Move => "move",
+            ToolKind::Search => "search",
+            ToolKind::Execute => "execute",
+            ToolKind::Fetch => "fetch",
+            ToolKind::Think => "think",
+            ToolKind::Other => "other",
+        }
+    }
+
+    /// Parses a stored name; anything unknown is `Other`.
+    pub fn parse(name: &str) -> ToolKind {
+        match name {
+            "read" => ToolKind::Read,
+            "edit" => ToolKind::Edit,
+            "delete" => ToolKind::Delete,
+            "move" => ToolKind::Move,
+            "search" => ToolKind::Search,
+            "execute" => ToolKind::Execute,
+            "fetch" => ToolKind::Fetch,
+            "think" => ToolKind::Think,
+            _ => ToolKind::Other,
+        }
+    }
+
+    /// True for kinds that change things and so need permission (unless the mode allows).
+    pub fn has_side_effects(self) -> bool {
+        matches!(self, ToolKind::Edit | ToolKind::Delete | ToolKind::Move | ToolKind::Execute | ToolKind::Other)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod live;
 pub mod mcp;
 pub mod permission;
 pub mod provider;
+pub mod provider_kind;
 mod provider_messages;
 mod providers;
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 pub mod anthropic;
 pub mod http;
-pub mod kind;
+
 pub mod ollama;
 pub mod openai;
 pub mod scripted;

@@ -20,7 +20,7 @@ use crate::engine::provider::scripted::ScriptedProvider;
 use crate::engine::provider::{Provider, ProviderError};
 use crate::engine::store::ProviderRecord;
 
-pub use super::kind::ProviderKind;
+pub use crate::engine::provider_kind::ProviderKind;
 
 /// A resolved provider configuration. Its `Debug` output never shows the key.
 #[derive(Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::queries::now_ms;
 use super::{SessionStore, StoreError};
-use crate::engine::provider::kind::ProviderKind;
+use crate::engine::provider_kind::ProviderKind;
 
 /// A stored provider entry. `created_at` is Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

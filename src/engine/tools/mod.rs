@@ -15,57 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::provider::ToolSpec;
 
-/// What a tool does, for icons in the editor and for the permission policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ToolKind {
-    Read,
-    Edit,
-    Delete,
-    Move,
-    Search,
-    Execute,
-    Fetch,
-    Think,
-    Other,
-}
-
-impl ToolKind {
-    /// The lowercase name, as stored with tool results.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ToolKind::Read => "read",
-            ToolKind::Edit => "edit",
-            ToolKind::Delete => "delete",
-            ToolKind::Move => "move",
-            ToolKind::Search => "search",
-            ToolKind::Execute => "execute",
-            ToolKind::Fetch => "fetch",
-            ToolKind::Think => "think",
-            ToolKind::Other => "other",
-        }
-    }
-
-    /// Parses a stored name; anything unknown is `Other`.
-    pub fn parse(name: &str) -> ToolKind {
-        match name {
-            "read" => ToolKind::Read,
-            "edit" => ToolKind::Edit,
-            "delete" => ToolKind::Delete,
-            "move" => ToolKind::Move,
-            "search" => ToolKind::Search,
-            "execute" => ToolKind::Execute,
-            "fetch" => ToolKind::Fetch,
-            "think" => ToolKind::Think,
-            _ => ToolKind::Other,
-        }
-    }
-
-    /// True for kinds that change things and so need permission (unless the mode allows).
-    pub fn has_side_effects(self) -> bool {
-        matches!(self, ToolKind::Edit | ToolKind::Delete | ToolKind::Move | ToolKind::Execute | ToolKind::Other)
-    }
-}
+pub use crate::engine::content::ToolKind;
 
 /// A place in a file the editor can follow.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

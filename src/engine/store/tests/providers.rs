@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 use super::open_in;
-use crate::engine::provider::ProviderKind;
+use crate::engine::provider_kind::ProviderKind;
 use crate::engine::store::*;
 
 fn entry(name: &str, kind: &str) -> NewProvider {
