@@ -40,7 +40,7 @@ use tokio::sync::{Mutex as AsyncMutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use api::{EngineApi, TurnStream};
+pub use api::{EngineApi, EngineStatus, TurnStream};
 pub use config::EngineConfig;
 pub use content::{ContentPart, Role, Usage};
 pub use event::{
