@@ -1,7 +1,8 @@
 //! The layering rules of ARCHITECTURE.md, checked on the source: `acp` never names the
 //! engine or the bridge, the engine never names ACP or the bridge, and library code never
-//! prints (stdout is the protocol); sibling modules of the engine and the daemon server
-//! do not import each other in a circle; every spawned task has an owner.
+//! prints (stdout is the protocol); front ends reach the engine only through its face, not
+//! its store; sibling modules of the engine and the daemon server do not import each other
+//! in a circle; every spawned task has an owner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -78,6 +79,34 @@ fn library_code_never_prints_to_stdout() {
         let bad = offenders(layer, &["println!", "print!(", "dbg!("]);
         assert!(bad.is_empty(), "stdout is the protocol channel:\n{}", bad.join("\n"));
     }
+}
+
+/// Front ends' sources: the bridge, the CLI, the daemon's server and lifecycle.
+fn front_end_files() -> Vec<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for dir in ["bridge", "cli", "daemon/server", "daemon/lifecycle"] {
+        files.extend(rust_files(&src.join(dir)));
+    }
+    files.extend(["daemon/server.rs", "daemon/lifecycle.rs"].map(|f| src.join(f)));
+    files
+}
+
+#[test]
+fn front_ends_use_the_engines_face_not_its_store() {
+    let mut bad = Vec::new();
+    for file in front_end_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // A file's unit tests (its trailing `#[cfg(test)]` module) may set up state directly.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let code = strip_strings(line);
+            if code.split("//").next().unwrap_or("").contains(".store()") {
+                bad.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "front ends go through EngineApi; the store is not part of it:\n{}", bad.join("\n"));
 }
 
 /// The words and punctuation of a file's code (strings and `//` comments left out).

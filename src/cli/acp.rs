@@ -9,19 +9,15 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use ratchet::acp;
 use ratchet::bridge::AcpAgent;
-use ratchet::daemon::client::{Client, ClientError, RemoteEngine, WhenLost};
+use ratchet::daemon::client::{Client, ClientError, WhenLost};
 use ratchet::daemon::lifecycle::ensure_running;
 use ratchet::daemon::paths::DaemonPaths;
 use ratchet::engine::EngineApi;
 use ratchet::engine::config::EngineConfig;
-
-/// How long, after the editor hung up, cancels and replies may take to reach the daemon.
-const REMOTE_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args)]
 pub struct AcpArgs {
@@ -58,31 +54,30 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
         super::running_daemon(&home).await
     };
     match client {
-        Some(client) => serve_remote(client.into_reconnecting_engine(when_lost)).await,
-        None => serve_local(config).await,
+        Some(client) => {
+            let engine = client.into_reconnecting_engine(when_lost);
+            let socket = engine.client().socket().display().to_string();
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), socket, "serving ACP on stdio through the daemon");
+            serve(Arc::new(engine)).await?;
+            tracing::info!("client disconnected; exiting (the daemon keeps running)");
+        }
+        None => {
+            let engine = super::open_engine(config).await?;
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
+            serve(Arc::new(engine)).await?;
+            tracing::info!("client disconnected; exiting");
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_local(config: EngineConfig) -> anyhow::Result<ExitCode> {
-    let engine = super::open_engine(config).await?;
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
-    let agent_engine: Arc<dyn EngineApi> = Arc::new(engine.clone());
+/// Serves ACP on stdio with `engine` until the editor hangs up, then lets the engine wind
+/// down (a local one saves its turns; the daemon's gets the last cancels and replies).
+async fn serve(engine: Arc<dyn EngineApi>) -> anyhow::Result<()> {
+    let agent_engine = engine.clone();
     acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
         .await
         .context("stdio failed")?;
     engine.shutdown().await;
-    tracing::info!("client disconnected; exiting");
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn serve_remote(engine: RemoteEngine) -> anyhow::Result<ExitCode> {
-    let socket = engine.client().socket().display().to_string();
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), socket, "serving ACP on stdio through the daemon");
-    let agent_engine: Arc<dyn EngineApi> = Arc::new(engine.clone());
-    acp::serve(tokio::io::stdin(), tokio::io::stdout(), move |peer| AcpAgent::new(agent_engine, peer))
-        .await
-        .context("stdio failed")?;
-    engine.close(REMOTE_CLOSE_GRACE).await;
-    tracing::info!("client disconnected; exiting (the daemon keeps running)");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -6,15 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ratchet::engine::config::EngineConfig;
 use ratchet::engine::tools::NoHost;
 use ratchet::engine::{ChatEvent, ContentPart, EngineApi, PermissionAnswer, StopReason};
-
-/// How long, after the answer, the session's close may take to reach the daemon.
-const REMOTE_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>, mode: String) -> anyhow::Result<ExitCode> {
     let cwd = match cwd {
@@ -22,20 +18,10 @@ pub async fn run(config: EngineConfig, prompt: String, cwd: Option<PathBuf>, mod
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
     let cwd = std::path::absolute(&cwd).unwrap_or(cwd);
-    match super::running_daemon(&config.home).await {
-        Some(client) => {
-            let engine = client.into_engine();
-            let outcome = turn(&engine, cwd, prompt, mode).await;
-            engine.close(REMOTE_CLOSE_GRACE).await;
-            outcome
-        }
-        None => {
-            let engine = super::open_engine(config).await?;
-            let outcome = turn(&engine, cwd, prompt, mode).await;
-            engine.shutdown().await;
-            outcome
-        }
-    }
+    let face = super::engine_face(config).await?;
+    let outcome = turn(face.api.as_ref(), cwd, prompt, mode).await;
+    face.api.shutdown().await;
+    outcome
 }
 
 /// Runs the turn on `engine`, printing its text; Ctrl-C cancels it.

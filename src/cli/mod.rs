@@ -13,13 +13,14 @@ mod sessions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ratchet::daemon::client::{Client, ClientError};
 use ratchet::daemon::paths::DaemonPaths;
-use ratchet::engine::Engine;
 use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot, ratchet_home};
+use ratchet::engine::{Engine, EngineApi};
 
 /// An AI coding agent for your editor, over the Agent Client Protocol.
 #[derive(Parser)]
@@ -156,6 +157,22 @@ fn describe(e: &anyhow::Error) -> String {
 async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
     let home = config.home.clone();
     Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))
+}
+
+/// The engine a one-shot command works on, as the face every front end uses.
+struct EngineFace {
+    api: Arc<dyn EngineApi>,
+    /// Whether `api` is the daemon's (some messages say where things happened).
+    in_daemon: bool,
+}
+
+/// The daemon's engine when one runs (so changes reach every window at once, and turns can
+/// be attached to), else one opened in this process on the same store.
+async fn engine_face(config: EngineConfig) -> anyhow::Result<EngineFace> {
+    Ok(match running_daemon(&config.home).await {
+        Some(client) => EngineFace { api: Arc::new(client.into_engine()), in_daemon: true },
+        None => EngineFace { api: Arc::new(open_engine(config).await?), in_daemon: false },
+    })
 }
 
 /// A client of the daemon on `home` if one answers; `None` if none runs. A daemon that

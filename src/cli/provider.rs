@@ -1,6 +1,6 @@
 //! `ratchet provider list|add|test|remove|default`: named provider entries, through the daemon
 //! when one runs (so its next turns switch at once, and `test` runs with the daemon's
-//! environment), else on the local store.
+//! environment), else on an engine opened here.
 //!
 //! Entries hold the NAME of the variable with the key (`--key-env`), never the key.
 
@@ -8,10 +8,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use ratchet::daemon::client::Client;
 use ratchet::engine::config::EngineConfig;
 use ratchet::engine::store::ProviderRecord;
-use ratchet::engine::{Engine, ProviderSpec, ProviderTest};
+use ratchet::engine::{EngineApi, ProviderSpec};
 
 #[derive(Subcommand)]
 pub enum ProviderCommand {
@@ -43,77 +42,26 @@ pub enum ProviderCommand {
     SetDefault { name: String },
 }
 
-/// Where the entries are: the daemon's engine, or the store opened here.
-enum Backend {
-    Daemon(Client),
-    Local(Engine),
-}
-
-impl Backend {
-    async fn list(&self) -> anyhow::Result<Vec<ProviderRecord>> {
-        Ok(match self {
-            Backend::Daemon(c) => c.list_providers().await?,
-            Backend::Local(e) => e.list_providers().await?,
-        })
-    }
-
-    async fn add(&self, spec: ProviderSpec) -> anyhow::Result<ProviderRecord> {
-        Ok(match self {
-            Backend::Daemon(c) => c.add_provider(spec).await?,
-            Backend::Local(e) => e.add_provider(spec).await?,
-        })
-    }
-
-    async fn remove(&self, name: &str) -> anyhow::Result<ProviderRecord> {
-        Ok(match self {
-            Backend::Daemon(c) => c.remove_provider(name).await?,
-            Backend::Local(e) => e.remove_provider(name).await?,
-        })
-    }
-
-    async fn set_default(&self, name: &str) -> anyhow::Result<ProviderRecord> {
-        Ok(match self {
-            Backend::Daemon(c) => c.set_default_provider(name).await?,
-            Backend::Local(e) => e.set_default_provider(name).await?,
-        })
-    }
-
-    async fn test(&self, name: &str) -> anyhow::Result<ProviderTest> {
-        Ok(match self {
-            Backend::Daemon(c) => c.test_provider(name).await?,
-            Backend::Local(e) => e.test_provider(name).await?,
-        })
-    }
-
-    async fn close(self) {
-        if let Backend::Local(e) = self {
-            e.shutdown().await;
-        }
-    }
-}
-
 pub async fn run(config: EngineConfig, command: ProviderCommand) -> anyhow::Result<ExitCode> {
     let forced = config.env.ratchet_provider.clone();
-    let backend = match super::running_daemon(&config.home).await {
-        Some(client) => Backend::Daemon(client),
-        None => Backend::Local(super::open_engine(config).await?),
-    };
+    let face = super::engine_face(config).await?;
+    let api = face.api.as_ref();
     let result = match command {
-        ProviderCommand::List => list(&backend, forced.as_deref()).await,
+        ProviderCommand::List => list(api, forced.as_deref()).await,
         ProviderCommand::Add { name, kind, base_url, model, key_env } => {
             let spec = ProviderSpec { name, kind, base_url, model, api_key_env: key_env };
-            add(&backend, spec).await
+            add(api, spec).await
         }
-        ProviderCommand::Test { name } => test(&backend, &name).await,
-        ProviderCommand::Remove { name } => remove(&backend, &name).await,
-        ProviderCommand::SetDefault { name } => set_default(&backend, &name, forced.as_deref()).await,
+        ProviderCommand::Test { name } => test(api, name).await,
+        ProviderCommand::Remove { name } => remove(api, name).await,
+        ProviderCommand::SetDefault { name } => set_default(api, name, forced.as_deref()).await,
     };
-    backend.close().await;
+    face.api.shutdown().await;
     result
 }
 
-async fn list(backend: &Backend, forced: Option<&str>) -> anyhow::Result<ExitCode> {
-    let entries = backend.list().await?;
+async fn list(api: &dyn EngineApi, forced: Option<&str>) -> anyhow::Result<ExitCode> {
+    let entries = api.list_providers().await?;
     if entries.is_empty() {
         say("no providers stored; add one with `ratchet provider add <name> --kind openai|anthropic|ollama|scripted`");
         return Ok(ExitCode::SUCCESS);
@@ -143,8 +91,8 @@ async fn list(backend: &Backend, forced: Option<&str>) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-async fn add(backend: &Backend, spec: ProviderSpec) -> anyhow::Result<ExitCode> {
-    let p = backend.add(spec).await?;
+async fn add(api: &dyn EngineApi, spec: ProviderSpec) -> anyhow::Result<ExitCode> {
+    let p = api.add_provider(spec).await?;
     let key = match key_source(&p) {
         "-" => String::new(),
         var => format!(", key from {var}"),
@@ -154,8 +102,8 @@ async fn add(backend: &Backend, spec: ProviderSpec) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn test(backend: &Backend, name: &str) -> anyhow::Result<ExitCode> {
-    let t = backend.test(name).await?;
+async fn test(api: &dyn EngineApi, name: String) -> anyhow::Result<ExitCode> {
+    let t = api.test_provider(name).await?;
     match &t.error {
         None => {
             let reply = t.reply.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -169,8 +117,8 @@ async fn test(backend: &Backend, name: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn remove(backend: &Backend, name: &str) -> anyhow::Result<ExitCode> {
-    let p = backend.remove(name).await?;
+async fn remove(api: &dyn EngineApi, name: String) -> anyhow::Result<ExitCode> {
+    let p = api.remove_provider(name).await?;
     if p.is_default {
         say(&format!(
             "removed provider {} (it was the default: turns now use RATCHET_PROVIDER, config.toml or the API keys found)",
@@ -182,8 +130,8 @@ async fn remove(backend: &Backend, name: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn set_default(backend: &Backend, name: &str, forced: Option<&str>) -> anyhow::Result<ExitCode> {
-    let p = backend.set_default(name).await?;
+async fn set_default(api: &dyn EngineApi, name: String, forced: Option<&str>) -> anyhow::Result<ExitCode> {
+    let p = api.set_default_provider(name).await?;
     say(&format!(
         "{} is now the default provider ({}, model {}); the next turn of every session uses it",
         p.name, p.kind, p.model

@@ -1,5 +1,5 @@
 //! `ratchet sessions list|show|kill|delete`: through the daemon when one runs (so `kill` can
-//! stop a running turn and `delete` closes the session first), else on the local store.
+//! stop a running turn and `delete` closes the session first), else on an engine opened here.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,12 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
-use ratchet::daemon::client::{Client, RemoteEngine};
 use ratchet::engine::config::EngineConfig;
-use ratchet::engine::{ContentPart, Engine, EngineApi, ListQuery, SessionRecord, StoredMessage};
-
-/// How long `kill`/`delete` wait for their replies to settle before exiting.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+use ratchet::engine::{ContentPart, EngineApi, ListQuery, SessionRecord, StoredMessage};
 
 #[derive(Subcommand)]
 pub enum SessionsCommand {
@@ -30,40 +26,16 @@ pub enum SessionsCommand {
     Delete { id: String },
 }
 
-/// Where the sessions are: the daemon's engine, or the store opened here.
-enum Backend {
-    Daemon(RemoteEngine),
-    Local(Engine),
-}
-
-impl Backend {
-    fn api(&self) -> &dyn EngineApi {
-        match self {
-            Backend::Daemon(e) => e,
-            Backend::Local(e) => e,
-        }
-    }
-
-    async fn close(self) {
-        match self {
-            Backend::Daemon(e) => e.close(CLOSE_GRACE).await,
-            Backend::Local(e) => e.shutdown().await,
-        }
-    }
-}
-
 pub async fn run(config: EngineConfig, command: SessionsCommand) -> anyhow::Result<ExitCode> {
-    let backend = match super::running_daemon(&config.home).await {
-        Some(client) => Backend::Daemon(client.into_engine()),
-        None => Backend::Local(super::open_engine(config).await?),
-    };
+    let face = super::engine_face(config).await?;
+    let api = face.api.as_ref();
     let result = match command {
-        SessionsCommand::List { cwd } => list(backend.api(), cwd).await,
-        SessionsCommand::Show { id } => show(backend.api(), id).await,
-        SessionsCommand::Kill { id } => kill(&backend, id).await,
-        SessionsCommand::Delete { id } => delete(&backend, id).await,
+        SessionsCommand::List { cwd } => list(api, cwd).await,
+        SessionsCommand::Show { id } => show(api, id).await,
+        SessionsCommand::Kill { id } => kill(&face, id).await,
+        SessionsCommand::Delete { id } => delete(api, id).await,
     };
-    backend.close().await;
+    face.api.shutdown().await;
     result
 }
 
@@ -102,14 +74,13 @@ async fn show(api: &dyn EngineApi, id: String) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn kill(backend: &Backend, id: String) -> anyhow::Result<ExitCode> {
-    let Backend::Daemon(engine) = backend else {
-        backend.api().session(id.clone()).await?;
+async fn kill(face: &super::EngineFace, id: String) -> anyhow::Result<ExitCode> {
+    if !face.in_daemon {
+        face.api.session(id.clone()).await?;
         say(&format!("no daemon is running, so no turn of session {id} runs here; nothing to kill"));
         return Ok(ExitCode::SUCCESS);
-    };
-    let client: Client = engine.client();
-    if client.kill_session(&id).await? {
+    }
+    if face.api.kill_session(id.clone()).await? {
         say(&format!("cancelled the running turn of session {id} and closed it in the daemon"));
     } else {
         say(&format!("session {id} had no running turn; closed it in the daemon"));
@@ -117,14 +88,8 @@ async fn kill(backend: &Backend, id: String) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn delete(backend: &Backend, id: String) -> anyhow::Result<ExitCode> {
-    match backend {
-        Backend::Daemon(engine) => engine.client().delete_session(&id).await?,
-        Backend::Local(engine) => {
-            engine.session(&id).await?;
-            engine.store().delete_session(&id).await?;
-        }
-    }
+async fn delete(api: &dyn EngineApi, id: String) -> anyhow::Result<ExitCode> {
+    api.delete_session(id.clone()).await?;
     say(&format!("deleted session {id}"));
     Ok(ExitCode::SUCCESS)
 }

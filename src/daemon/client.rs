@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::protocol::{self, Health, IdParams, method};
+use super::protocol::{self, Health, method};
 use crate::engine::EngineError;
 
 pub use link::WhenLost;
@@ -143,16 +143,6 @@ impl Client {
         self.stop(method::RELOAD).await
     }
 
-    /// Cancels a session's turn and closes it in the daemon; true if a turn was running.
-    pub async fn kill_session(&self, id: &str) -> Result<bool, ClientError> {
-        self.call(method::KILL, IdParams { id: id.to_string() }).await
-    }
-
-    /// Kills a session and deletes it and its history from the store.
-    pub async fn delete_session(&self, id: &str) -> Result<(), ClientError> {
-        self.call(method::DELETE, IdParams { id: id.to_string() }).await
-    }
-
     /// The daemon's engine for one-shot commands: once the daemon is gone, calls fail.
     pub fn into_engine(self) -> RemoteEngine {
         RemoteEngine::new(self, WhenLost::Fail)
@@ -238,6 +228,7 @@ impl<T: Serialize> ToRpcParams for Json<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::protocol::IdParams;
 
     fn health(protocol: u32) -> Health {
         Health {

@@ -2,7 +2,8 @@
 //!
 //! JSON-RPC 2.0 over a WebSocket on the daemon's Unix socket (jsonrpsee on both ends). Every
 //! method takes one JSON object as its params (by name). The API mirrors
-//! [`EngineApi`](crate::engine::EngineApi) one method per call, plus `daemon.*` and two
+//! [`EngineApi`](crate::engine::EngineApi) one method per call (its `status` is part of
+//! `daemon.health`, its `shutdown` is the client's own), plus `daemon.*` and two
 //! subscriptions: `turn.send` (a turn as its starter sees it, including the editor calls the
 //! turn's tools make: [`TurnItem::HostCall`]) and `session.subscribe` (live sharing).
 //!

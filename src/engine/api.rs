@@ -1,5 +1,6 @@
-//! [`EngineApi`]: the engine's face as a trait, so a front end can drive an engine in this
-//! process ([`Engine`]) or one in the daemon (`daemon::RemoteEngine`) with the same code.
+//! [`EngineApi`]: the engine's whole face as a trait, so a front end can drive an engine in
+//! this process ([`Engine`]) or one in the daemon (`daemon::RemoteEngine`) with the same code.
+//! The store is not part of it: front ends ask the engine, never SQLite.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,10 +11,11 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::live::SessionEvent;
 use super::mcp::McpServerConfig;
+use super::store::ProviderRecord;
 use super::tools::{Host, PlanEntry};
 use super::{
-    ChatEvent, ContentPart, Engine, EngineError, ListQuery, Mode, PermissionAnswer, SessionPage, SessionRecord,
-    StoredMessage,
+    ChatEvent, ContentPart, Engine, EngineError, ListQuery, Mode, PermissionAnswer, ProviderSpec, ProviderTest,
+    SessionPage, SessionRecord, StoredMessage,
 };
 
 /// A running turn as its starter sees it.
@@ -22,6 +24,15 @@ pub struct TurnStream {
     pub turn: u64,
     /// The turn's events, ending with `Complete` or `Error`.
     pub events: mpsc::Receiver<ChatEvent>,
+}
+
+/// How much an engine holds and runs now (what the daemon's health reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// Sessions in the store.
+    pub sessions: u64,
+    /// Turns running now.
+    pub running_turns: usize,
 }
 
 /// Everything a front end can ask of an engine.
@@ -43,6 +54,11 @@ pub trait EngineApi: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
     /// Closes a session here: cancels its turn, stops its MCP servers.
     fn close_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>>;
+    /// Cancels the session's turn and closes it here, whoever had it open; it stays in the
+    /// store. True if a turn was running.
+    fn kill_session(&self, id: String) -> BoxFuture<'_, Result<bool, EngineError>>;
+    /// Kills the session, then deletes it and its history from the store.
+    fn delete_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>>;
     fn session(&self, id: String) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
     fn list_sessions(&self, query: ListQuery) -> BoxFuture<'_, Result<SessionPage, EngineError>>;
     fn history(&self, id: String) -> BoxFuture<'_, Result<Vec<StoredMessage>, EngineError>>;
@@ -65,6 +81,22 @@ pub trait EngineApi: Send + Sync + 'static {
     fn answer_permission(&self, id: String, request_id: u64, answer: PermissionAnswer) -> BoxFuture<'_, bool>;
     /// Every event of the session from now on, whoever started the turn.
     fn subscribe(&self, id: String) -> BoxFuture<'_, Result<broadcast::Receiver<SessionEvent>, EngineError>>;
+    /// How many sessions the store holds and how many turns run now.
+    fn status(&self) -> BoxFuture<'_, Result<EngineStatus, EngineError>>;
+    /// Every stored provider entry, by name.
+    fn list_providers(&self) -> BoxFuture<'_, Result<Vec<ProviderRecord>, EngineError>>;
+    /// Validates and stores an entry (not as the default).
+    fn add_provider(&self, spec: ProviderSpec) -> BoxFuture<'_, Result<ProviderRecord, EngineError>>;
+    /// Removes an entry; returns it as it was.
+    fn remove_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderRecord, EngineError>>;
+    /// Makes an entry the default; the engine's next turns use it.
+    fn set_default_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderRecord, EngineError>>;
+    /// Sends one tiny request through the entry's provider, with the engine's environment.
+    fn test_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderTest, EngineError>>;
+    /// Ends this front end's use of the engine: one in this process cancels its turns and
+    /// waits (briefly) until they saved; the daemon's keeps running, and only the calls on
+    /// their way (cancels, host replies) get a moment to reach it.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
 impl EngineApi for Engine {
@@ -101,6 +133,25 @@ impl EngineApi for Engine {
         async move {
             Engine::session(self, &id).await?;
             Engine::close_session(self, &id);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn kill_session(&self, id: String) -> BoxFuture<'_, Result<bool, EngineError>> {
+        async move {
+            Engine::session(self, &id).await?;
+            let cancelled = Engine::cancel(self, &id);
+            Engine::close_session(self, &id);
+            Ok(cancelled)
+        }
+        .boxed()
+    }
+
+    fn delete_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>> {
+        async move {
+            EngineApi::kill_session(self, id.clone()).await?;
+            self.store().delete_session(&id).await?;
             Ok(())
         }
         .boxed()
@@ -159,5 +210,37 @@ impl EngineApi for Engine {
 
     fn subscribe(&self, id: String) -> BoxFuture<'_, Result<broadcast::Receiver<SessionEvent>, EngineError>> {
         futures::future::ready(Ok(self.live().subscribe(&id))).boxed()
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<EngineStatus, EngineError>> {
+        async move {
+            let sessions = self.store().session_count().await?;
+            Ok(EngineStatus { sessions, running_turns: self.running_turns() })
+        }
+        .boxed()
+    }
+
+    fn list_providers(&self) -> BoxFuture<'_, Result<Vec<ProviderRecord>, EngineError>> {
+        Engine::list_providers(self).boxed()
+    }
+
+    fn add_provider(&self, spec: ProviderSpec) -> BoxFuture<'_, Result<ProviderRecord, EngineError>> {
+        Engine::add_provider(self, spec).boxed()
+    }
+
+    fn remove_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderRecord, EngineError>> {
+        async move { Engine::remove_provider(self, &name).await }.boxed()
+    }
+
+    fn set_default_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderRecord, EngineError>> {
+        async move { Engine::set_default_provider(self, &name).await }.boxed()
+    }
+
+    fn test_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderTest, EngineError>> {
+        async move { Engine::test_provider(self, &name).await }.boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Engine::shutdown(self).boxed()
     }
 }

@@ -1,9 +1,10 @@
 //! The agent engine: sessions, history, providers and the turn loop. Knows nothing of ACP.
 //!
-//! Its face is [`Engine`]: open sessions, then `send_message(session, content)` returns a
-//! bounded channel of [`ChatEvent`]s that ends with `Complete` or `Error`; `cancel(session)`
-//! stops the running turn. Front ends (the ACP bridge, `ratchet exec`, later the daemon)
-//! render those events and nothing else.
+//! Its face is [`EngineApi`], implemented by [`Engine`] (and by the daemon's `RemoteEngine`):
+//! open sessions, then `send_message(session, content, host)` returns a bounded channel of
+//! [`ChatEvent`]s that ends with `Complete` or `Error`; `cancel(session)` stops the running
+//! turn. Front ends (the ACP bridge, the CLI, the daemon's server) render those events and
+//! use nothing else; the store is not part of the face.
 
 pub mod api;
 mod backstop;
@@ -41,7 +42,7 @@ use tokio::sync::{Mutex as AsyncMutex, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use api::{EngineApi, TurnStream};
+pub use api::{EngineApi, EngineStatus, TurnStream};
 pub use config::EngineConfig;
 pub use content::{ContentPart, Role, Usage};
 pub use event::{
@@ -170,8 +171,9 @@ impl Engine {
         &self.inner.config
     }
 
-    /// The underlying store (for the CLI's read-only views and for checks).
-    pub fn store(&self) -> &SessionStore {
+    /// The underlying store, for the engine's own parts only: front ends use the face
+    /// ([`EngineApi`]), which has all they need.
+    pub(crate) fn store(&self) -> &SessionStore {
         &self.inner.store
     }
 

@@ -1,4 +1,5 @@
-//! The `provider.*` calls of the control API, for `ratchet provider` through the daemon.
+//! The `provider.*` calls of the control API on a bare [`Client`], with the client's errors;
+//! front ends use them through [`RemoteEngine`](super::RemoteEngine)'s `EngineApi`.
 
 use super::{Client, ClientError};
 use crate::daemon::protocol::{NameParams, method};

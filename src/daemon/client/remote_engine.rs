@@ -29,18 +29,23 @@ use tokio_util::task::TaskTracker;
 use super::link::{Link, WhenLost};
 use super::{Client, ClientError, Json, rpc_error};
 use crate::daemon::protocol::{
-    self, AnswerParams, CreateParams, HostCaps, HostOp, HostReplyParams, HostValue, IdParams, ModelOptionsParams,
-    OpenParams, SendParams, SetParams, TurnItem, method,
+    self, AnswerParams, CreateParams, Health, HostCaps, HostOp, HostReplyParams, HostValue, IdParams,
+    ModelOptionsParams, NameParams, OpenParams, SendParams, SetParams, TurnItem, method,
 };
 use crate::engine::mcp::McpServerConfig;
+use crate::engine::store::ProviderRecord;
 use crate::engine::tools::{Host, PlanEntry};
 use crate::engine::{
-    ChatEvent, ContentPart, EVENT_CAPACITY, EngineApi, EngineError, ErrorKind, ListQuery, Mode, PermissionAnswer,
-    SessionEvent, SessionPage, SessionRecord, StoredMessage, TurnStream,
+    ChatEvent, ContentPart, EVENT_CAPACITY, EngineApi, EngineError, EngineStatus, ErrorKind, ListQuery, Mode,
+    PermissionAnswer, ProviderSpec, ProviderTest, SessionEvent, SessionPage, SessionRecord, StoredMessage, TurnStream,
 };
 
 /// Live events buffered per session subscriber; as in the engine, a slow one skips ahead.
 const LIVE_CAPACITY: usize = 1024;
+
+/// How long [`EngineApi::shutdown`] lets calls on their way (cancels, host replies, a
+/// session's close) reach the daemon before the front end exits.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// How long the daemon may take to confirm a started turn.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,7 +76,7 @@ impl RemoteEngine {
         RemoteEngine { inner: Arc::new(Inner { link, tasks }) }
     }
 
-    /// The latest connection, for the daemon-only calls (health, kill, delete).
+    /// The latest connection, for the daemon-only calls (health, shutdown, reload).
     pub fn client(&self) -> Client {
         self.inner.link.latest()
     }
@@ -359,6 +364,22 @@ impl EngineApi for RemoteEngine {
         .boxed()
     }
 
+    fn kill_session(&self, id: String) -> BoxFuture<'_, Result<bool, EngineError>> {
+        async move {
+            self.inner.link.forget(&id);
+            self.call(method::KILL, IdParams { id }).await
+        }
+        .boxed()
+    }
+
+    fn delete_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>> {
+        async move {
+            self.inner.link.forget(&id);
+            self.call(method::DELETE, IdParams { id }).await
+        }
+        .boxed()
+    }
+
     fn session(&self, id: String) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
         self.call(method::GET, IdParams { id }).boxed()
     }
@@ -427,5 +448,37 @@ impl EngineApi for RemoteEngine {
 
     fn subscribe(&self, id: String) -> BoxFuture<'_, Result<broadcast::Receiver<SessionEvent>, EngineError>> {
         self.watch(id).boxed()
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<EngineStatus, EngineError>> {
+        async move {
+            let health: Health = self.call(method::HEALTH, ()).await?;
+            Ok(EngineStatus { sessions: health.sessions, running_turns: health.running_turns })
+        }
+        .boxed()
+    }
+
+    fn list_providers(&self) -> BoxFuture<'_, Result<Vec<ProviderRecord>, EngineError>> {
+        self.call(method::PROVIDER_LIST, ()).boxed()
+    }
+
+    fn add_provider(&self, spec: ProviderSpec) -> BoxFuture<'_, Result<ProviderRecord, EngineError>> {
+        self.call(method::PROVIDER_ADD, spec).boxed()
+    }
+
+    fn remove_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderRecord, EngineError>> {
+        self.call(method::PROVIDER_REMOVE, NameParams { name }).boxed()
+    }
+
+    fn set_default_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderRecord, EngineError>> {
+        self.call(method::PROVIDER_DEFAULT, NameParams { name }).boxed()
+    }
+
+    fn test_provider(&self, name: String) -> BoxFuture<'_, Result<ProviderTest, EngineError>> {
+        self.call(method::PROVIDER_TEST, NameParams { name }).boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.close(SHUTDOWN_GRACE).boxed()
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Sessions are shared: two windows may open the same one. `session.close` from one
 //! connection therefore closes the session in the engine (which cancels its turn) only when
-//! no other connection has it open; `session.kill` and `session.delete` close it regardless.
+//! no other connection has it open; `session.kill` and `session.delete` close it regardless
+//! (every connection's hold is dropped first). Every handler goes through the engine's face
+//! ([`EngineApi`]), never its store.
 //! A connection that ends without closing its sessions is handled in `holders`.
 
 use std::future::Future;
@@ -22,7 +24,7 @@ use crate::daemon::protocol::{
     self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams, OpenParams,
     SetParams, method,
 };
-use crate::engine::{EngineApi, EngineError, ListQuery, ProviderSpec};
+use crate::engine::{EngineApi, ListQuery, ProviderSpec};
 
 /// Gives the `daemon.shutdown`/`daemon.reload` reply time to leave before connections close.
 const STOP_REPLY_DELAY: Duration = Duration::from_millis(50);
@@ -62,8 +64,14 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
     add(&mut m, method::SET_MODEL, |s, p: SetParams| async move {
         engine(EngineApi::set_model(&s.engine, p.id, p.value).await)
     })?;
-    add(&mut m, method::DELETE, |s, p: IdParams| async move { engine(delete(&s, p.id).await) })?;
-    add(&mut m, method::KILL, |s, p: IdParams| async move { engine(kill(&s, p.id).await) })?;
+    add(&mut m, method::DELETE, |s, p: IdParams| async move {
+        s.holders.forget(&p.id);
+        engine(EngineApi::delete_session(&s.engine, p.id).await)
+    })?;
+    add(&mut m, method::KILL, |s, p: IdParams| async move {
+        s.holders.forget(&p.id);
+        engine(EngineApi::kill_session(&s.engine, p.id).await)
+    })?;
     add(&mut m, method::MODEL_OPTIONS, |s, p: ModelOptionsParams| async move {
         Ok(EngineApi::model_options(&s.engine, p.current).await)
     })?;
@@ -82,21 +90,19 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
             ))
         }
     })?;
-    add(&mut m, method::PROVIDER_LIST, |s, (): ()| async move { engine(s.engine.list_providers().await) })?;
-    add(&mut m, method::PROVIDER_ADD, |s, p: ProviderSpec| async move { engine(s.engine.add_provider(p).await) })?;
-    add(
-        &mut m,
-        method::PROVIDER_REMOVE,
-        |s, p: NameParams| async move { engine(s.engine.remove_provider(&p.name).await) },
-    )?;
-    add(&mut m, method::PROVIDER_DEFAULT, |s, p: NameParams| async move {
-        engine(s.engine.set_default_provider(&p.name).await)
+    add(&mut m, method::PROVIDER_LIST, |s, (): ()| async move { engine(EngineApi::list_providers(&s.engine).await) })?;
+    add(&mut m, method::PROVIDER_ADD, |s, p: ProviderSpec| async move {
+        engine(EngineApi::add_provider(&s.engine, p).await)
     })?;
-    add(
-        &mut m,
-        method::PROVIDER_TEST,
-        |s, p: NameParams| async move { engine(s.engine.test_provider(&p.name).await) },
-    )?;
+    add(&mut m, method::PROVIDER_REMOVE, |s, p: NameParams| async move {
+        engine(EngineApi::remove_provider(&s.engine, p.name).await)
+    })?;
+    add(&mut m, method::PROVIDER_DEFAULT, |s, p: NameParams| async move {
+        engine(EngineApi::set_default_provider(&s.engine, p.name).await)
+    })?;
+    add(&mut m, method::PROVIDER_TEST, |s, p: NameParams| async move {
+        engine(EngineApi::test_provider(&s.engine, p.name).await)
+    })?;
     turns::register(&mut m)?;
     Ok(m)
 }
@@ -147,14 +153,14 @@ where
 }
 
 async fn health(s: &State) -> Result<Health, ErrorObjectOwned> {
-    let sessions = engine(s.engine.store().session_count().await.map_err(EngineError::from))?;
+    let status = engine(EngineApi::status(&s.engine).await)?;
     Ok(Health {
         version: s.info.version.clone(),
         protocol: protocol::PROTOCOL_VERSION,
         pid: s.info.pid,
         uptime_ms: u64::try_from(s.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        sessions,
-        running_turns: s.engine.running_turns(),
+        sessions: status.sessions,
+        running_turns: status.running_turns,
         socket: s.info.socket.clone(),
     })
 }
@@ -167,21 +173,5 @@ fn stop_soon(s: &Arc<State>, reload: bool) -> Result<(), ErrorObjectOwned> {
         tokio::time::sleep(STOP_REPLY_DELAY).await;
         token.cancel();
     });
-    Ok(())
-}
-
-/// Stops the session's turn and closes it here; it stays in the store.
-async fn kill(s: &State, id: String) -> Result<bool, EngineError> {
-    EngineApi::session(&s.engine, id.clone()).await?;
-    s.holders.forget(&id);
-    let cancelled = s.engine.cancel(&id);
-    s.engine.close_session(&id);
-    Ok(cancelled)
-}
-
-/// Stops and closes the session, then deletes it and its history from the store.
-async fn delete(s: &State, id: String) -> Result<(), EngineError> {
-    kill(s, id.clone()).await?;
-    s.engine.store().delete_session(&id).await?;
     Ok(())
 }
