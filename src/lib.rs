@@ -9,3 +9,4 @@ pub mod bridge;
 pub mod daemon;
 pub mod engine;
 pub mod logging;
+pub mod orchestra;

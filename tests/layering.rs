@@ -74,6 +74,27 @@ fn engine_knows_nothing_of_acp_or_the_bridge() {
 }
 
 #[test]
+fn engine_knows_nothing_of_the_orchestra() {
+    let bad = offenders("engine", &["crate::orchestra", "crate::daemon", "crate::cli"]);
+    assert!(bad.is_empty(), "the engine is one agent; orchestration sits above it:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn the_orchestra_uses_only_the_engines_face() {
+    let forbidden = [
+        "crate::acp",
+        "crate::bridge",
+        "crate::daemon",
+        "crate::cli",
+        "agent_client_protocol",
+        "engine::store",
+        ".store()",
+    ];
+    let bad = offenders("orchestra", &forbidden);
+    assert!(bad.is_empty(), "the orchestra reaches the engine only through EngineApi:\n{}", bad.join("\n"));
+}
+
+#[test]
 fn library_code_never_prints_to_stdout() {
     for layer in ["acp", "engine", "bridge"] {
         let bad = offenders(layer, &["println!", "print!(", "dbg!("]);
