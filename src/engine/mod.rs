@@ -16,6 +16,7 @@ pub mod event;
 mod instructions;
 pub mod live;
 pub mod mcp;
+mod open_session;
 pub mod permission;
 pub mod provider;
 mod provider_messages;

@@ -1,13 +1,17 @@
 //! Sessions that are open in this process, and the one-turn-at-a-time rule.
 //!
 //! The store holds every session ever made; this registry holds the ones a front end has
-//! opened (new, load, resume), each with the cancellation token of its running turn.
+//! opened (new, load, resume), each with its [`SessionState`] (its running turn, among
+//! other things), under one lock.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::hash_map::Entry;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
+
+use super::open_session::SessionState;
 
 /// A permission mode: how much the agent may do without asking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -63,27 +67,11 @@ impl Mode {
     }
 }
 
-/// Open sessions and their running turns.
+/// The sessions open in this process, each with its [`SessionState`].
 #[derive(Default, Clone)]
 pub struct OpenSessions {
-    inner: Arc<Mutex<HashMap<String, Slot>>>,
+    inner: Arc<Mutex<HashMap<String, Arc<SessionState>>>>,
     next_turn: Arc<AtomicU64>,
-}
-
-/// A session known here: open, or closed while its (cancelled) turn still finishes. Such a
-/// session stays in the map until the turn ends, so reopening it cannot start a second turn
-/// that would interleave its messages with the first one's last writes.
-struct Slot {
-    open: bool,
-    running: Option<Running>,
-}
-
-/// The running turn of a session.
-struct Running {
-    turn: u64,
-    token: CancellationToken,
-    /// Fired when the turn's claim is released.
-    done: CancellationToken,
 }
 
 /// Why a turn could not start.
@@ -94,83 +82,72 @@ pub enum ClaimError {
 }
 
 impl OpenSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<SessionState>>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks a session open (idempotent).
     pub fn open(&self, id: &str) {
-        self.lock().entry(id.to_string()).or_insert(Slot { open: false, running: None }).open = true;
+        match self.lock().entry(id.to_string()) {
+            Entry::Occupied(state) => state.get().reopen(),
+            Entry::Vacant(slot) => {
+                slot.insert(Arc::new(SessionState::opened()));
+            }
+        }
     }
 
     /// True if the session is open here.
     pub fn is_open(&self, id: &str) -> bool {
-        self.lock().get(id).is_some_and(|s| s.open)
+        self.lock().get(id).is_some_and(|s| s.is_open())
     }
 
     /// The ids of the open sessions, sorted.
     pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.lock().iter().filter(|(_, s)| s.open).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<String> = self.lock().iter().filter(|(_, s)| s.is_open()).map(|(id, _)| id.clone()).collect();
         ids.sort();
         ids
     }
 
     /// A token fired when the session's running turn ends; `None` if none runs.
     pub fn turn_done(&self, id: &str) -> Option<CancellationToken> {
-        self.lock().get(id)?.running.as_ref().map(|r| r.done.clone())
+        self.lock().get(id)?.turn_done()
     }
 
-    /// Closes a session, cancelling its running turn.
+    /// Closes a session, cancelling its running turn. Its state goes now, or when that turn
+    /// ends (see `TurnClaim::drop`).
     pub fn close(&self, id: &str) {
         let mut map = self.lock();
-        let Some(slot) = map.get_mut(id) else { return };
-        match &slot.running {
-            Some(running) => {
-                running.token.cancel();
-                // Forgotten when the turn ends (see `TurnClaim::drop`).
-                slot.open = false;
-            }
-            None => {
-                map.remove(id);
-            }
+        let Some(state) = map.get(id) else { return };
+        if !state.close() {
+            map.remove(id);
         }
     }
 
     /// Claims the session for a new turn. The claim ends when the returned guard drops.
     pub fn claim(&self, id: &str, parent: &CancellationToken) -> Result<TurnClaim, ClaimError> {
-        let mut map = self.lock();
-        let slot = map.get_mut(id).filter(|s| s.open).ok_or(ClaimError::NotOpen)?;
-        if slot.running.is_some() {
-            return Err(ClaimError::Busy);
-        }
-        let token = parent.child_token();
-        let done = CancellationToken::new();
-        let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
-        slot.running = Some(Running { turn, token: token.clone(), done: done.clone() });
-        Ok(TurnClaim { sessions: self.clone(), id: id.to_string(), turn, token, done })
+        let map = self.lock();
+        let state = map.get(id).ok_or(ClaimError::NotOpen)?;
+        let (turn, token, done) = state.start_turn(parent, &self.next_turn)?;
+        Ok(TurnClaim { sessions: self.clone(), state: state.clone(), id: id.to_string(), turn, token, done })
     }
 
     /// Cancels the running turn of a session, if any. A cancel with no turn running does
     /// nothing, so it can never leak into the next turn.
     pub fn cancel(&self, id: &str) -> bool {
-        match self.lock().get(id) {
-            Some(Slot { open: true, running: Some(running) }) => {
-                running.token.cancel();
-                true
-            }
-            _ => false,
-        }
+        self.lock().get(id).is_some_and(|s| s.cancel())
     }
 
     /// Number of turns running now (including those of sessions closed meanwhile).
     pub fn running(&self) -> usize {
-        self.lock().values().filter(|s| s.running.is_some()).count()
+        self.lock().values().filter(|s| s.is_running()).count()
     }
 }
 
 /// The right to run one turn on one session. Dropping it frees the session.
 pub struct TurnClaim {
     sessions: OpenSessions,
+    /// Kept in the registry while this claim lives, even if the session is closed.
+    state: Arc<SessionState>,
     id: String,
     turn: u64,
     token: CancellationToken,
@@ -197,13 +174,8 @@ impl TurnClaim {
 impl Drop for TurnClaim {
     fn drop(&mut self) {
         let mut map = self.sessions.lock();
-        if let Some(slot) = map.get_mut(&self.id)
-            && slot.running.as_ref().is_some_and(|r| r.turn == self.turn)
-        {
-            slot.running = None;
-            if !slot.open {
-                map.remove(&self.id);
-            }
+        if self.state.end_turn(self.turn) && map.get(&self.id).is_some_and(|s| Arc::ptr_eq(s, &self.state)) {
+            map.remove(&self.id);
         }
         drop(map);
         self.done.cancel();

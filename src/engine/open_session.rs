@@ -1,0 +1,123 @@
+//! What one session owns while it is open in this process, in one place.
+//!
+//! [`OpenSessions`](super::session::OpenSessions) maps session ids to a [`SessionState`];
+//! opening a session makes one, closing it drops it. A session closed while its turn runs
+//! keeps its state (marked closed) until the turn has saved its work, so reopening it finds
+//! the same state, still busy, and cannot start a second turn that would interleave its
+//! messages with the first one's last writes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio_util::sync::CancellationToken;
+
+use super::session::ClaimError;
+
+/// One open session's state. Its registry's lock is held around the open flag and the
+/// running turn, so those change together with the map; the state's own lock keeps its
+/// parts consistent for callers that hold only an `Arc` of it.
+pub struct SessionState {
+    parts: Mutex<Parts>,
+}
+
+struct Parts {
+    /// False once closed; the state then lives only until its running turn ends.
+    open: bool,
+    running: Option<Running>,
+}
+
+/// The running turn of a session.
+struct Running {
+    turn: u64,
+    token: CancellationToken,
+    /// Fired when the turn's claim is released.
+    done: CancellationToken,
+}
+
+impl SessionState {
+    /// The state of a session just opened.
+    pub(super) fn opened() -> SessionState {
+        SessionState { parts: Mutex::new(Parts { open: true, running: None }) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Parts> {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens it again (idempotent); a turn of the closed session may still be running.
+    pub(super) fn reopen(&self) {
+        self.lock().open = true;
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        self.lock().open
+    }
+
+    /// True while a turn runs (also when the session was closed meanwhile).
+    pub(super) fn is_running(&self) -> bool {
+        self.lock().running.is_some()
+    }
+
+    /// A token fired when the running turn ends; `None` if none runs.
+    pub(super) fn turn_done(&self) -> Option<CancellationToken> {
+        self.lock().running.as_ref().map(|r| r.done.clone())
+    }
+
+    /// Marks the session closed, cancelling its running turn. True if a turn still runs, so
+    /// the state must stay until it ends.
+    pub(super) fn close(&self) -> bool {
+        let mut parts = self.lock();
+        parts.open = false;
+        match &parts.running {
+            Some(running) => {
+                running.token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts a turn (its id from `next_turn`, its token a child of `parent`); fails if the
+    /// session is closed or busy. Returns the turn's id, token and done signal.
+    pub(super) fn start_turn(
+        &self,
+        parent: &CancellationToken,
+        next_turn: &AtomicU64,
+    ) -> Result<(u64, CancellationToken, CancellationToken), ClaimError> {
+        let mut parts = self.lock();
+        if !parts.open {
+            return Err(ClaimError::NotOpen);
+        }
+        if parts.running.is_some() {
+            return Err(ClaimError::Busy);
+        }
+        let token = parent.child_token();
+        let done = CancellationToken::new();
+        let turn = next_turn.fetch_add(1, Ordering::Relaxed);
+        parts.running = Some(Running { turn, token: token.clone(), done: done.clone() });
+        Ok((turn, token, done))
+    }
+
+    /// Cancels the running turn of an open session. A cancel with no turn running does
+    /// nothing, so it can never leak into the next turn.
+    pub(super) fn cancel(&self) -> bool {
+        match &*self.lock() {
+            Parts { open: true, running: Some(running) } => {
+                running.token.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Turn `turn` ended. True if that leaves a closed session with nothing running: its
+    /// state is no longer needed.
+    pub(super) fn end_turn(&self, turn: u64) -> bool {
+        let mut parts = self.lock();
+        if parts.running.as_ref().is_some_and(|r| r.turn == turn) {
+            parts.running = None;
+            return !parts.open;
+        }
+        false
+    }
+}
