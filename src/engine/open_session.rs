@@ -1,4 +1,5 @@
-//! What one session owns while it is open in this process, in one place.
+//! What one session owns while it is open in this process, in one place: its running turn
+//! and its MCP servers.
 //!
 //! [`OpenSessions`](super::session::OpenSessions) maps session ids to a [`SessionState`];
 //! opening a session makes one, closing it drops it. A session closed while its turn runs
@@ -7,10 +8,11 @@
 //! messages with the first one's last writes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
+use super::mcp::{McpServerConfig, McpSession};
 use super::session::ClaimError;
 
 /// One open session's state. Its registry's lock is held around the open flag and the
@@ -24,6 +26,12 @@ struct Parts {
     /// False once closed; the state then lives only until its running turn ends.
     open: bool,
     running: Option<Running>,
+    /// Its MCP servers (started on first use); taken away, to be stopped, when it closes.
+    mcp: Option<Arc<McpSession>>,
+    /// Whether the user let it start its project's `.ratchet/mcp.json` servers (they run
+    /// commands chosen by whoever wrote the repository, so they are asked for first); `None`
+    /// until asked. Forgotten when it closes.
+    project_servers: Option<bool>,
 }
 
 /// The running turn of a session.
@@ -37,7 +45,7 @@ struct Running {
 impl SessionState {
     /// The state of a session just opened.
     pub(super) fn opened() -> SessionState {
-        SessionState { parts: Mutex::new(Parts { open: true, running: None }) }
+        SessionState { parts: Mutex::new(Parts { open: true, running: None, mcp: None, project_servers: None }) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Parts> {
@@ -63,18 +71,17 @@ impl SessionState {
         self.lock().running.as_ref().map(|r| r.done.clone())
     }
 
-    /// Marks the session closed, cancelling its running turn. True if a turn still runs, so
-    /// the state must stay until it ends.
-    pub(super) fn close(&self) -> bool {
+    /// Marks the session closed, cancelling its running turn and forgetting the project-MCP
+    /// decision. Returns its MCP servers, to be stopped. The state itself must stay while a
+    /// turn runs ([`SessionState::is_running`]).
+    pub(super) fn close(&self) -> Option<Arc<McpSession>> {
         let mut parts = self.lock();
         parts.open = false;
-        match &parts.running {
-            Some(running) => {
-                running.token.cancel();
-                true
-            }
-            None => false,
+        if let Some(running) = &parts.running {
+            running.token.cancel();
         }
+        parts.project_servers = None;
+        parts.mcp.take()
     }
 
     /// Starts a turn (its id from `next_turn`, its token a child of `parent`); fails if the
@@ -102,7 +109,7 @@ impl SessionState {
     /// nothing, so it can never leak into the next turn.
     pub(super) fn cancel(&self) -> bool {
         match &*self.lock() {
-            Parts { open: true, running: Some(running) } => {
+            Parts { open: true, running: Some(running), .. } => {
                 running.token.cancel();
                 true
             }
@@ -119,5 +126,58 @@ impl SessionState {
             return !parts.open;
         }
         false
+    }
+
+    /// Its MCP servers, made by `make(project servers allowed)` on first use. `None` once
+    /// closed: a turn of a closed session must not start servers nothing would stop (checked
+    /// under the lock `close` takes them away under).
+    pub(super) fn mcp(&self, make: impl FnOnce(bool) -> McpSession) -> Option<Arc<McpSession>> {
+        let mut parts = self.lock();
+        if !parts.open {
+            return None;
+        }
+        let project = parts.project_servers == Some(true);
+        Some(parts.mcp.get_or_insert_with(|| Arc::new(make(project))).clone())
+    }
+
+    /// Replaces its MCP servers with `make(project servers allowed)`; returns the old ones,
+    /// to be stopped.
+    pub(super) fn set_mcp(&self, make: impl FnOnce(bool) -> McpSession) -> Option<Arc<McpSession>> {
+        let mut parts = self.lock();
+        let project = parts.project_servers == Some(true);
+        parts.mcp.replace(Arc::new(make(project)))
+    }
+
+    /// Takes its MCP servers away, to be stopped (at shutdown); a later turn makes new ones.
+    pub(super) fn take_mcp(&self) -> Option<Arc<McpSession>> {
+        self.lock().mcp.take()
+    }
+
+    #[cfg(test)]
+    pub(super) fn has_mcp(&self) -> bool {
+        self.lock().mcp.is_some()
+    }
+
+    /// True once the user was asked about the project's servers in this session.
+    pub(super) fn project_servers_decided(&self) -> bool {
+        self.lock().project_servers.is_some()
+    }
+
+    /// Records the user's answer about the project's servers. When allowed, its MCP servers
+    /// are rebuilt by `rebuild(the editor's servers)`; the old ones are returned, to be stopped.
+    pub(super) fn decide_project_servers(
+        &self,
+        allowed: bool,
+        rebuild: impl FnOnce(Vec<McpServerConfig>) -> McpSession,
+    ) -> Option<Arc<McpSession>> {
+        let mut parts = self.lock();
+        parts.project_servers = Some(allowed);
+        if !allowed {
+            return None;
+        }
+        let old = parts.mcp.take();
+        let editor = old.as_ref().map(|m| m.configs().to_vec()).unwrap_or_default();
+        parts.mcp = Some(Arc::new(rebuild(editor)));
+        old
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+use super::mcp::McpSession;
 use super::open_session::SessionState;
 
 /// A permission mode: how much the agent may do without asking.
@@ -113,14 +114,26 @@ impl OpenSessions {
         self.lock().get(id)?.turn_done()
     }
 
-    /// Closes a session, cancelling its running turn. Its state goes now, or when that turn
-    /// ends (see `TurnClaim::drop`).
-    pub fn close(&self, id: &str) {
+    /// Closes a session, cancelling its running turn; returns its MCP servers, to be stopped.
+    /// Its state goes now, or when that turn ends (see `TurnClaim::drop`).
+    pub fn close(&self, id: &str) -> Option<Arc<McpSession>> {
         let mut map = self.lock();
-        let Some(state) = map.get(id) else { return };
-        if !state.close() {
+        let state = map.get(id)?;
+        let mcp = state.close();
+        if !state.is_running() {
             map.remove(id);
         }
+        mcp
+    }
+
+    /// The state of a session known here (open, or closed with its turn still running).
+    pub(super) fn get(&self, id: &str) -> Option<Arc<SessionState>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Every session's state.
+    pub(super) fn states(&self) -> Vec<Arc<SessionState>> {
+        self.lock().values().cloned().collect()
     }
 
     /// Claims the session for a new turn. The claim ends when the returned guard drops.
