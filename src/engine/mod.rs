@@ -54,7 +54,7 @@ pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
 use mcp::{McpServerConfig, McpSession};
-use permission::{PendingPermissions, Policy};
+use permission::Policy;
 use secret_env::{CommandEnv, EnvAllow};
 use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
@@ -115,8 +115,6 @@ struct Inner {
     shutdown: CancellationToken,
     /// Allow/deny rules from the config file.
     policy: Policy,
-    /// Open permission questions.
-    pending: PendingPermissions,
     /// Secret values to keep out of tool output.
     redactor: Arc<Redactor>,
     /// Path globs no tool may touch.
@@ -150,7 +148,6 @@ impl Engine {
                 turns: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 policy,
-                pending: PendingPermissions::default(),
                 redactor,
                 deny_paths,
                 env_allow,
@@ -425,7 +422,7 @@ impl Engine {
     /// Answers a [`PermissionRequest`]. False if that question is not open (answered
     /// already, timed out, or not this session's).
     pub fn answer_permission(&self, session_id: &str, request_id: u64, answer: PermissionAnswer) -> bool {
-        self.inner.pending.answer(session_id, request_id, answer)
+        self.inner.open.answer(session_id, request_id, answer)
     }
 
     /// The tools a session's turns can use: the built-in ones and its MCP servers'. Also
@@ -453,10 +450,6 @@ impl Engine {
 
     fn policy(&self) -> &Policy {
         &self.inner.policy
-    }
-
-    fn pending_permissions(&self) -> &PendingPermissions {
-        &self.inner.pending
     }
 
     fn redactor(&self) -> Arc<Redactor> {

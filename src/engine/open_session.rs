@@ -1,5 +1,5 @@
-//! What one session owns while it is open in this process, in one place: its running turn
-//! and its MCP servers.
+//! What one session owns while it is open in this process, in one place: its running turn,
+//! its MCP servers and its open permission questions.
 //!
 //! [`OpenSessions`](super::session::OpenSessions) maps session ids to a [`SessionState`];
 //! opening a session makes one, closing it drops it. A session closed while its turn runs
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::mcp::{McpServerConfig, McpSession};
+use super::permission::PendingPermissions;
 use super::session::ClaimError;
 
 /// One open session's state. Its registry's lock is held around the open flag and the
@@ -20,6 +21,8 @@ use super::session::ClaimError;
 /// parts consistent for callers that hold only an `Arc` of it.
 pub struct SessionState {
     parts: Mutex<Parts>,
+    /// Its turn's open permission questions (apart: answering one needs nothing else).
+    questions: PendingPermissions,
 }
 
 struct Parts {
@@ -45,7 +48,8 @@ struct Running {
 impl SessionState {
     /// The state of a session just opened.
     pub(super) fn opened() -> SessionState {
-        SessionState { parts: Mutex::new(Parts { open: true, running: None, mcp: None, project_servers: None }) }
+        let parts = Parts { open: true, running: None, mcp: None, project_servers: None };
+        SessionState { parts: Mutex::new(parts), questions: PendingPermissions::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Parts> {
@@ -55,6 +59,11 @@ impl SessionState {
     /// Opens it again (idempotent); a turn of the closed session may still be running.
     pub(super) fn reopen(&self) {
         self.lock().open = true;
+    }
+
+    /// Its open permission questions.
+    pub(super) fn questions(&self) -> &PendingPermissions {
+        &self.questions
     }
 
     pub(super) fn is_open(&self) -> bool {

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use globset::{Glob, GlobMatcher};
 use tokio::sync::oneshot;
@@ -135,31 +134,27 @@ impl Policy {
     }
 }
 
-/// Open questions to the user, by request id.
+/// One session's open questions to the user, by request id. It lives in the session's
+/// state, so a question can only be answered through the session it was put in; the ids are
+/// unique in the process (`OpenSessions` hands them out).
 #[derive(Default)]
 pub struct PendingPermissions {
-    next_id: AtomicU64,
-    open: Mutex<HashMap<u64, (String, oneshot::Sender<PermissionAnswer>)>>,
+    open: Mutex<HashMap<u64, oneshot::Sender<PermissionAnswer>>>,
 }
 
 impl PendingPermissions {
-    /// Registers a question for `session`; the receiver gets the answer.
-    pub fn open(&self, session: &str) -> (u64, oneshot::Receiver<PermissionAnswer>) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Registers question `id`; the receiver gets the answer.
+    pub fn open(&self, id: u64) -> oneshot::Receiver<PermissionAnswer> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, (session.to_string(), tx));
-        (id, rx)
+        self.lock().insert(id, tx);
+        rx
     }
 
-    /// Answers a question. False if it is not open (already answered, or another session's).
-    pub fn answer(&self, session: &str, id: u64, answer: PermissionAnswer) -> bool {
-        let mut open = self.lock();
-        match open.get(&id) {
-            Some((s, _)) if s == session => {
-                let (_, tx) = open.remove(&id).expect("checked above");
-                tx.send(answer).is_ok()
-            }
-            _ => false,
+    /// Answers a question. False if it is not open (already answered, or never asked here).
+    pub fn answer(&self, id: u64, answer: PermissionAnswer) -> bool {
+        match self.lock().remove(&id) {
+            Some(tx) => tx.send(answer).is_ok(),
+            None => false,
         }
     }
 
@@ -168,7 +163,7 @@ impl PendingPermissions {
         self.lock().remove(&id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, oneshot::Sender<PermissionAnswer>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<PermissionAnswer>>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -225,15 +220,5 @@ mod tests {
     fn bad_glob_names_the_rule() {
         let err = Policy::new(&PermissionRules { allow: vec!["shell:[".into()], ..Default::default() }).unwrap_err();
         assert!(err.contains("shell:["), "{err}");
-    }
-
-    #[test]
-    fn answers_go_to_the_right_question_once() {
-        let pending = PendingPermissions::default();
-        let (id, mut rx) = pending.open("s1");
-        assert!(!pending.answer("s2", id, PermissionAnswer::AllowOnce));
-        assert!(pending.answer("s1", id, PermissionAnswer::RejectOnce));
-        assert_eq!(rx.try_recv().unwrap(), PermissionAnswer::RejectOnce);
-        assert!(!pending.answer("s1", id, PermissionAnswer::AllowOnce));
     }
 }

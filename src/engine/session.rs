@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::event::PermissionAnswer;
 use super::mcp::McpSession;
 use super::open_session::SessionState;
 
@@ -73,6 +75,8 @@ impl Mode {
 pub struct OpenSessions {
     inner: Arc<Mutex<HashMap<String, Arc<SessionState>>>>,
     next_turn: Arc<AtomicU64>,
+    /// The last permission question's id; ids are unique in the process.
+    next_question: Arc<AtomicU64>,
 }
 
 /// Why a turn could not start.
@@ -150,6 +154,12 @@ impl OpenSessions {
         self.lock().get(id).is_some_and(|s| s.cancel())
     }
 
+    /// Answers a permission question of the session's turn. False if that question is not
+    /// open (answered already, timed out, or not this session's).
+    pub fn answer(&self, id: &str, request_id: u64, answer: PermissionAnswer) -> bool {
+        self.get(id).is_some_and(|s| s.questions().answer(request_id, answer))
+    }
+
     /// Number of turns running now (including those of sessions closed meanwhile).
     pub fn running(&self) -> usize {
         self.lock().values().filter(|s| s.is_running()).count()
@@ -181,6 +191,17 @@ impl TurnClaim {
     /// Fired when the turn is cancelled.
     pub fn token(&self) -> &CancellationToken {
         &self.token
+    }
+
+    /// Puts a permission question in this turn's session; the receiver gets the answer.
+    pub fn open_question(&self) -> (u64, oneshot::Receiver<PermissionAnswer>) {
+        let id = self.sessions.next_question.fetch_add(1, Ordering::Relaxed) + 1;
+        (id, self.state.questions().open(id))
+    }
+
+    /// Forgets a question (the turn stopped waiting).
+    pub fn forget_question(&self, id: u64) {
+        self.state.questions().forget(id);
     }
 }
 
@@ -270,6 +291,19 @@ mod tests {
         assert_eq!(s.running(), 0);
         assert_eq!(s.claim("a", &root).err(), Some(ClaimError::NotOpen));
         assert!(s.lock().is_empty(), "nothing left behind");
+    }
+
+    #[test]
+    fn answers_go_to_the_right_question_once() {
+        let pending = OpenSessions::default();
+        pending.open("s1");
+        pending.open("s2");
+        let claim = pending.claim("s1", &CancellationToken::new()).unwrap();
+        let (id, mut rx) = claim.open_question();
+        assert!(!pending.answer("s2", id, PermissionAnswer::AllowOnce));
+        assert!(pending.answer("s1", id, PermissionAnswer::RejectOnce));
+        assert_eq!(rx.try_recv().unwrap(), PermissionAnswer::RejectOnce);
+        assert!(!pending.answer("s1", id, PermissionAnswer::AllowOnce));
     }
 
     #[test]
