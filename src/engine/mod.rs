@@ -121,7 +121,8 @@ struct Inner {
     deny_paths: Vec<String>,
     /// Variables that look secret which commands may still have (`[shell] env_allow`).
     env_allow: EnvAllow,
-    /// Every session's events, for watchers other than the turn's starter.
+    /// Every session's events, for watchers other than the turn's starter. Apart from `open`:
+    /// a watcher may follow a session that is not open here (see `live::LiveHub`).
     live: live::LiveHub,
 }
 
