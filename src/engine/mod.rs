@@ -16,7 +16,7 @@ pub mod event;
 mod instructions;
 pub mod live;
 pub mod mcp;
-mod open_session;
+pub mod open_session;
 pub mod permission;
 pub mod provider;
 mod provider_messages;
@@ -54,9 +54,9 @@ pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
 use mcp::{McpServerConfig, McpSession};
+use open_session::{ClaimError, OpenSessions, TurnClaim};
 use permission::Policy;
 use secret_env::{CommandEnv, EnvAllow};
-use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
 use tools::redact::Redactor;
 use tools::registry::ToolRegistry;
@@ -104,7 +104,7 @@ pub struct Engine {
 struct Inner {
     config: EngineConfig,
     store: SessionStore,
-    /// The sessions open here, each with what it owns while open (`open_session::SessionState`).
+    /// The sessions open here, each with what it owns while open (an `open_session::SessionState`).
     open: OpenSessions,
     /// The provider turns use, resolved on first use (resolution may probe Ollama) and again
     /// when the default stored entry changes.

@@ -3,16 +3,12 @@
 //! The decision combines, in this order: deny rules from `config.toml` (deny always wins),
 //! "always reject" answers the user gave in this session, read-only tools (always allowed),
 //! plan mode (read-only), allow rules, "always allow" answers, and the session's mode.
-//! Questions to the user wait in [`PendingPermissions`] until a front end answers them.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! Questions to the user wait in their session's state (`open_session`) until a front end
+//! answers them.
 
 use globset::{Glob, GlobMatcher};
-use tokio::sync::oneshot;
 
 use super::config::PermissionRules;
-use super::event::PermissionAnswer;
 use super::session::Mode;
 use super::tools::ToolKind;
 
@@ -131,40 +127,6 @@ impl Policy {
             (Mode::AcceptEdits, ToolKind::Edit | ToolKind::Delete | ToolKind::Move) => Verdict::Allow,
             _ => Verdict::Ask,
         }
-    }
-}
-
-/// One session's open questions to the user, by request id. It lives in the session's
-/// state, so a question can only be answered through the session it was put in; the ids are
-/// unique in the process (`OpenSessions` hands them out).
-#[derive(Default)]
-pub struct PendingPermissions {
-    open: Mutex<HashMap<u64, oneshot::Sender<PermissionAnswer>>>,
-}
-
-impl PendingPermissions {
-    /// Registers question `id`; the receiver gets the answer.
-    pub fn open(&self, id: u64) -> oneshot::Receiver<PermissionAnswer> {
-        let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, tx);
-        rx
-    }
-
-    /// Answers a question. False if it is not open (already answered, or never asked here).
-    pub fn answer(&self, id: u64, answer: PermissionAnswer) -> bool {
-        match self.lock().remove(&id) {
-            Some(tx) => tx.send(answer).is_ok(),
-            None => false,
-        }
-    }
-
-    /// Forgets a question (the turn stopped waiting).
-    pub fn forget(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<PermissionAnswer>>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
