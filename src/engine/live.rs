@@ -36,6 +36,12 @@ pub struct SessionEvent {
 }
 
 /// Broadcast channels by session id.
+///
+/// Not part of a session's `SessionState`: a channel lives as long as its watchers, not as
+/// long as the session is open here. Watching needs no open session (`ratchet attach`
+/// follows a daemon's session that no window may have open yet, and must see the turns of
+/// whoever opens it later), and a watcher keeps following across a close and a reopen. A
+/// channel is made on subscribe and dropped once its watchers are gone (see `subscribe`).
 #[derive(Default)]
 pub struct LiveHub {
     channels: Mutex<HashMap<String, broadcast::Sender<SessionEvent>>>,

@@ -17,6 +17,7 @@ pub mod event;
 mod instructions;
 pub mod live;
 pub mod mcp;
+pub mod open_session;
 pub mod permission;
 pub mod provider;
 pub mod provider_kind;
@@ -55,9 +56,9 @@ pub use session::Mode;
 pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
 
 use mcp::{McpServerConfig, McpSession};
-use permission::{PendingPermissions, Policy};
+use open_session::{ClaimError, OpenSessions, TurnClaim};
+use permission::Policy;
 use secret_env::{CommandEnv, EnvAllow};
-use session::{ClaimError, OpenSessions, TurnClaim};
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
 use tools::redact::Redactor;
 use tools::registry::ToolRegistry;
@@ -105,6 +106,7 @@ pub struct Engine {
 struct Inner {
     config: EngineConfig,
     store: SessionStore,
+    /// The sessions open here, each with what it owns while open (an `open_session::SessionState`).
     open: OpenSessions,
     /// The provider turns use, resolved on first use (resolution may probe Ollama) and again
     /// when the default stored entry changes.
@@ -115,21 +117,15 @@ struct Inner {
     shutdown: CancellationToken,
     /// Allow/deny rules from the config file.
     policy: Policy,
-    /// Open permission questions.
-    pending: PendingPermissions,
     /// Secret values to keep out of tool output.
     redactor: Arc<Redactor>,
     /// Path globs no tool may touch.
     deny_paths: Vec<String>,
     /// Variables that look secret which commands may still have (`[shell] env_allow`).
     env_allow: EnvAllow,
-    /// Every session's events, for watchers other than the turn's starter.
+    /// Every session's events, for watchers other than the turn's starter. Apart from `open`:
+    /// a watcher may follow a session that is not open here (see `live::LiveHub`).
     live: live::LiveHub,
-    /// MCP servers per session, started on first use.
-    mcp: std::sync::Mutex<std::collections::HashMap<String, Arc<McpSession>>>,
-    /// Whether the user let a session start its project's `.ratchet/mcp.json` servers (they
-    /// run commands chosen by whoever wrote the repository, so they are asked for first).
-    project_mcp: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 /// A session as front ends see it.
@@ -155,12 +151,9 @@ impl Engine {
                 turns: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 policy,
-                pending: PendingPermissions::default(),
                 redactor,
                 deny_paths,
                 env_allow,
-                mcp: Default::default(),
-                project_mcp: Default::default(),
                 live: Default::default(),
             }),
         })
@@ -218,24 +211,34 @@ impl Engine {
     /// Closes a session here, cancelling its running turn and stopping its MCP servers. It
     /// stays in the store.
     pub fn close_session(&self, id: &str) {
-        self.inner.open.close(id);
-        if let Some(old) = self.mcp_lock().remove(id) {
-            self.inner.turns.spawn(async move { old.shutdown().await });
+        if let Some(old) = self.inner.open.close(id) {
+            self.stop_mcp(old);
         }
-        self.project_mcp_lock().remove(id);
     }
 
     /// Sets the MCP servers a session's tools come from: the editor's `servers` plus, once the
     /// user allowed them, the project's `.ratchet/mcp.json`. They start on the next turn.
     pub fn set_mcp_servers(&self, session: &SessionRecord, servers: Vec<McpServerConfig>) {
-        let mcp = Arc::new(self.mcp_session(session, servers));
-        if let Some(old) = self.mcp_lock().insert(session.id.clone(), mcp) {
-            self.inner.turns.spawn(async move { old.shutdown().await });
+        // A session closed meanwhile has no state to keep them in; none of them started.
+        let Some(state) = self.inner.open.get(&session.id) else { return };
+        if let Some(old) = state.set_mcp(|project| self.mcp_session(session, servers, project)) {
+            self.stop_mcp(old);
         }
     }
 
-    fn mcp_session(&self, session: &SessionRecord, mut servers: Vec<McpServerConfig>) -> McpSession {
-        if self.project_mcp_lock().get(&session.id) == Some(&true) {
+    /// Stops a session's old MCP servers in the background (shutdown waits for it).
+    fn stop_mcp(&self, old: Arc<McpSession>) {
+        self.inner.turns.spawn(async move { old.shutdown().await });
+    }
+
+    /// The editor's `servers`, plus the project's when `with_project` (the user allowed them).
+    fn mcp_session(
+        &self,
+        session: &SessionRecord,
+        mut servers: Vec<McpServerConfig>,
+        with_project: bool,
+    ) -> McpSession {
+        if with_project {
             for p in self.project_servers(session) {
                 if !servers.iter().any(|s| s.name() == p.name()) {
                     servers.push(p);
@@ -255,7 +258,7 @@ impl Engine {
 
     /// Project servers the user has not yet been asked about in this session.
     fn unapproved_project_servers(&self, session: &SessionRecord) -> Vec<McpServerConfig> {
-        if self.project_mcp_lock().contains_key(&session.id) {
+        if self.inner.open.get(&session.id).is_some_and(|s| s.project_servers_decided()) {
             return Vec::new();
         }
         self.project_servers(session)
@@ -264,24 +267,15 @@ impl Engine {
     /// Records the user's answer about the project's servers; when allowed, the session's
     /// servers are rebuilt with them.
     fn decide_project_servers(&self, session: &SessionRecord, allowed: bool) {
-        self.project_mcp_lock().insert(session.id.clone(), allowed);
-        if allowed {
-            let old = self.mcp_lock().remove(&session.id);
-            let editor = old.as_ref().map(|m| m.configs().to_vec()).unwrap_or_default();
-            let fresh = Arc::new(self.mcp_session(session, editor));
-            self.mcp_lock().insert(session.id.clone(), fresh);
-            if let Some(old) = old {
-                self.inner.turns.spawn(async move { old.shutdown().await });
-            }
+        let Some(state) = self.inner.open.get(&session.id) else { return };
+        if let Some(old) = state.decide_project_servers(allowed, |editor| self.mcp_session(session, editor, true)) {
+            self.stop_mcp(old);
         }
     }
 
-    fn project_mcp_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, bool>> {
-        self.inner.project_mcp.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn mcp_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<McpSession>>> {
-        self.inner.mcp.lock().unwrap_or_else(|p| p.into_inner())
+    #[cfg(test)]
+    fn has_mcp(&self, id: &str) -> bool {
+        self.inner.open.get(id).is_some_and(|s| s.has_mcp())
     }
 
     /// Reads one session.
@@ -432,22 +426,18 @@ impl Engine {
     /// Answers a [`PermissionRequest`]. False if that question is not open (answered
     /// already, timed out, or not this session's).
     pub fn answer_permission(&self, session_id: &str, request_id: u64, answer: PermissionAnswer) -> bool {
-        self.inner.pending.answer(session_id, request_id, answer)
+        self.inner.open.answer(session_id, request_id, answer)
     }
 
     /// The tools a session's turns can use: the built-in ones and its MCP servers'. Also
     /// returns the servers that failed to start just now, so the turn can say so once.
     async fn tools_for(&self, session: &SessionRecord) -> (ToolRegistry, Vec<mcp::McpFailure>) {
         let mut registry = ToolRegistry::builtin();
-        let mcp = {
-            let mut map = self.mcp_lock();
-            // A session closed meanwhile (its turn is cancelled) gets no servers: nothing would
-            // stop them. Checked under the map's lock, which `close_session` takes after
-            // marking the session closed.
-            if !self.inner.open.is_open(&session.id) {
-                return (registry, Vec::new());
-            }
-            map.entry(session.id.clone()).or_insert_with(|| Arc::new(self.mcp_session(session, Vec::new()))).clone()
+        // A session closed meanwhile (its turn is cancelled) gets no servers: nothing would
+        // stop them.
+        let state = self.inner.open.get(&session.id);
+        let Some(mcp) = state.and_then(|s| s.mcp(|project| self.mcp_session(session, Vec::new(), project))) else {
+            return (registry, Vec::new());
         };
         let failures = mcp.start().await;
         for tool in mcp.tools().await {
@@ -464,10 +454,6 @@ impl Engine {
 
     fn policy(&self) -> &Policy {
         &self.inner.policy
-    }
-
-    fn pending_permissions(&self) -> &PendingPermissions {
-        &self.inner.pending
     }
 
     fn redactor(&self) -> Arc<Redactor> {
@@ -515,9 +501,8 @@ impl Engine {
     /// Cancels every running turn and waits (briefly) until each has saved its work.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        let servers: Vec<_> = self.mcp_lock().drain().map(|(_, m)| m).collect();
-        for m in servers {
-            self.inner.turns.spawn(async move { m.shutdown().await });
+        for m in self.inner.open.states().iter().filter_map(|s| s.take_mcp()) {
+            self.stop_mcp(m);
         }
         self.inner.turns.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.turns.wait()).await.is_err() {

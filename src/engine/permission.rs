@@ -3,17 +3,12 @@
 //! The decision combines, in this order: deny rules from `config.toml` (deny always wins),
 //! "always reject" answers the user gave in this session, read-only tools (always allowed),
 //! plan mode (read-only), allow rules, "always allow" answers, and the session's mode.
-//! Questions to the user wait in [`PendingPermissions`] until a front end answers them.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Questions to the user wait in their session's state (`open_session`) until a front end
+//! answers them.
 
 use globset::{Glob, GlobMatcher};
-use tokio::sync::oneshot;
 
 use super::config::PermissionRules;
-use super::event::PermissionAnswer;
 use super::session::Mode;
 use super::tools::ToolKind;
 
@@ -135,44 +130,6 @@ impl Policy {
     }
 }
 
-/// Open questions to the user, by request id.
-#[derive(Default)]
-pub struct PendingPermissions {
-    next_id: AtomicU64,
-    open: Mutex<HashMap<u64, (String, oneshot::Sender<PermissionAnswer>)>>,
-}
-
-impl PendingPermissions {
-    /// Registers a question for `session`; the receiver gets the answer.
-    pub fn open(&self, session: &str) -> (u64, oneshot::Receiver<PermissionAnswer>) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, (session.to_string(), tx));
-        (id, rx)
-    }
-
-    /// Answers a question. False if it is not open (already answered, or another session's).
-    pub fn answer(&self, session: &str, id: u64, answer: PermissionAnswer) -> bool {
-        let mut open = self.lock();
-        match open.get(&id) {
-            Some((s, _)) if s == session => {
-                let (_, tx) = open.remove(&id).expect("checked above");
-                tx.send(answer).is_ok()
-            }
-            _ => false,
-        }
-    }
-
-    /// Forgets a question (the turn stopped waiting).
-    pub fn forget(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, oneshot::Sender<PermissionAnswer>)>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,15 +182,5 @@ mod tests {
     fn bad_glob_names_the_rule() {
         let err = Policy::new(&PermissionRules { allow: vec!["shell:[".into()], ..Default::default() }).unwrap_err();
         assert!(err.contains("shell:["), "{err}");
-    }
-
-    #[test]
-    fn answers_go_to_the_right_question_once() {
-        let pending = PendingPermissions::default();
-        let (id, mut rx) = pending.open("s1");
-        assert!(!pending.answer("s2", id, PermissionAnswer::AllowOnce));
-        assert!(pending.answer("s1", id, PermissionAnswer::RejectOnce));
-        assert_eq!(rx.try_recv().unwrap(), PermissionAnswer::RejectOnce);
-        assert!(!pending.answer("s1", id, PermissionAnswer::AllowOnce));
     }
 }

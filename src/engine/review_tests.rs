@@ -165,12 +165,12 @@ async fn tools_of_a_closed_session_start_no_mcp_servers() {
     let e = scripted_engine(dir.path()).await;
     let s = e.create_session(dir.path().to_path_buf(), vec![]).await.unwrap();
     e.set_mcp_servers(&s, vec![]);
-    assert!(e.mcp_lock().contains_key(&s.id));
+    assert!(e.has_mcp(&s.id));
     e.close_session(&s.id);
-    assert!(!e.mcp_lock().contains_key(&s.id));
+    assert!(!e.has_mcp(&s.id));
     let (registry, _) = e.tools_for(&s).await;
     assert!(registry.get("read_file").is_some(), "built-in tools still work");
-    assert!(!e.mcp_lock().contains_key(&s.id), "a closed session got an MCP session again");
+    assert!(!e.has_mcp(&s.id), "a closed session got an MCP session again");
     e.shutdown().await;
 }
 

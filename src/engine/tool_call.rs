@@ -256,7 +256,7 @@ impl ToolRunner {
 
     async fn ask(&self, turn: &TurnContext, call: &ToolCall, kind: ToolKind, title: &str) -> Permit {
         let engine = &turn.engine;
-        let (request_id, answer) = engine.pending_permissions().open(&turn.session.id);
+        let (request_id, answer) = turn.claim.open_question();
         turn.emit(ChatEvent::PermissionRequest(PermissionRequest {
             request_id,
             tool_call_id: call.id.clone(),
@@ -269,7 +269,7 @@ impl ToolRunner {
             a = answer => a.unwrap_or(PermissionAnswer::Cancelled),
             () = self.cx.cancel.cancelled() => PermissionAnswer::Cancelled,
         };
-        engine.pending_permissions().forget(request_id);
+        turn.claim.forget_question(request_id);
         let remember = |d: Remembered| async move {
             self.lock().insert(call.name.clone(), d);
             if let Err(e) = engine.store().set_permission(&turn.session.id, &call.name, d.as_str()).await {

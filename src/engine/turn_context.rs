@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::Engine;
 use super::event::ChatEvent;
 use super::live::LiveEvent;
-use super::session::TurnClaim;
+use super::open_session::TurnClaim;
 use super::store::SessionRecord;
 use super::tools::Host;
 
