@@ -21,7 +21,10 @@ fn time_runs(program: &str, args: &[&str]) -> Duration {
             let start = Instant::now();
             let mut child =
                 Command::new(program).args(args).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn");
+            // `wait` would close stdin first; for the guard that is the lifeline, so keep it.
+            let lifeline = child.stdin.take();
             let status = child.wait().expect("wait");
+            drop(lifeline);
             assert!(status.success(), "{program} {args:?}: {status}");
             start.elapsed()
         })
