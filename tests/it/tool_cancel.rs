@@ -174,7 +174,7 @@ async fn cancel_during_an_editor_terminal_command_kills_and_releases_the_termina
     client.set_request_handler(|method, _| match method {
         "terminal/create" => Some(Reply::Result(json!({"terminalId": "term-sleep"}))),
         // The command "runs" until killed: never answer.
-        "terminal/wait_for_exit" => Some(Reply::NoReply),
+        "terminal/wait_for_exit" => Some(Reply::Silence),
         "terminal/output" => Some(Reply::Result(json!({
             "output": "partial\n",
             "truncated": false,

@@ -150,7 +150,7 @@ pub enum Reply {
     /// An error response.
     Error(i64, String),
     /// Do not answer (the request stays open; answer later with [`AcpClient::respond`]).
-    NoReply,
+    Silence,
 }
 
 /// A test's own answers to agent→client requests (fs, terminal, permissions), consulted
@@ -425,7 +425,7 @@ impl AcpClient {
             match reply {
                 Reply::Result(result) => self.respond(&id, result).await,
                 Reply::Error(code, message) => self.respond_error(&id, code, &message).await,
-                Reply::NoReply => {}
+                Reply::Silence => {}
             }
             return;
         }
