@@ -14,24 +14,6 @@ use crate::daemon::client::{Client, ClientError};
 use crate::daemon::paths::DaemonPaths;
 use crate::daemon::protocol::Health;
 
-/// How long [`probe_settled`] waits for a dead holder to let go of the lock: a daemon killed
-/// with `kill -9` already counts as dead (a zombie) while the kernel still tears it down.
-const DYING_HOLDER_WAIT: Duration = Duration::from_secs(2);
-
-/// [`lock::probe`], but a lock held by a process that is already dead is waited for (up to
-/// [`DYING_HOLDER_WAIT`]) instead of reported as held, so a start right after a crash works.
-async fn probe_settled(home: &Path) -> LockState {
-    let deadline = Instant::now() + DYING_HOLDER_WAIT;
-    loop {
-        match lock::probe(home) {
-            LockState::Held(Some(pid)) if !lock::pid_alive(pid) && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            state => return state,
-        }
-    }
-}
-
 /// How long a detached start may take before it counts as failed.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a graceful stop may take: the engine waits up to 3 s for turns to save and the
@@ -112,8 +94,13 @@ pub async fn status(home: &Path) -> Status {
 /// answers `health`. Fails at once if a daemon already runs there.
 pub async fn start_background(home: &Path, exe: &Path) -> anyhow::Result<Started> {
     let home = absolute_home(home);
-    if let LockState::Held(pid) = probe_settled(&home).await {
-        return Err(LockError::AlreadyRunning { home, pid }.into());
+    // A holder that is already dead (killed, still being torn down) is no reason to refuse:
+    // the new daemon's `DaemonLock::acquire` waits for it to let go.
+    match lock::probe(&home) {
+        LockState::Held(pid) if pid.is_none_or(lock::pid_alive) => {
+            return Err(LockError::AlreadyRunning { home, pid }.into());
+        }
+        _ => {}
     }
     let paths = DaemonPaths::new(&home);
     crate::engine::data_dir::create_dir(&paths.logs)

@@ -18,6 +18,9 @@ use crate::engine::singleton::try_lock_exclusive;
 /// the lock but has not written its pid yet.
 const CONTENDED_RETRIES: u32 = 4;
 const CONTENDED_PAUSE: Duration = Duration::from_millis(50);
+/// Retries while the holder is already dead: a daemon killed with `kill -9` counts as dead (a
+/// zombie) while the kernel still tears it down and releases its lock; 2 s covers that.
+const DEAD_HOLDER_RETRIES: u32 = 40;
 
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +63,8 @@ impl DaemonLock {
             }
             let holder = holder_pid(&paths);
             attempt += 1;
-            if attempt >= CONTENDED_RETRIES || holder.is_some_and(pid_alive) {
+            let limit = if holder.is_some() { DEAD_HOLDER_RETRIES } else { CONTENDED_RETRIES };
+            if attempt >= limit || holder.is_some_and(pid_alive) {
                 return Err(LockError::AlreadyRunning { home: home.to_path_buf(), pid: holder });
             }
             std::thread::sleep(CONTENDED_PAUSE);
