@@ -52,7 +52,8 @@ fn private(options: &mut OpenOptions) -> &mut OpenOptions {
 /// Makes `home` private: creates it 0700, or, if it exists and its group or others have any
 /// access, takes that away from it and from everything in it (two levels deep: the files and
 /// `logs/`). Symbolic links are left alone. Returns the paths it changed, so the caller can log
-/// them once logging runs.
+/// them once logging runs. A home that is already private is not walked: everything ratchet
+/// creates in it is private, and nobody else can reach inside anyway (one `stat` per start).
 pub fn secure(home: &Path) -> io::Result<Vec<PathBuf>> {
     if !home.exists() {
         create_dir(home)?;
@@ -60,6 +61,9 @@ pub fn secure(home: &Path) -> io::Result<Vec<PathBuf>> {
     }
     let mut changed = Vec::new();
     tighten(home, DIR_MODE, &mut changed)?;
+    if changed.is_empty() {
+        return Ok(changed);
+    }
     for entry in std::fs::read_dir(home)?.flatten() {
         let path = entry.path();
         let Ok(kind) = entry.file_type() else { continue };
