@@ -56,7 +56,7 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
     match client {
         Some(client) => {
             let engine = client.into_reconnecting_engine(when_lost);
-            let socket = engine.client().socket().display().to_string();
+            let socket = engine.socket().display().to_string();
             tracing::info!(version = env!("CARGO_PKG_VERSION"), socket, "serving ACP on stdio through the daemon");
             serve(Arc::new(engine)).await?;
             tracing::info!("client disconnected; exiting (the daemon keeps running)");

@@ -8,7 +8,7 @@
 //! start-up ([`scrub_own_environment`]), wiping them from the memory that file shows; ratchet
 //! itself reads them through [`var`] afterwards.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::sync::OnceLock;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -125,11 +125,6 @@ impl CommandEnv {
     /// Sets exactly this environment on `command`.
     pub fn apply(&self, command: &mut tokio::process::Command) {
         command.env_clear().envs(self.vars.iter().map(|(k, v)| (k, v)));
-    }
-
-    /// The value a command gets for `name`.
-    pub fn get(&self, name: &str) -> Option<&OsStr> {
-        self.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
     }
 
     /// The `(name, value)` pairs of withheld variables that were let through (their values

@@ -61,8 +61,8 @@ enum LinkState {
 pub(super) struct Link {
     state: watch::Sender<LinkState>,
     when_lost: WhenLost,
-    /// The last connection made, for the daemon-only calls (health, kill, delete).
-    latest: Mutex<Client>,
+    /// The daemon's socket (every reconnection goes to the same one).
+    socket: PathBuf,
     /// Sessions this front end has open, by id, as it opened them: re-opened on reconnect.
     sessions: Mutex<HashMap<String, OpenParams>>,
     /// Stops the supervisor and every live-event forwarder.
@@ -74,7 +74,7 @@ impl Link {
         Link {
             state: watch::Sender::new(LinkState::Up { client: client.clone(), generation: 0 }),
             when_lost,
-            latest: Mutex::new(client),
+            socket: client.socket.clone(),
             sessions: Mutex::default(),
             stop: CancellationToken::new(),
         }
@@ -85,9 +85,9 @@ impl Link {
         self.when_lost != WhenLost::Fail
     }
 
-    /// The last connection made (maybe a dead one).
-    pub(super) fn latest(&self) -> Client {
-        self.latest.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The daemon's socket.
+    pub(super) fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// Cancelled when the front end shuts down.
@@ -177,7 +177,6 @@ impl Link {
             self.set_down("the connection to it closed".to_string(), false);
             let Some(client) = self.reconnect(&socket).await else { return };
             self.reopen(&client).await;
-            *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = client.clone();
             if self.stop.is_cancelled() {
                 return;
             }

@@ -76,9 +76,9 @@ impl RemoteEngine {
         RemoteEngine { inner: Arc::new(Inner { link, tasks }) }
     }
 
-    /// The latest connection, for the daemon-only calls (health, shutdown, reload).
-    pub fn client(&self) -> Client {
-        self.inner.link.latest()
+    /// The daemon's socket, for messages.
+    pub fn socket(&self) -> &std::path::Path {
+        self.inner.link.socket()
     }
 
     /// Stops reconnecting and following sessions, then waits (at most `grace`) for running
