@@ -5,4 +5,8 @@
 //! never the store, and it never imports `acp`, `bridge`, `daemon` or `cli`; the engine never
 //! imports it (`tests/layering.rs`).
 
+pub mod db;
+pub mod jobs;
 pub mod plan;
+pub mod plans;
+pub mod questions;
