@@ -291,7 +291,7 @@ fn row(what: &str, v: &[Duration]) -> String {
 /// Control-API round trips: health, session.get, session.list (page of 10), `CALLS` each.
 async fn control_latency(client: &Client, session: &str) -> [Vec<Duration>; 3] {
     let engine = client.clone().into_engine();
-    let query = || ListQuery { cwd: None, cursor: None, limit: 10 };
+    let query = || ListQuery { cwd: None, cursor: None, limit: 10, top_level: false };
     // Warm-up: connection buffers, allocator, SQLite page cache.
     for _ in 0..100 {
         client.health().await.unwrap();
@@ -365,7 +365,10 @@ fn main() {
         let full = mem(pid);
         assert_eq!(rt.block_on(client.health()).unwrap().sessions, SESSIONS as u64);
         rt.block_on(async {
-            let page = engine.list_sessions(ListQuery { cwd: None, cursor: None, limit: SESSIONS }).await.unwrap();
+            let page = engine
+                .list_sessions(ListQuery { cwd: None, cursor: None, limit: SESSIONS, top_level: false })
+                .await
+                .unwrap();
             assert_eq!(page.sessions.len(), SESSIONS);
             for s in page.sessions {
                 // Dropping the receiver ends the subscription (the editor went away).

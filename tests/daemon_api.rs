@@ -99,7 +99,9 @@ async fn sessions_are_created_listed_and_streamed_with_engine_errors_intact() {
     let d = Daemon::start(r#"{"turns":[{"text":"hello from the daemon","chunk_delay_ms":5}]}"#).await;
     let e = d.engine().await;
     let s = within(e.create_session(d.cwd(), vec![], vec![])).await.unwrap();
-    let page = within(e.list_sessions(ListQuery { cwd: Some(d.cwd()), cursor: None, limit: 10 })).await.unwrap();
+    let page = within(e.list_sessions(ListQuery { cwd: Some(d.cwd()), cursor: None, limit: 10, top_level: false }))
+        .await
+        .unwrap();
     assert_eq!(page.sessions.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec![s.id.as_str()]);
     assert!(within(e.history(s.id.clone())).await.unwrap().is_empty());
 

@@ -68,6 +68,7 @@ fn context(dir: &Path, redactor: Redactor) -> ToolContext {
         shell_timeout: Duration::from_secs(10),
         call_id: None,
         command_env: Default::default(),
+        turn: std::sync::Arc::new(ratchet::engine::turn_scope::NoTurn),
     }
 }
 

@@ -100,7 +100,7 @@ impl AcpAgent {
     pub(super) async fn list_sessions(&self, req: ListSessionsRequest) -> Result<Value, RpcError> {
         // Sessions store their `cwd` normalized, so the filter is too (`/a/b/` finds `/a/b`).
         let cwd = req.cwd.as_deref().map(from_acp::normalize);
-        let query = ListQuery { cwd, cursor: req.cursor, limit: LIST_PAGE_SIZE };
+        let query = ListQuery { cwd, cursor: req.cursor, limit: LIST_PAGE_SIZE, top_level: false };
         let page = self.engine.list_sessions(query).await?;
         let sessions = page.sessions.iter().map(to_acp::session_info).collect();
         to_value(ListSessionsResponse::new(sessions).next_cursor(page.next_cursor))

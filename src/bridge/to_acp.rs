@@ -53,6 +53,8 @@ pub fn updates(event: &ChatEvent) -> Vec<SessionUpdate> {
         }
         ChatEvent::Plan(entries) => SessionUpdate::Plan(plan(entries)),
         ChatEvent::PermissionRequest(_)
+        | ChatEvent::Question(_)
+        | ChatEvent::QuestionWithdrawn { .. }
         | ChatEvent::SessionChanged { .. }
         | ChatEvent::Complete { .. }
         | ChatEvent::Error { .. } => return Vec::new(),

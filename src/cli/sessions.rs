@@ -45,7 +45,7 @@ async fn list(api: &dyn EngineApi, cwd: Option<PathBuf>) -> anyhow::Result<ExitC
     let mut cursor = None;
     let mut n = 0;
     loop {
-        let query = ListQuery { cwd: cwd.clone(), cursor, limit: 200 };
+        let query = ListQuery { cwd: cwd.clone(), cursor, limit: 200, top_level: false };
         let page = api.list_sessions(query).await?;
         for s in &page.sessions {
             let title = s.title.as_deref().unwrap_or("(untitled)");

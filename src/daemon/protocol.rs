@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::engine::mcp::McpServerConfig;
 use crate::engine::store::StoreError;
 use crate::engine::tools::{CommandRequest, TerminalRun};
-use crate::engine::{ChatEvent, ContentPart, EngineError, PermissionAnswer};
+use crate::engine::{ChatEvent, ChildSpec, ContentPart, EngineError, PermissionAnswer, QuestionAnswer};
 
 /// Bumped whenever a method, payload or item changes incompatibly; client and daemon must agree.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -35,6 +35,7 @@ pub mod method {
     pub const SHUTDOWN: &str = "daemon.shutdown";
     pub const RELOAD: &str = "daemon.reload";
     pub const CREATE: &str = "session.create";
+    pub const CREATE_CHILD: &str = "session.create_child";
     pub const OPEN: &str = "session.open";
     pub const CLOSE: &str = "session.close";
     pub const GET: &str = "session.get";
@@ -55,6 +56,7 @@ pub mod method {
     pub const PROVIDER_TEST: &str = "provider.test";
     pub const CANCEL: &str = "turn.cancel";
     pub const ANSWER_PERMISSION: &str = "turn.answer_permission";
+    pub const ANSWER_QUESTION: &str = "turn.answer_question";
     pub const HOST_REPLY: &str = "turn.host_reply";
     /// Subscription: starts a turn; items are [`TurnItem`](super::TurnItem)s.
     pub const SEND: &str = "turn.send";
@@ -131,6 +133,22 @@ pub struct AnswerParams {
     pub id: String,
     pub request_id: u64,
     pub answer: PermissionAnswer,
+}
+
+/// `turn.answer_question`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct QuestionAnswerParams {
+    pub id: String,
+    pub request_id: u64,
+    pub answer: QuestionAnswer,
+}
+
+/// `session.create_child`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ChildParams {
+    pub parent: String,
+    #[serde(default)]
+    pub spec: ChildSpec,
 }
 
 /// What the prompting client's editor can do for the turn's tools.

@@ -14,8 +14,8 @@ use super::mcp::McpServerConfig;
 use super::store::ProviderRecord;
 use super::tools::{Host, PlanEntry};
 use super::{
-    ChatEvent, ContentPart, Engine, EngineError, ListQuery, Mode, PermissionAnswer, ProviderSpec, ProviderTest,
-    SessionPage, SessionRecord, StoredMessage,
+    ChatEvent, ChildSpec, ContentPart, Engine, EngineError, ListQuery, Mode, PermissionAnswer, ProviderSpec,
+    ProviderTest, QuestionAnswer, SessionPage, SessionRecord, StoredMessage,
 };
 
 /// A running turn as its starter sees it.
@@ -52,6 +52,12 @@ pub trait EngineApi: Send + Sync + 'static {
         dirs: Vec<PathBuf>,
         mcp: Vec<McpServerConfig>,
     ) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
+    /// Creates and opens a session started by `parent` (see [`Engine::create_child_session`]).
+    fn create_child_session(
+        &self,
+        parent: String,
+        spec: ChildSpec,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>>;
     /// Closes a session here: cancels its turn, stops its MCP servers.
     fn close_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>>;
     /// Cancels the session's turn and closes it here, whoever had it open; it stays in the
@@ -79,6 +85,8 @@ pub trait EngineApi: Send + Sync + 'static {
     fn cancel(&self, id: String) -> BoxFuture<'_, bool>;
     /// Answers a permission question of a turn.
     fn answer_permission(&self, id: String, request_id: u64, answer: PermissionAnswer) -> BoxFuture<'_, bool>;
+    /// Answers a [`Question`](super::Question) of a turn.
+    fn answer_question(&self, id: String, request_id: u64, answer: QuestionAnswer) -> BoxFuture<'_, bool>;
     /// Every event of the session from now on, whoever started the turn.
     fn subscribe(&self, id: String) -> BoxFuture<'_, Result<broadcast::Receiver<SessionEvent>, EngineError>>;
     /// How many sessions the store holds and how many turns run now.
@@ -127,6 +135,14 @@ impl EngineApi for Engine {
             Ok(record)
         }
         .boxed()
+    }
+
+    fn create_child_session(
+        &self,
+        parent: String,
+        spec: ChildSpec,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
+        async move { Engine::create_child_session(self, &parent, spec).await }.boxed()
     }
 
     fn close_session(&self, id: String) -> BoxFuture<'_, Result<(), EngineError>> {
@@ -206,6 +222,10 @@ impl EngineApi for Engine {
 
     fn answer_permission(&self, id: String, request_id: u64, answer: PermissionAnswer) -> BoxFuture<'_, bool> {
         futures::future::ready(Engine::answer_permission(self, &id, request_id, answer)).boxed()
+    }
+
+    fn answer_question(&self, id: String, request_id: u64, answer: QuestionAnswer) -> BoxFuture<'_, bool> {
+        futures::future::ready(Engine::answer_question(self, &id, request_id, answer)).boxed()
     }
 
     fn subscribe(&self, id: String) -> BoxFuture<'_, Result<broadcast::Receiver<SessionEvent>, EngineError>> {

@@ -3,8 +3,9 @@
 //! The ACP bridge turns these into `session/update` notifications, `ratchet exec` prints
 //! them, the daemon forwards them. The enum is the contract; front ends only render it.
 
+use super::content::ToolKind;
 use super::content::Usage;
-use super::tools::{Display, Location, PlanEntry, ToolKind};
+use super::tool_view::{Display, Location, PlanEntry};
 
 /// One event of a running turn. The last event of every turn is `Complete` or `Error`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +32,12 @@ pub enum ChatEvent {
     PermissionRequest(PermissionRequest),
     /// The model published a plan (always the complete list).
     Plan(Vec<PlanEntry>),
+    /// A question for the user that is not about one tool call's permission (a plan to
+    /// approve, a question of the model's). Answer with `EngineApi::answer_question`.
+    Question(Question),
+    /// A [`Question`] was answered elsewhere (the CLI, a rule) or is no longer needed: the
+    /// front end stops asking it.
+    QuestionWithdrawn { request_id: u64 },
     /// The session's mode or model changed (e.g. by a slash command).
     SessionChanged { mode: super::Mode, model: String },
     /// The turn ended normally. Everything it produced is saved before this is sent.
@@ -131,4 +138,49 @@ pub enum PermissionAnswer {
     RejectAlways,
     /// The prompt was cancelled while the question was open: stop the turn.
     Cancelled,
+}
+
+/// A question for the user, put by a tool while its turn runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Question {
+    /// Answer with this id.
+    pub request_id: u64,
+    /// The tool call the question belongs to, when there is one.
+    pub tool_call_id: Option<String>,
+    /// What is asked, in one line (also the editor's dialog message).
+    pub title: String,
+    pub form: QuestionForm,
+}
+
+/// What kind of answer a [`Question`] wants.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum QuestionForm {
+    /// Approve (perhaps skipping steps) or reject (with feedback) a plan.
+    PlanApproval { plan_id: String, steps: Vec<StepChoice> },
+    /// Free text.
+    Text,
+}
+
+/// A plan step as offered for skipping.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepChoice {
+    pub id: String,
+    pub description: String,
+}
+
+/// The user's answer to a [`Question`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionAnswer {
+    /// Approved, with these steps skipped.
+    Approve {
+        skip: Vec<String>,
+    },
+    Reject {
+        feedback: String,
+    },
+    Text(String),
+    /// The editor closed the question without an answer (declined, dismissed, cancelled).
+    Declined,
 }

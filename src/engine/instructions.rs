@@ -112,6 +112,8 @@ mod tests {
             status: SessionStatus::Active,
             created_at: 0,
             updated_at: 0,
+            parent_id: None,
+            provider_pinned: false,
         }
     }
 
@@ -149,6 +151,7 @@ mod tests {
             shell_timeout: std::time::Duration::from_secs(1),
             call_id: None,
             command_env: Default::default(),
+            turn: std::sync::Arc::new(crate::engine::turn_scope::NoTurn),
         })
     }
 

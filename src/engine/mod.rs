@@ -14,6 +14,7 @@ pub mod config;
 pub mod content;
 pub mod data_dir;
 pub mod event;
+pub mod extension;
 mod instructions;
 pub mod live;
 pub mod mcp;
@@ -31,9 +32,11 @@ pub mod singleton;
 pub mod store;
 mod title;
 mod tool_call;
+pub mod tool_view;
 pub mod tools;
 mod turn;
 mod turn_context;
+pub mod turn_scope;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,8 +50,8 @@ pub use api::{EngineApi, EngineStatus, TurnStream};
 pub use config::EngineConfig;
 pub use content::{ContentPart, Role, Usage};
 pub use event::{
-    ChatEvent, ErrorKind, PermissionAnswer, PermissionRequest, StopReason, ToolCallChange, ToolCallStart,
-    ToolCallStatus,
+    ChatEvent, ErrorKind, PermissionAnswer, PermissionRequest, Question, QuestionAnswer, QuestionForm, StepChoice,
+    StopReason, ToolCallChange, ToolCallStart, ToolCallStatus,
 };
 pub use live::{LiveEvent, SessionEvent};
 pub use providers::{ProviderSpec, ProviderTest};
@@ -126,6 +129,18 @@ struct Inner {
     /// Every session's events, for watchers other than the turn's starter. Apart from `open`:
     /// a watcher may follow a session that is not open here (see `live::LiveHub`).
     live: live::LiveHub,
+    /// What the layer above added (tools, commands, a look at each turn); set once.
+    extension: std::sync::OnceLock<Arc<dyn extension::Extension>>,
+}
+
+/// How a child session is made ([`Engine::create_child_session`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChildSpec {
+    pub title: Option<String>,
+    /// A stored provider entry the child keeps; `None` follows the default.
+    pub provider: Option<String>,
+    /// The model; `None` is the entry's (or the default provider's) model.
+    pub model: Option<String>,
 }
 
 /// A session as front ends see it.
@@ -155,8 +170,18 @@ impl Engine {
                 deny_paths,
                 env_allow,
                 live: Default::default(),
+                extension: Default::default(),
             }),
         })
+    }
+
+    /// Installs the layer above (once, before the first turn). False if one was installed.
+    pub fn set_extension(&self, extension: Arc<dyn extension::Extension>) -> bool {
+        self.inner.extension.set(extension).is_ok()
+    }
+
+    fn extension(&self) -> Option<&Arc<dyn extension::Extension>> {
+        self.inner.extension.get()
     }
 
     /// The configuration the engine runs with.
@@ -184,8 +209,61 @@ impl Engine {
         let record = self
             .inner
             .store
-            .create_session(NewSession { id: None, cwd, additional_dirs, provider, model, mode: Mode::Ask })
+            .create_session(NewSession {
+                id: None,
+                cwd,
+                additional_dirs,
+                provider,
+                model,
+                mode: Mode::Ask,
+                parent_id: None,
+                provider_pinned: false,
+            })
             .await?;
+        self.inner.open.open(&record.id);
+        Ok(record)
+    }
+
+    /// Creates and opens a session started by `parent` (a fleet worker): same cwd,
+    /// directories and mode (plan mode becomes ask: the worker carries out an approved step,
+    /// and still asks before every write or command). With `spec.provider` it keeps that
+    /// stored entry (and `spec.model`, else the entry's model) whatever the default.
+    pub async fn create_child_session(&self, parent: &str, spec: ChildSpec) -> Result<SessionInfo, EngineError> {
+        let parent = self.session(parent).await?;
+        let mode = if parent.mode == Mode::Plan { Mode::Ask } else { parent.mode };
+        let (provider, model, provider_pinned) = match &spec.provider {
+            Some(name) => {
+                let entry = self
+                    .inner
+                    .store
+                    .provider(name)
+                    .await?
+                    .ok_or_else(|| EngineError::ProviderNotFound(name.clone()))?;
+                (entry.name, spec.model.clone().unwrap_or(entry.model), true)
+            }
+            None => match self.provider_choice().await {
+                Ok(c) => (c.label().to_string(), spec.model.clone().unwrap_or(c.model), false),
+                Err(_) => ("none".to_string(), spec.model.clone().unwrap_or_default(), false),
+            },
+        };
+        let mut record = self
+            .inner
+            .store
+            .create_session(NewSession {
+                id: None,
+                cwd: parent.cwd.clone(),
+                additional_dirs: parent.additional_dirs.clone(),
+                provider,
+                model,
+                mode,
+                parent_id: Some(parent.id.clone()),
+                provider_pinned,
+            })
+            .await?;
+        if let Some(title) = spec.title {
+            let patch = SessionPatch { title: Some(title), ..Default::default() };
+            record = self.inner.store.update_session(&record.id, patch).await?;
+        }
         self.inner.open.open(&record.id);
         Ok(record)
     }
@@ -386,14 +464,32 @@ impl Engine {
             turn_id: claim.turn_id(),
             events: tx.clone(),
         };
+        let pause = extension::PauseGate::default();
+        let watch = self.extension().map(|e| {
+            e.watch_turn(extension::TurnInfo {
+                session: session.clone(),
+                turn: claim.turn_id(),
+                cancel: claim.token().clone(),
+                pause: pause.clone(),
+            })
+        });
         let turn = turn::Turn {
             cx: turn_context::TurnContext { engine: self.clone(), session, claim, events: tx, host },
             first_prompt,
             prompt: content,
             action,
+            pause,
         };
         let span = tracing::info_span!("turn", session = %turn.cx.session.id);
-        self.inner.turns.spawn(tracing::Instrument::instrument(backstop.run(turn.run()), span));
+        let run = async move {
+            // Kept until the turn has ended and saved its work.
+            let _watched = match watch {
+                Some(w) => w.await,
+                None => None,
+            };
+            backstop.run(turn.run()).await
+        };
+        self.inner.turns.spawn(tracing::Instrument::instrument(run, span));
         Ok(rx)
     }
 
@@ -405,7 +501,13 @@ impl Engine {
     ) -> Result<(Vec<ContentPart>, turn::Action), EngineError> {
         use commands::Command;
         Ok(match commands::parse(&content) {
-            None => (content, turn::Action::Model),
+            None => match self.extension_command(session, &content) {
+                Some(reply) => {
+                    let reply = reply.await;
+                    (content, turn::Action::Reply(reply))
+                }
+                None => (content, turn::Action::Model),
+            },
             Some(Command::Review) => match commands::review_prompt(&session.cwd).await {
                 Ok(prompt) => (vec![ContentPart::text(format!("/review\n\n{prompt}"))], turn::Action::Model),
                 Err(reply) => (content, turn::Action::Reply(reply)),
@@ -416,6 +518,18 @@ impl Engine {
             }
             Some(local) => (content, turn::Action::Local(local)),
         })
+    }
+
+    /// The layer above's answer to a `/command` it knows, if the prompt is one.
+    fn extension_command(
+        &self,
+        session: &SessionRecord,
+        content: &[ContentPart],
+    ) -> Option<futures::future::BoxFuture<'static, String>> {
+        let ContentPart::Text { text } = content.first()? else { return None };
+        let rest = text.trim_start().strip_prefix('/')?;
+        let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        self.extension()?.command(session, name.trim(), args.trim())
     }
 
     /// Cancels the running turn of a session. Returns false if none was running.
@@ -429,10 +543,20 @@ impl Engine {
         self.inner.open.answer(session_id, request_id, answer)
     }
 
+    /// Answers a [`Question`] of a turn. False if that question is not open.
+    pub fn answer_question(&self, session_id: &str, request_id: u64, answer: QuestionAnswer) -> bool {
+        self.inner.open.answer_question(session_id, request_id, answer)
+    }
+
     /// The tools a session's turns can use: the built-in ones and its MCP servers'. Also
     /// returns the servers that failed to start just now, so the turn can say so once.
     async fn tools_for(&self, session: &SessionRecord) -> (ToolRegistry, Vec<mcp::McpFailure>) {
         let mut registry = ToolRegistry::builtin();
+        for tool in self.extension().map(|e| e.tools(session)).unwrap_or_default() {
+            if !registry.add(tool.clone()) {
+                tracing::warn!(tool = %tool.spec().name, "an added tool's name is taken; skipped");
+            }
+        }
         // A session closed meanwhile (its turn is cancelled) gets no servers: nothing would
         // stop them.
         let state = self.inner.open.get(&session.id);

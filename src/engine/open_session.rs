@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::event::PermissionAnswer;
+use super::event::{PermissionAnswer, QuestionAnswer};
 use super::mcp::{McpServerConfig, McpSession};
 
 /// The sessions open in this process, each with its [`SessionState`].
@@ -103,6 +103,12 @@ impl OpenSessions {
         self.get(id).is_some_and(|s| s.questions().answer(request_id, answer))
     }
 
+    /// Answers another question of the session's turn (a plan approval, a question of the
+    /// model's). False if that question is not open.
+    pub fn answer_question(&self, id: &str, request_id: u64, answer: QuestionAnswer) -> bool {
+        self.get(id).is_some_and(|s| s.questions().answer_question(request_id, answer))
+    }
+
     /// Number of turns running now (including those of sessions closed meanwhile).
     pub fn running(&self) -> usize {
         self.lock().values().filter(|s| s.is_running()).count()
@@ -145,6 +151,37 @@ impl TurnClaim {
     /// Forgets a question (the turn stopped waiting).
     pub fn forget_question(&self, id: u64) {
         self.state.questions().forget(id);
+    }
+
+    /// Where this turn's questions wait, for the turn's tools to ask through.
+    pub(super) fn questions(&self) -> TurnQuestions {
+        TurnQuestions { sessions: self.sessions.clone(), state: self.state.clone() }
+    }
+}
+
+/// A handle on one turn's open questions that outlives borrows of the claim (tools hold it).
+#[derive(Clone)]
+pub(super) struct TurnQuestions {
+    sessions: OpenSessions,
+    state: Arc<SessionState>,
+}
+
+impl TurnQuestions {
+    /// Puts a permission question; the receiver gets the answer.
+    pub(super) fn open_permission(&self) -> (u64, oneshot::Receiver<PermissionAnswer>) {
+        let id = self.sessions.next_question.fetch_add(1, Ordering::Relaxed) + 1;
+        (id, self.state.questions().open(id))
+    }
+
+    /// Puts another question; the receiver gets the answer.
+    pub(super) fn open_question(&self) -> (u64, oneshot::Receiver<QuestionAnswer>) {
+        let id = self.sessions.next_question.fetch_add(1, Ordering::Relaxed) + 1;
+        (id, self.state.questions().open_question(id))
+    }
+
+    /// Forgets a question; true if it was still open (nobody answered it).
+    pub(super) fn forget(&self, id: u64) -> bool {
+        self.state.questions().forget(id)
     }
 }
 
@@ -346,31 +383,63 @@ impl SessionState {
 /// unique in the process (`OpenSessions` hands them out).
 #[derive(Default)]
 pub(super) struct PendingPermissions {
-    open: Mutex<HashMap<u64, oneshot::Sender<PermissionAnswer>>>,
+    open: Mutex<HashMap<u64, Waiter>>,
+}
+
+/// Who waits for a question's answer, by the kind of answer it takes.
+enum Waiter {
+    Permission(oneshot::Sender<PermissionAnswer>),
+    Question(oneshot::Sender<QuestionAnswer>),
 }
 
 impl PendingPermissions {
-    /// Registers question `id`; the receiver gets the answer.
+    /// Registers permission question `id`; the receiver gets the answer.
     pub(super) fn open(&self, id: u64) -> oneshot::Receiver<PermissionAnswer> {
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(id, tx);
+        self.lock().insert(id, Waiter::Permission(tx));
         rx
     }
 
-    /// Answers a question. False if it is not open (already answered, or never asked here).
+    /// Registers question `id`; the receiver gets the answer.
+    pub(super) fn open_question(&self, id: u64) -> oneshot::Receiver<QuestionAnswer> {
+        let (tx, rx) = oneshot::channel();
+        self.lock().insert(id, Waiter::Question(tx));
+        rx
+    }
+
+    /// Answers a permission question. False if it is not open (already answered, never asked
+    /// here, or not a permission question).
     pub(super) fn answer(&self, id: u64, answer: PermissionAnswer) -> bool {
-        match self.lock().remove(&id) {
-            Some(tx) => tx.send(answer).is_ok(),
+        let mut open = self.lock();
+        match open.remove(&id) {
+            Some(Waiter::Permission(tx)) => tx.send(answer).is_ok(),
+            Some(other) => {
+                open.insert(id, other);
+                false
+            }
             None => false,
         }
     }
 
-    /// Forgets a question (the turn stopped waiting).
-    pub(super) fn forget(&self, id: u64) {
-        self.lock().remove(&id);
+    /// Answers another question. False if it is not open or is a permission question.
+    pub(super) fn answer_question(&self, id: u64, answer: QuestionAnswer) -> bool {
+        let mut open = self.lock();
+        match open.remove(&id) {
+            Some(Waiter::Question(tx)) => tx.send(answer).is_ok(),
+            Some(other) => {
+                open.insert(id, other);
+                false
+            }
+            None => false,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<PermissionAnswer>>> {
+    /// Forgets a question (the turn stopped waiting); true if it was still open.
+    pub(super) fn forget(&self, id: u64) -> bool {
+        self.lock().remove(&id).is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waiter>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

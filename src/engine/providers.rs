@@ -177,6 +177,26 @@ impl Engine {
         Ok((choice, provider))
     }
 
+    /// The provider `session`'s turns use: its own stored entry when it keeps one
+    /// (`provider_pinned`, a routed fleet worker), else the default.
+    pub(super) async fn provider_for(
+        &self,
+        session: &super::SessionRecord,
+    ) -> Result<(ProviderChoice, Arc<dyn Provider>), String> {
+        if !session.provider_pinned {
+            return self.provider().await;
+        }
+        let name = &session.provider;
+        let entry = self.store().provider(name).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+            format!("the session uses the provider entry {name:?}, which no longer exists; add it again with `ratchet provider add`")
+        })?;
+        let cfg = self.config();
+        let choice =
+            select::stored_choice(&entry, &cfg.env, &cfg.file, &select::process_lookup).map_err(|e| e.to_string())?;
+        let provider = select::build(&choice).map_err(|e| e.to_string())?;
+        Ok((choice, provider))
+    }
+
     /// The choice alone (for session records).
     pub(super) async fn provider_choice(&self) -> Result<ProviderChoice, String> {
         Ok(self.provider().await?.0)

@@ -56,6 +56,7 @@ impl ToolRunner {
             shell_timeout: engine.config().shell_timeout(),
             call_id: None,
             command_env: Arc::new(CommandEnv::new(engine.env_allow(), &engine.provider_key_vars().await)),
+            turn: turn.tool_turn(),
         };
         let mut runner = ToolRunner {
             tools: ToolRegistry::builtin(),

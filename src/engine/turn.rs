@@ -30,6 +30,8 @@ pub(super) struct Turn {
     pub first_prompt: bool,
     pub prompt: Vec<ContentPart>,
     pub action: Action,
+    /// Holds the turn before its next model call while paused (`jobs pause`).
+    pub pause: super::extension::PauseGate,
 }
 
 /// What a turn does with its prompt.
@@ -109,11 +111,13 @@ impl Turn {
     }
 
     async fn run_loop(&self) -> Ending {
-        let (choice, provider) = match self.cx.engine.provider().await {
+        let (choice, provider) = match self.cx.engine.provider_for(&self.cx.session).await {
             Ok(p) => p,
             Err(message) => return Ending::Failed(ErrorKind::Config, message),
         };
-        self.follow_provider(&choice).await;
+        if !self.cx.session.provider_pinned {
+            self.follow_provider(&choice).await;
+        }
         // Starting MCP servers may take up to their connect timeout; a cancel must not wait.
         let runner = tokio::select! {
             biased;
@@ -130,6 +134,13 @@ impl Turn {
                 Ok(s) => s,
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             };
+            if self.pause.is_paused() {
+                tracing::info!(session = %session.id, "turn paused before its next model call");
+                self.pause.wait(self.cx.claim.token()).await;
+                if self.cx.claim.token().is_cancelled() {
+                    return Ending::Cancelled;
+                }
+            }
             let model = model_for(&session, &choice);
             self.compact_if_full(provider.as_ref(), &model).await;
             let (history, summary) = match compact::context(&self.cx.engine, &self.cx.session.id).await {
@@ -240,7 +251,7 @@ impl Turn {
                 return ending;
             }
             Command::Compact => {
-                let (choice, provider) = match self.cx.engine.provider().await {
+                let (choice, provider) = match self.cx.engine.provider_for(&self.cx.session).await {
                     Ok(p) => p,
                     Err(message) => return Ending::Failed(ErrorKind::Config, message),
                 };
@@ -393,6 +404,9 @@ fn stop_reason(finish: FinishReason) -> StopReason {
 
 /// The model to ask: the session's own, unless it has none or belongs to another provider.
 fn model_for(session: &SessionRecord, choice: &ProviderChoice) -> String {
+    if session.provider_pinned && !session.model.is_empty() {
+        return session.model.clone();
+    }
     if session.model.is_empty() || session.provider != choice.label() {
         choice.model.clone()
     } else {

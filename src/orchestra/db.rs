@@ -89,7 +89,8 @@ impl Db {
 fn migrate(conn: &mut Connection) -> Result<(), DbError> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?.try_into().unwrap_or(0);
+        let version: usize =
+            tx.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?.try_into().unwrap_or(0);
         let Some(step) = MIGRATIONS.get(version) else { return Ok(()) };
         tx.execute_batch(step)?;
         tx.pragma_update(None, "user_version", (version + 1) as i64)?;

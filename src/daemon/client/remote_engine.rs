@@ -29,15 +29,16 @@ use tokio_util::task::TaskTracker;
 use super::link::{Link, WhenLost};
 use super::{Client, ClientError, Json, rpc_error};
 use crate::daemon::protocol::{
-    self, AnswerParams, CreateParams, Health, HostCaps, HostOp, HostReplyParams, HostValue, IdParams,
-    ModelOptionsParams, NameParams, OpenParams, SendParams, SetParams, TurnItem, method,
+    self, AnswerParams, ChildParams, CreateParams, Health, HostCaps, HostOp, HostReplyParams, HostValue, IdParams,
+    ModelOptionsParams, NameParams, OpenParams, QuestionAnswerParams, SendParams, SetParams, TurnItem, method,
 };
 use crate::engine::mcp::McpServerConfig;
 use crate::engine::store::ProviderRecord;
 use crate::engine::tools::{Host, PlanEntry};
 use crate::engine::{
-    ChatEvent, ContentPart, EVENT_CAPACITY, EngineApi, EngineError, EngineStatus, ErrorKind, ListQuery, Mode,
-    PermissionAnswer, ProviderSpec, ProviderTest, SessionEvent, SessionPage, SessionRecord, StoredMessage, TurnStream,
+    ChatEvent, ChildSpec, ContentPart, EVENT_CAPACITY, EngineApi, EngineError, EngineStatus, ErrorKind, ListQuery,
+    Mode, PermissionAnswer, ProviderSpec, ProviderTest, QuestionAnswer, SessionEvent, SessionPage, SessionRecord,
+    StoredMessage, TurnStream,
 };
 
 /// Live events buffered per session subscriber; as in the engine, a slow one skips ahead.
@@ -345,6 +346,14 @@ impl EngineApi for RemoteEngine {
         self.open(method::CREATE, CreateParams { cwd, dirs, mcp }, reopen).boxed()
     }
 
+    fn create_child_session(
+        &self,
+        parent: String,
+        spec: ChildSpec,
+    ) -> BoxFuture<'_, Result<SessionRecord, EngineError>> {
+        self.call(method::CREATE_CHILD, ChildParams { parent, spec }).boxed()
+    }
+
     fn open_session(
         &self,
         id: String,
@@ -440,6 +449,17 @@ impl EngineApi for RemoteEngine {
         async move {
             self.call(method::ANSWER_PERMISSION, AnswerParams { id, request_id, answer }).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot forward a permission answer to the daemon");
+                false
+            })
+        }
+        .boxed()
+    }
+
+    fn answer_question(&self, id: String, request_id: u64, answer: QuestionAnswer) -> BoxFuture<'_, bool> {
+        async move {
+            let params = QuestionAnswerParams { id, request_id, answer };
+            self.call(method::ANSWER_QUESTION, params).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot forward an answer to the daemon");
                 false
             })
         }

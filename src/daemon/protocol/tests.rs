@@ -60,6 +60,16 @@ fn every_chat_event() -> Vec<ChatEvent> {
             priority: PlanPriority::High,
             status: PlanStatus::Pending,
         }]),
+        ChatEvent::Question(crate::engine::Question {
+            request_id: 9,
+            tool_call_id: Some("c1".into()),
+            title: "Approve the plan?".into(),
+            form: crate::engine::QuestionForm::PlanApproval {
+                plan_id: "p1".into(),
+                steps: vec![crate::engine::StepChoice { id: "s1".into(), description: "do".into() }],
+            },
+        }),
+        ChatEvent::QuestionWithdrawn { request_id: 9 },
         ChatEvent::SessionChanged { mode: Mode::AcceptEdits, model: "m".into() },
         ChatEvent::Complete { stop: StopReason::MaxTurnRequests },
         ChatEvent::Error { kind: ErrorKind::Auth, message: "set a key".into() },
@@ -100,6 +110,8 @@ fn session_events_and_records_round_trip() {
         status: SessionStatus::Closed,
         created_at: 1,
         updated_at: 2,
+        parent_id: None,
+        provider_pinned: false,
     };
     round_trip(SessionPage { sessions: vec![record.clone()], next_cursor: Some("c".into()) });
     round_trip(record);
@@ -113,7 +125,7 @@ fn session_events_and_records_round_trip() {
         status: MessageStatus::Cancelled,
         created_at: 5,
     });
-    round_trip(ListQuery { cwd: Some("/p".into()), cursor: None, limit: 3 });
+    round_trip(ListQuery { cwd: Some("/p".into()), cursor: None, limit: 3, top_level: false });
     assert_eq!(serde_json::to_value(Mode::AcceptEdits).unwrap(), "accept-edits", "modes use their ids");
 }
 

@@ -21,8 +21,8 @@ use serde::de::DeserializeOwned;
 use super::engine_error::engine;
 use super::{State, holders, turns};
 use crate::daemon::protocol::{
-    self, AnswerParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams, OpenParams,
-    SetParams, method,
+    self, AnswerParams, ChildParams, CreateParams, Health, HostReplyParams, IdParams, ModelOptionsParams, NameParams,
+    OpenParams, QuestionAnswerParams, SetParams, method,
 };
 use crate::engine::{EngineApi, ListQuery, ProviderSpec};
 
@@ -38,6 +38,11 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
 
     add_conn(&mut m, method::CREATE, |s, conn, p: CreateParams| async move {
         let record = engine(EngineApi::create_session(&s.engine, p.cwd, p.dirs, p.mcp).await)?;
+        hold(&s, &record.id, conn);
+        Ok(record)
+    })?;
+    add_conn(&mut m, method::CREATE_CHILD, |s, conn, p: ChildParams| async move {
+        let record = engine(EngineApi::create_child_session(&s.engine, p.parent, p.spec).await)?;
         hold(&s, &record.id, conn);
         Ok(record)
     })?;
@@ -78,6 +83,9 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
     add(&mut m, method::CANCEL, |s, p: IdParams| async move { Ok(EngineApi::cancel(&s.engine, p.id).await) })?;
     add(&mut m, method::ANSWER_PERMISSION, |s, p: AnswerParams| async move {
         Ok(EngineApi::answer_permission(&s.engine, p.id, p.request_id, p.answer).await)
+    })?;
+    add(&mut m, method::ANSWER_QUESTION, |s, p: QuestionAnswerParams| async move {
+        Ok(EngineApi::answer_question(&s.engine, p.id, p.request_id, p.answer).await)
     })?;
     add(&mut m, method::HOST_REPLY, |s, p: HostReplyParams| async move {
         if s.host_calls.reply(p.call_id, p.result) {

@@ -22,7 +22,7 @@ use crate::engine::session::Mode;
 const MAX_PAGE: usize = 1000;
 
 /// Columns read by `session_from_row`, in its order.
-const SESSION_COLUMNS: &str = "id, title, cwd, additional_dirs, provider, model, mode, status, created_at, updated_at";
+const SESSION_COLUMNS: &str = "id, title, cwd, additional_dirs, provider, model, mode, status, created_at, updated_at, parent_id, provider_pinned";
 
 /// Columns read by `message_from_row`, in its order.
 const MESSAGE_COLUMNS: &str = "seq, role, content, tool_calls, tool_results, usage, status, created_at";
@@ -40,11 +40,13 @@ pub(super) fn create_session(conn: &Connection, new: NewSession) -> Result<Sessi
         status: SessionStatus::Active,
         created_at: now,
         updated_at: now,
+        parent_id: new.parent_id,
+        provider_pinned: new.provider_pinned,
     };
     let n_inserted = conn.execute(
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (id) DO NOTHING"
         ),
         params![
@@ -58,6 +60,8 @@ pub(super) fn create_session(conn: &Connection, new: NewSession) -> Result<Sessi
             record.status.as_str(),
             record.created_at,
             record.updated_at,
+            record.parent_id,
+            record.provider_pinned,
         ],
     )?;
     if n_inserted == 0 {
@@ -120,6 +124,9 @@ pub(super) fn list_sessions(conn: &Connection, query: ListQuery) -> Result<Sessi
     if let Some(cwd) = &cwd {
         sql.push_str(" AND cwd = :cwd");
         args.push((":cwd", cwd));
+    }
+    if query.top_level {
+        sql.push_str(" AND parent_id IS NULL");
     }
     if let Some((updated_at, id)) = &after {
         // Keyset pagination: strictly after the previous page's last row in list order.
@@ -309,6 +316,8 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         status: enum_column(row, 7, SessionStatus::parse)?,
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
+        parent_id: row.get(10)?,
+        provider_pinned: row.get(11)?,
     })
 }
 

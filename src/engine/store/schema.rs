@@ -17,7 +17,15 @@ use super::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, oldest first. The database's version is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+
+/// Version 4: sessions started by other sessions (fleet workers, listed with their parent,
+/// deleted with it), and sessions that keep a stored provider entry whatever the default.
+const V4: &str = "
+ALTER TABLE sessions ADD COLUMN parent_id TEXT REFERENCES sessions (id) ON DELETE CASCADE;
+ALTER TABLE sessions ADD COLUMN provider_pinned INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX sessions_by_parent ON sessions (parent_id) WHERE parent_id IS NOT NULL;
+";
 
 /// Version 3: named provider entries (`ratchet provider add`). No secret is stored: only the
 /// name of the environment variable that holds the key. At most one entry is the default.

@@ -18,6 +18,11 @@ pub struct NewSession {
     pub provider: String,
     pub model: String,
     pub mode: Mode,
+    /// The session that started this one (a fleet worker's prompting session).
+    pub parent_id: Option<String>,
+    /// True if `provider` names a stored provider entry this session keeps, whatever the
+    /// default (a worker routed to a model by its step's complexity).
+    pub provider_pinned: bool,
 }
 
 /// A session as stored. Times are Unix milliseconds.
@@ -34,6 +39,12 @@ pub struct SessionRecord {
     pub created_at: i64,
     /// Strictly increases with every change to the session (including appended messages).
     pub updated_at: i64,
+    /// The session that started this one (a fleet worker's prompting session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// `provider` names a stored entry the session keeps (see [`NewSession::provider_pinned`]).
+    #[serde(default)]
+    pub provider_pinned: bool,
 }
 
 /// Whether a session can still take prompts.
@@ -176,6 +187,9 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     /// Page size, clamped to 1..=1000.
     pub limit: usize,
+    /// Only sessions no other session started (no fleet workers): what editors list.
+    #[serde(default)]
+    pub top_level: bool,
 }
 
 /// Sessions, most recently updated first.

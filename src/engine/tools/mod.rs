@@ -16,27 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::provider::ToolSpec;
 
 pub use crate::engine::content::ToolKind;
-
-/// A place in a file the editor can follow.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Location {
-    /// Absolute path.
-    pub path: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<u32>,
-}
-
-/// Something the editor shows for a tool call.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Display {
-    /// Plain or Markdown text.
-    Text(String),
-    /// A whole-file change: `old` is `None` for a new file.
-    Diff { path: PathBuf, old: Option<String>, new: String },
-    /// Output lives in an editor terminal with this id.
-    Terminal(String),
-}
+pub use crate::engine::tool_view::{Display, Location, PlanEntry, PlanPriority, PlanStatus};
 
 /// How a tool call is announced before it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,61 +58,6 @@ impl ToolOutput {
     /// A failed call; the message goes to the model and the editor.
     pub fn error(message: impl Into<String>) -> Self {
         ToolOutput { is_error: true, ..Self::text(message) }
-    }
-}
-
-/// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PlanEntry {
-    pub content: String,
-    pub priority: PlanPriority,
-    pub status: PlanStatus,
-}
-
-/// How much a plan step matters. Parsed once, when `update_plan` is called; stored plans and
-/// the daemon wire carry the same lowercase names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanPriority {
-    High,
-    Medium,
-    Low,
-}
-
-impl PlanPriority {
-    /// Every priority, in the order the tool's schema and errors list them.
-    pub const ALL: [PlanPriority; 3] = [PlanPriority::High, PlanPriority::Medium, PlanPriority::Low];
-
-    /// The name the model sends (and the store keeps).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanPriority::High => "high",
-            PlanPriority::Medium => "medium",
-            PlanPriority::Low => "low",
-        }
-    }
-}
-
-/// Where a plan step is. Parsed once, when `update_plan` is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PlanStatus {
-    Pending,
-    InProgress,
-    Completed,
-}
-
-impl PlanStatus {
-    /// Every status, in the order the tool's schema and errors list them.
-    pub const ALL: [PlanStatus; 3] = [PlanStatus::Pending, PlanStatus::InProgress, PlanStatus::Completed];
-
-    /// The name the model sends (and the store keeps).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlanStatus::Pending => "pending",
-            PlanStatus::InProgress => "in_progress",
-            PlanStatus::Completed => "completed",
-        }
     }
 }
 
@@ -230,6 +155,9 @@ pub struct ToolContext {
     /// The whole environment of local commands: no variables that look secret unless
     /// `[shell] env_allow` lets them through, never a provider key.
     pub command_env: Arc<crate::engine::secret_env::CommandEnv>,
+    /// The turn the call runs in: for tools that show more than their own call or ask the
+    /// user something ([`NoTurn`](crate::engine::turn_scope::NoTurn) outside a turn).
+    pub turn: Arc<dyn crate::engine::turn_scope::TurnScope>,
 }
 
 /// A tool the model can call.

@@ -24,6 +24,7 @@ pub fn context(dir: &Path) -> ToolContext {
         shell_timeout: Duration::from_secs(30),
         call_id: None,
         command_env: Default::default(),
+        turn: std::sync::Arc::new(crate::engine::turn_scope::NoTurn),
     }
 }
 

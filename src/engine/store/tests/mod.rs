@@ -25,6 +25,8 @@ fn new_session(cwd: &str) -> NewSession {
         provider: "anthropic".to_owned(),
         model: "claude-sonnet".to_owned(),
         mode: Mode::Ask,
+        parent_id: None,
+        provider_pinned: false,
     }
 }
 

@@ -72,7 +72,7 @@ async fn list_orders_by_recency_and_filters_by_cwd() {
         store.create_session(named_session(id, cwd)).await.unwrap();
         tick().await;
     }
-    let all = |cwd: Option<&str>| ListQuery { cwd: cwd.map(PathBuf::from), cursor: None, limit: 100 };
+    let all = |cwd: Option<&str>| ListQuery { cwd: cwd.map(PathBuf::from), cursor: None, limit: 100, top_level: false };
     let page = store.list_sessions(all(None)).await.unwrap();
     assert_eq!(ids(&page.sessions), ["c", "b", "a"]);
     assert_eq!(page.next_cursor, None);
@@ -100,14 +100,18 @@ async fn list_paginates_with_cursors() {
     for n in 0..7 {
         store.create_session(named_session(&format!("s{n}"), "/proj")).await.unwrap();
     }
-    let everything = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 100 }).await.unwrap().sessions;
+    let everything = store
+        .list_sessions(ListQuery { cwd: None, cursor: None, limit: 100, top_level: false })
+        .await
+        .unwrap()
+        .sessions;
     assert_eq!(everything.len(), 7);
 
     let mut page_sizes = Vec::new();
     let mut cursors = Vec::new();
     let mut cursor = None;
     loop {
-        let query = ListQuery { cwd: Some("/proj".into()), cursor: cursor.clone(), limit: 3 };
+        let query = ListQuery { cwd: Some("/proj".into()), cursor: cursor.clone(), limit: 3, top_level: false };
         let page = store.list_sessions(query).await.unwrap();
         page_sizes.push(page.sessions.len());
         cursors.push(page.next_cursor.clone());
@@ -123,7 +127,7 @@ async fn list_paginates_with_cursors() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list_sessions(ListQuery { cwd: None, cursor, limit: 3 }).await.unwrap();
+        let page = store.list_sessions(ListQuery { cwd: None, cursor, limit: 3, top_level: false }).await.unwrap();
         seen.extend(page.sessions);
         cursor = page.next_cursor;
         if cursor.is_none() {
@@ -133,11 +137,11 @@ async fn list_paginates_with_cursors() {
     assert_eq!(seen, everything);
 
     // A page that ends exactly at the last row has no cursor.
-    let page = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 7 }).await.unwrap();
+    let page = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 7, top_level: false }).await.unwrap();
     assert_eq!(page.sessions.len(), 7);
     assert_eq!(page.next_cursor, None);
     // A limit of 0 is clamped to 1.
-    let page = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 0 }).await.unwrap();
+    let page = store.list_sessions(ListQuery { cwd: None, cursor: None, limit: 0, top_level: false }).await.unwrap();
     assert_eq!(ids(&page.sessions), [everything[0].id.as_str()]);
     assert!(page.next_cursor.is_some());
 }
@@ -148,12 +152,17 @@ async fn bad_cursors_are_rejected() {
     let store = open_in(dir.path()).await;
     let hex = |text: &str| text.bytes().map(|byte| format!("{byte:02x}")).collect::<String>();
     for cursor in ["zz", "abc", "é1", &hex("no-colon"), &hex("soon:s1"), &hex("17:")] {
-        let err =
-            store.list_sessions(ListQuery { cwd: None, cursor: Some(cursor.to_owned()), limit: 10 }).await.unwrap_err();
+        let err = store
+            .list_sessions(ListQuery { cwd: None, cursor: Some(cursor.to_owned()), limit: 10, top_level: false })
+            .await
+            .unwrap_err();
         assert!(matches!(&err, StoreError::BadCursor(bad) if bad == cursor), "{cursor}: {err:?}");
     }
     // A well-formed cursor past every row is simply an empty last page.
-    let page = store.list_sessions(ListQuery { cwd: None, cursor: Some(hex("0:a")), limit: 10 }).await.unwrap();
+    let page = store
+        .list_sessions(ListQuery { cwd: None, cursor: Some(hex("0:a")), limit: 10, top_level: false })
+        .await
+        .unwrap();
     assert_eq!(page, SessionPage { sessions: vec![], next_cursor: None });
 }
 

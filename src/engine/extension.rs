@@ -1,0 +1,109 @@
+//! How a layer above the engine (the orchestra) adds to it without the engine knowing that
+//! layer: tools for the model, slash commands, and a look at every turn as it starts (to list
+//! it as a job, to pause or stop it). The composition root (`cli`) installs one
+//! [`Extension`] with [`Engine::set_extension`](super::Engine::set_extension); without one
+//! the engine is a plain single agent.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::commands::CommandInfo;
+use super::store::SessionRecord;
+use super::tools::Tool;
+
+/// What a layer above adds to the engine. Every method has a default that adds nothing.
+pub trait Extension: Send + Sync + 'static {
+    /// Tools to offer in `session`'s turns, after the built-in ones (names never shadow them).
+    fn tools(&self, _session: &SessionRecord) -> Vec<Arc<dyn Tool>> {
+        Vec::new()
+    }
+
+    /// Slash commands it answers, for `/help` and the editor's command list.
+    fn commands(&self) -> Vec<CommandInfo> {
+        Vec::new()
+    }
+
+    /// Runs `/name args` if it is one of [`Extension::commands`]: the reply shown and stored
+    /// as the answer. `None` leaves the prompt to the engine.
+    fn command(&self, _session: &SessionRecord, _name: &str, _args: &str) -> Option<BoxFuture<'static, String>> {
+        None
+    }
+
+    /// A turn starts. What it returns is kept for the turn's life and dropped when the turn
+    /// has ended and saved its work (a job registration, say).
+    fn watch_turn(&self, _turn: TurnInfo) -> BoxFuture<'static, Option<Box<dyn Send + Sync>>> {
+        Box::pin(async { None })
+    }
+}
+
+/// A turn as an extension sees it start.
+pub struct TurnInfo {
+    pub session: SessionRecord,
+    pub turn: u64,
+    /// Cancelling it stops the turn (as `session/cancel` does).
+    pub cancel: CancellationToken,
+    /// Pausing holds the turn before its next model call.
+    pub pause: PauseGate,
+}
+
+/// Holds a turn before its next model call while paused: the call running now finishes (its
+/// answer and tool calls are saved), then the turn waits until resumed or cancelled.
+#[derive(Clone)]
+pub struct PauseGate {
+    paused: Arc<watch::Sender<bool>>,
+}
+
+impl Default for PauseGate {
+    fn default() -> Self {
+        PauseGate { paused: Arc::new(watch::Sender::new(false)) }
+    }
+}
+
+impl PauseGate {
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Returns once not paused, or when `cancel` fires.
+    pub async fn wait(&self, cancel: &CancellationToken) {
+        let mut rx = self.paused.subscribe();
+        tokio::select! {
+            _ = rx.wait_for(|paused| !paused) => {}
+            () = cancel.cancelled() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_paused_gate_holds_until_resumed_or_cancelled() {
+        let gate = PauseGate::default();
+        let cancel = CancellationToken::new();
+        gate.wait(&cancel).await; // open: returns at once
+        gate.pause();
+        let held = tokio::time::timeout(std::time::Duration::from_millis(50), gate.wait(&cancel)).await;
+        assert!(held.is_err(), "paused: waits");
+        let g2 = gate.clone();
+        let waiter = tokio::spawn(async move { g2.wait(&CancellationToken::new()).await });
+        gate.resume();
+        waiter.await.unwrap();
+        gate.pause();
+        cancel.cancel();
+        gate.wait(&cancel).await; // cancelled: returns
+        assert!(gate.is_paused());
+    }
+}
