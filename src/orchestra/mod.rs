@@ -5,6 +5,7 @@
 //! never the store, and it never imports `acp`, `bridge`, `daemon` or `cli`; the engine never
 //! imports it (`tests/layering.rs`).
 
+pub mod autorespond;
 pub mod db;
 pub mod jobs;
 pub mod plan;
