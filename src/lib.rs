@@ -6,6 +6,7 @@
 
 pub mod acp;
 pub mod bridge;
+pub mod compose;
 pub mod daemon;
 pub mod engine;
 pub mod logging;

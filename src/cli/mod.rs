@@ -155,8 +155,7 @@ fn describe(e: &anyhow::Error) -> String {
 }
 
 async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
-    let home = config.home.clone();
-    Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))
+    crate::compose::open_engine(config).await
 }
 
 /// The engine a one-shot command works on, as the face every front end uses.

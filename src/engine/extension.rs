@@ -37,6 +37,11 @@ pub trait Extension: Send + Sync + 'static {
     fn watch_turn(&self, _turn: TurnInfo) -> BoxFuture<'static, Option<Box<dyn Send + Sync>>> {
         Box::pin(async { None })
     }
+
+    /// The engine is shutting down (its turns are cancelled and saved): stop what it runs.
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A turn as an extension sees it start.

@@ -632,6 +632,9 @@ impl Engine {
         if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.turns.wait()).await.is_err() {
             tracing::warn!("turns still running {SHUTDOWN_GRACE:?} after shutdown began");
         }
+        if let Some(extension) = self.extension() {
+            extension.shutdown().await;
+        }
     }
 }
 

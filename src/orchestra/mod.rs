@@ -1,13 +1,119 @@
-//! More than one agent: plans and their approval, the fleet of workers, jobs, the question
-//! queue (being built).
+//! More than one agent: plans and their approval, the fleet of workers, jobs, and the
+//! question queue.
 //!
 //! A layer above the engine: it uses only the engine's face (`EngineApi`) and its data types,
 //! never the store, and it never imports `acp`, `bridge`, `daemon` or `cli`; the engine never
-//! imports it (`tests/layering.rs`).
+//! imports it (`tests/layering.rs`). It reaches the model through the engine's extension
+//! point (`engine::extension`): the `propose_plan` and `ask_human` tools, `/approve` and
+//! `/reject`, and a look at every turn (each is a job). Its state lives in its own database
+//! (`db`), shared by every ratchet process on the data directory, so the CLI answers and
+//! controls what any of them runs.
 
+pub mod ask;
+mod ask_human;
 pub mod autorespond;
+mod commands;
+pub mod config;
 pub mod db;
+mod extension;
+pub mod fleet;
 pub mod jobs;
 pub mod plan;
 pub mod plans;
+mod propose;
 pub mod questions;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engine::EngineApi;
+use crate::engine::extension::PauseGate;
+
+pub use config::OrchestraConfig;
+
+/// The orchestra of one engine: one fleet (one worker pool), one job registry, one queue.
+#[derive(Clone)]
+pub struct Orchestra {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<dyn EngineApi>,
+    config: OrchestraConfig,
+    plans: plans::PlanStore,
+    questions: questions::QuestionQueue,
+    jobs: jobs::JobRegistry,
+    fleet: fleet::Fleet,
+    /// Parent of every job's token.
+    shutdown: CancellationToken,
+    /// Small tasks it owns (watching a turn's job); shutdown waits for them.
+    tasks: TaskTracker,
+    /// The pause gates of running turns, by session (a worker's pause reaches its turn here).
+    gates: Mutex<HashMap<String, PauseGate>>,
+}
+
+impl Orchestra {
+    /// The orchestra over `engine`, with its database under `home`.
+    pub fn open(engine: Arc<dyn EngineApi>, home: &Path, config: OrchestraConfig) -> Result<Orchestra, db::DbError> {
+        let db = db::Db::open_in(home)?;
+        Ok(Orchestra::with_db(engine, db, config))
+    }
+
+    /// The orchestra over `engine` with this database.
+    pub fn with_db(engine: Arc<dyn EngineApi>, db: db::Db, config: OrchestraConfig) -> Orchestra {
+        let shutdown = CancellationToken::new();
+        Orchestra {
+            inner: Arc::new(Inner {
+                engine,
+                plans: plans::PlanStore::new(db.clone()),
+                questions: questions::QuestionQueue::new(db.clone()),
+                jobs: jobs::JobRegistry::new(db, shutdown.clone()),
+                fleet: fleet::Fleet::new(config.max_workers),
+                config,
+                shutdown,
+                tasks: TaskTracker::new(),
+                gates: Mutex::default(),
+            }),
+        }
+    }
+
+    /// What the engine gets: the tools, commands and turn watch (install with
+    /// `Engine::set_extension`).
+    pub fn extension(&self) -> Arc<dyn crate::engine::extension::Extension> {
+        Arc::new(extension::OrchestraExtension { orchestra: self.clone() })
+    }
+
+    pub fn plans(&self) -> &plans::PlanStore {
+        &self.inner.plans
+    }
+
+    pub fn questions(&self) -> &questions::QuestionQueue {
+        &self.inner.questions
+    }
+
+    pub fn jobs(&self) -> &jobs::JobRegistry {
+        &self.inner.jobs
+    }
+
+    /// Pauses or resumes the running turn of `session` (before its next model call).
+    fn set_paused(&self, session: &str, paused: bool) {
+        if let Some(gate) = self.gates().get(session) {
+            if paused { gate.pause() } else { gate.resume() }
+        }
+    }
+
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<String, PauseGate>> {
+        self.inner.gates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops every job (their tokens are children of this) and waits for its own tasks.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}

@@ -87,8 +87,7 @@ async fn serve_locked(
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-    let engine =
-        Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))?;
+    let engine = crate::compose::open_engine(config).await?;
     let listener = socket::bind_private(&paths.socket)
         .with_context(|| format!("cannot bind the control socket {}", paths.socket.display()))?;
     // Accepted connections carry the address the listener was bound to (the staging path).

@@ -1,0 +1,25 @@
+//! The composition root: an engine with its orchestra installed, as every process that runs
+//! turns (`ratchet acp`, `ratchet exec`, the daemon) opens it. The engine does not know the
+//! orchestra; the orchestra sees the engine only through its face; this is where they meet.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::engine::{Engine, EngineConfig};
+use crate::orchestra::{Orchestra, OrchestraConfig};
+
+/// Opens the engine on `config.home` and installs the orchestra (plans, fleet, jobs, the
+/// question queue) on it.
+pub async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
+    let home = config.home.clone();
+    let orchestra_config = OrchestraConfig::from_file(&config.file).map_err(anyhow::Error::msg)?;
+    let engine =
+        Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))?;
+    // The orchestra holds the engine's face and the engine its extension: both live as long
+    // as the process serves.
+    let orchestra = Orchestra::open(Arc::new(engine.clone()), &home, orchestra_config)
+        .with_context(|| format!("cannot open the orchestra database in {}", home.display()))?;
+    engine.set_extension(orchestra.extension());
+    Ok(engine)
+}

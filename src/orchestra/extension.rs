@@ -1,0 +1,115 @@
+//! What the orchestra adds to the engine (`engine::extension::Extension`): the
+//! `propose_plan` and `ask_human` tools, `/approve` and `/reject`, and a job for every turn.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::Orchestra;
+use super::jobs::{JobKind, JobSpec};
+use crate::engine::commands::CommandInfo;
+use crate::engine::extension::{Extension, TurnInfo};
+use crate::engine::store::SessionRecord;
+use crate::engine::tools::Tool;
+
+pub(super) struct OrchestraExtension {
+    pub orchestra: Orchestra,
+}
+
+impl Extension for OrchestraExtension {
+    fn tools(&self, session: &SessionRecord) -> Vec<Arc<dyn Tool>> {
+        let ask: Arc<dyn Tool> = Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone() });
+        // A worker carries out its step; it does not plan a fleet of its own.
+        if session.parent_id.is_some() {
+            return vec![ask];
+        }
+        vec![Arc::new(super::propose::ProposePlanTool { orchestra: self.orchestra.clone() }), ask]
+    }
+
+    fn commands(&self) -> Vec<CommandInfo> {
+        super::commands::COMMANDS.to_vec()
+    }
+
+    fn command(&self, session: &SessionRecord, name: &str, args: &str) -> Option<BoxFuture<'static, String>> {
+        super::commands::run(&self.orchestra, session, name, args)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        let orchestra = self.orchestra.clone();
+        Box::pin(async move { orchestra.shutdown().await })
+    }
+
+    fn watch_turn(&self, turn: TurnInfo) -> BoxFuture<'static, Option<Box<dyn Send + Sync>>> {
+        let orchestra = self.orchestra.clone();
+        Box::pin(async move { orchestra.watch_turn(turn).await })
+    }
+}
+
+/// Kept for a turn's life: its job, and the task that applies the job's controls to it.
+struct TurnWatch {
+    orchestra: Orchestra,
+    session: String,
+    over: CancellationToken,
+}
+
+impl Drop for TurnWatch {
+    fn drop(&mut self) {
+        self.over.cancel();
+        self.orchestra.gates().remove(&self.session);
+    }
+}
+
+impl Orchestra {
+    /// A turn starts: its pause gate is kept (a paused worker or job holds it), and a turn
+    /// of an ordinary session is a `session:<id>` job whose kill cancels it.
+    async fn watch_turn(&self, turn: TurnInfo) -> Option<Box<dyn Send + Sync>> {
+        let session = turn.session.id.clone();
+        self.gates().insert(session.clone(), turn.pause.clone());
+        let over = CancellationToken::new();
+        let watch = TurnWatch { orchestra: self.clone(), session: session.clone(), over: over.clone() };
+        // A worker's turn is its worker's job (`fleet_worker:`), registered by the fleet.
+        if turn.session.parent_id.is_some() {
+            return Some(Box::new(watch));
+        }
+        let spec = JobSpec {
+            kind: JobKind::Session,
+            key: session.clone(),
+            model: Some(format!("{}/{}", turn.session.provider, turn.session.model)),
+            session_id: Some(session.clone()),
+            detail: turn.session.title.clone(),
+            pausable: true,
+        };
+        let job = match self.inner.jobs.register(spec).await {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list a turn as a job");
+                return Some(Box::new(watch));
+            }
+        };
+        let cancel = turn.cancel;
+        let gate = turn.pause;
+        self.inner.tasks.spawn(async move {
+            let mut paused = job.paused();
+            loop {
+                tokio::select! {
+                    () = over.cancelled() => break,
+                    () = job.token().cancelled() => {
+                        if job.killed() {
+                            cancel.cancel();
+                        }
+                        break;
+                    }
+                    changed = paused.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        if *paused.borrow_and_update() { gate.pause() } else { gate.resume() }
+                    }
+                }
+            }
+            drop(job);
+        });
+        Some(Box::new(watch))
+    }
+}
