@@ -3,7 +3,8 @@
 //! [`AcpAgent`] is the ACP connection's [`Handler`]: it parses each request's params into the
 //! official wire types, calls the [`Engine`], and turns engine results and [`ChatEvent`]s into
 //! ACP responses and `session/update` notifications. Conversions live in `to_acp`/`from_acp`;
-//! request handlers are grouped by topic in `session_methods` and `prompt`.
+//! request handlers are grouped by topic in `session_methods` and `prompt`; `questions` puts the
+//! engine's questions (plan approvals, free text) to the editor.
 //!
 //! [`ChatEvent`]: crate::engine::ChatEvent
 
@@ -11,6 +12,7 @@ mod error;
 mod from_acp;
 mod host;
 mod prompt;
+pub mod questions;
 mod session_methods;
 mod to_acp;
 mod watch;

@@ -1,6 +1,8 @@
 //! `session/prompt` and `session/cancel`: one turn, streamed as `session/update`s, with
-//! permission questions put to the editor as `session/request_permission`.
+//! permission questions put to the editor as `session/request_permission` and other questions
+//! as `questions` decides.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
@@ -50,9 +52,12 @@ impl AcpAgent {
                 self.engine.cancel(id.clone()).await;
             }
             let mut events = turn.events;
-            // Permission questions wait for the editor without blocking the event stream;
-            // dropping the set at the end aborts any the editor never answered.
+            // Questions wait for the editor without blocking the event stream; dropping the
+            // set at the end aborts any the editor never answered.
             let mut questions = JoinSet::new();
+            // The open `Question`s by request id, so a withdrawn one stops being asked (the
+            // aborted request tells the editor with `$/cancel_request`).
+            let mut open_questions = HashMap::new();
             loop {
                 let event = tokio::select! {
                     event = events.recv() => event,
@@ -90,6 +95,20 @@ impl AcpAgent {
                         let this = self.clone();
                         let sid = id.clone();
                         questions.spawn(async move { this.ask_permission(&sid, q).await });
+                    }
+                    ChatEvent::Question(q) => {
+                        let this = self.clone();
+                        let sid = id.clone();
+                        let request_id = q.request_id;
+                        let ask = questions.spawn(async move { this.put_question(&sid, q).await });
+                        if let Some(stale) = open_questions.insert(request_id, ask) {
+                            stale.abort();
+                        }
+                    }
+                    ChatEvent::QuestionWithdrawn { request_id } => {
+                        if let Some(ask) = open_questions.remove(&request_id) {
+                            ask.abort();
+                        }
                     }
                     ChatEvent::SessionChanged { .. } => self.send_session_state(&id).await,
                     other => {

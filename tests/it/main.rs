@@ -51,6 +51,7 @@ mod editor_delegation;
 mod mcp_servers;
 mod orphans;
 mod permissions;
+mod questions_bridge;
 mod secrets;
 mod tool_cancel;
 mod tool_history;
