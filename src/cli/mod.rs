@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ratchet::daemon::client::{Client, ClientError};
 use ratchet::daemon::paths::DaemonPaths;
@@ -155,7 +154,7 @@ fn describe(e: &anyhow::Error) -> String {
 }
 
 async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
-    crate::compose::open_engine(config).await
+    ratchet::compose::open_engine(config).await
 }
 
 /// The engine a one-shot command works on, as the face every front end uses.

@@ -35,6 +35,7 @@ mod cancel;
 mod cli;
 mod conformance;
 mod errors;
+mod fleet;
 mod handshake;
 #[cfg(target_os = "linux")]
 mod memory;

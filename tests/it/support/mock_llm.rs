@@ -325,6 +325,11 @@ impl RecordedRequest {
 
 struct MockState {
     replies: Mutex<VecDeque<MockReply>>,
+    /// Replies for requests whose body contains a marker (a worker's step), by marker.
+    routed: Mutex<Vec<(String, VecDeque<MockReply>)>>,
+    /// Model requests being answered now, and the most at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
     n_requests: watch::Sender<usize>,
     n_aborted_streams: watch::Sender<usize>,
@@ -349,6 +354,9 @@ impl MockLlm {
     pub async fn start() -> MockLlm {
         let state = Arc::new(MockState {
             replies: Mutex::new(VecDeque::new()),
+            routed: Mutex::new(Vec::new()),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
             requests: Mutex::new(Vec::new()),
             n_requests: watch::channel(0).0,
             n_aborted_streams: watch::channel(0).0,
@@ -382,6 +390,27 @@ impl MockLlm {
     /// Queues a reply; replies are used in order, one per model request.
     pub fn enqueue(&self, reply: MockReply) {
         self.state.replies.lock().unwrap().push_back(reply);
+    }
+
+    /// Queues a reply for the next request whose body contains `marker` (e.g. a fleet
+    /// worker's step text): each agent is answered by its own prompt, whatever the order
+    /// the requests arrive in. Unmatched requests take the ordinary queue.
+    pub fn enqueue_for(&self, marker: &str, reply: MockReply) {
+        let mut routed = self.state.routed.lock().unwrap();
+        match routed.iter_mut().find(|(m, _)| m == marker) {
+            Some((_, q)) => q.push_back(reply),
+            None => routed.push((marker.to_owned(), VecDeque::from([reply]))),
+        }
+    }
+
+    /// The most model requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Model requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.state.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every request received so far, oldest first.
@@ -441,10 +470,26 @@ impl MockState {
             raw_body,
         };
         self.requests.lock().unwrap().push(recorded);
+        if method == "POST" {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, SeqCst);
+        }
         self.n_requests.send_modify(|c| *c += 1);
     }
 
+    /// The reply for the request just recorded: a routed one if its body has a marker.
     fn next_reply(&self) -> MockReply {
+        let body = self.requests.lock().unwrap().last().map(|r| r.raw_body.clone()).unwrap_or_default();
+        let mut routed = self.routed.lock().unwrap();
+        // The longest marker first: one step's text may contain another's.
+        let mut candidates: Vec<&mut (String, VecDeque<MockReply>)> =
+            routed.iter_mut().filter(|(m, q)| !q.is_empty() && body.contains(m.as_str())).collect();
+        candidates.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
+        if let Some((_, q)) = candidates.into_iter().next() {
+            return q.pop_front().expect("non-empty");
+        }
+        drop(routed);
         self.replies.lock().unwrap().pop_front().unwrap_or_else(|| MockReply::text(["Default mock ", "answer."]))
     }
 }
@@ -464,6 +509,7 @@ struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if self.completed.get() {
             self.state.n_completed_streams.send_modify(|c| *c += 1);
         } else {
@@ -541,6 +587,7 @@ async fn openai_chat(State(state): State<Arc<MockState>>, uri: Uri, headers: Hea
     state.record("POST", &uri, &headers, &body);
     let reply = state.next_reply();
     if let Some(status) = reply.status {
+        state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let (kind, code, message) = match status {
             401 => (
                 "invalid_request_error",
@@ -633,6 +680,7 @@ async fn anthropic_messages(
     state.record("POST", &uri, &headers, &body);
     let reply = state.next_reply();
     if let Some(status) = reply.status {
+        state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let (kind, message) = match status {
             401 => ("authentication_error", "invalid x-api-key"),
             429 => ("rate_limit_error", "Number of requests has exceeded your rate limit"),
@@ -752,6 +800,7 @@ async fn ollama_chat(State(state): State<Arc<MockState>>, uri: Uri, headers: Hea
     state.record("POST", &uri, &headers, &body);
     let reply = state.next_reply();
     if let Some(status) = reply.status {
+        state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let message = match status {
             404 => "model not found, try pulling it first",
             _ => "internal server error",
