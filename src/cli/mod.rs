@@ -1,6 +1,6 @@
 //! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`, `ratchet attach`,
 //! `ratchet daemon`, `ratchet provider`, and the orchestra's `ratchet plans`,
-//! `ratchet questions` (on its database directly, no daemon needed).
+//! `ratchet questions`, `ratchet jobs` (on its database directly, no daemon needed).
 //!
 //! This is the only code allowed to print to stdout outside the protocol writer; in
 //! `ratchet acp` it prints nothing.
@@ -9,6 +9,7 @@ mod acp;
 mod attach;
 mod daemon;
 mod exec;
+mod jobs;
 mod plans;
 mod provider;
 mod questions;
@@ -81,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         command: questions::QuestionsCommand,
     },
+    /// List, kill, pause or resume the running agents (session turns, fleet workers).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
 }
 
 /// Runs the command line.
@@ -130,6 +136,7 @@ pub fn main() -> ExitCode {
             Command::Provider { command } => provider::run(config, command).await,
             Command::Plans { command } => plans::run(config, command).await,
             Command::Questions { command } => questions::run(config, command).await,
+            Command::Jobs { command } => jobs::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {
@@ -231,6 +238,17 @@ fn ago(ms: i64) -> String {
     }
 }
 
+/// A duration in milliseconds, short: `850ms`, `42s`, `3m05s`, `2h10m`.
+fn short_duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0 => format!("{ms}ms"),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// Rows as lines of left-aligned columns two spaces apart (the last column is not padded).
 fn table(rows: &[Vec<String>]) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -271,12 +289,16 @@ mod tests {
     }
 
     #[test]
-    fn ago_reads_short() {
+    fn ago_and_durations_read_short() {
         let now = ratchet::orchestra::db::now_ms();
         assert_eq!(ago(now - 5_000), "5s ago");
         assert_eq!(ago(now - 185_000), "3m ago");
         assert_eq!(ago(now - 2 * 86_400_000 - 1), "2d ago");
         assert_eq!(ago(now + 60_000), "0s ago");
+        assert_eq!(short_duration(850), "850ms");
+        assert_eq!(short_duration(42_300), "42s");
+        assert_eq!(short_duration(185_000), "3m05s");
+        assert_eq!(short_duration(7_800_000), "2h10m");
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //! seeded through the library in this process, and the real binary, run on the same data
 //! directory, reads and answers it there.
 
+use std::time::Duration;
+
 use ratchet::orchestra::db::Db;
+use ratchet::orchestra::jobs::{JobInfo, JobKind, JobRegistry, JobSpec};
 use ratchet::orchestra::plan::{Plan, Proposal, ProposedStep};
 use ratchet::orchestra::plans::{PlanStore, StoredPlan};
 use ratchet::orchestra::questions::{Answer, AnsweredBy, NewQuestion, QuestionKind, QuestionQueue, QuestionRecord};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::support::TestEnv;
 
@@ -23,6 +27,7 @@ const SESSION: &str = "0123456789abcdef-session";
 /// A data directory with its orchestra database open in this process.
 struct Orchestra {
     env: TestEnv,
+    db: Db,
     plans: PlanStore,
     questions: QuestionQueue,
 }
@@ -31,7 +36,7 @@ impl Orchestra {
     fn new() -> Orchestra {
         let env = TestEnv::new();
         let db = Db::open_in(&env.ratchet_home()).expect("open orchestra.db");
-        Orchestra { env, plans: PlanStore::new(db.clone()), questions: QuestionQueue::new(db) }
+        Orchestra { env, plans: PlanStore::new(db.clone()), questions: QuestionQueue::new(db.clone()), db }
     }
 
     /// A proposed plan with steps s1, s2, s3.
@@ -282,4 +287,94 @@ async fn questions_answer_approves_a_plan_and_checks_its_skips() {
     let out = o.run(&["questions", "answer", &q.id, "approve", "skip", "s3"]).await;
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(o.recorded(&q.id).await, (Some(Answer::Approve { skip: vec!["s3".into()] }), Some(AnsweredBy::Cli)));
+}
+
+/// Waits up to `limit` for `done`, checking every 20 ms.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+#[tokio::test]
+async fn jobs_list_pause_resume_and_kill_reach_a_registry_in_another_process() {
+    let o = Orchestra::new();
+    // This test process plays the one running the agents; the CLI is another process.
+    let registry = JobRegistry::new(o.db.clone(), CancellationToken::new());
+    let mut spec = JobSpec::new(JobKind::FleetWorker, "w1");
+    spec.model = Some("mock-model".into());
+    spec.session_id = Some(SESSION.into());
+    spec.detail = Some("plan p3\nstep s2".into());
+    spec.pausable = true;
+    let worker = registry.register(spec).await.expect("register the worker");
+    let turn = registry.register(JobSpec::new(JobKind::Session, "0195-abc")).await.expect("register the turn");
+
+    let out = o.run(&["jobs", "list"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and two jobs: {stdout}");
+    for column in ["ID", "TYPE", "STATUS", "STARTED", "ELAPSED", "MODEL", "DETAIL"] {
+        assert!(lines[0].contains(column), "no {column} in {stdout}");
+    }
+    let line = lines.iter().find(|l| l.starts_with("fleet_worker:w1")).unwrap_or_else(|| panic!("{stdout}"));
+    for cell in ["fleet worker", "running", "s ago", "mock-model", "plan p3 step s2"] {
+        assert!(line.contains(cell), "no {cell:?} in {line:?}");
+    }
+    assert!(stdout.lines().any(|l| l.starts_with("session:0195-abc") && l.contains("session turn")), "{stdout}");
+
+    let out = o.run(&["jobs", "list", "--json"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let jobs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array of jobs");
+    let mine = registry.list().await.unwrap();
+    let ids = |jobs: &[JobInfo]| jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>();
+    assert_eq!(jobs.iter().filter_map(|j| j["id"].as_str().map(String::from)).collect::<Vec<_>>(), ids(&mine));
+    assert_eq!(jobs[0]["pid"], std::process::id());
+
+    let out = o.run(&["jobs", "pause", "fleet_worker:w1"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(text(&out.stdout).contains("paused fleet_worker:w1"), "{}", describe(&out));
+    assert!(*worker.paused().borrow(), "the worker's pause flag is set");
+    let out = o.run(&["jobs", "resume", "fleet_worker:w1"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(text(&out.stdout).contains("resumed fleet_worker:w1"), "{}", describe(&out));
+    assert!(!*worker.paused().borrow(), "the worker goes on");
+
+    let out = o.run(&["jobs", "pause", "session:0195-abc"]).await;
+    assert_eq!(out.status.code(), Some(1), "a turn does not pause: {}", describe(&out));
+    assert!(text(&out.stderr).contains("ratchet jobs kill session:0195-abc"), "{}", describe(&out));
+
+    // The runner stops when its token fires, as a real one does at its next await.
+    let token = worker.token().clone();
+    let runner = tokio::spawn(async move {
+        worker.token().cancelled().await;
+        let killed = worker.killed();
+        worker.finish().await.expect("finish");
+        killed
+    });
+    let started = tokio::time::Instant::now();
+    let out = o.run(&["jobs", "kill", "fleet_worker:w1"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(token.is_cancelled(), "the kill fired the worker's token");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(runner.await.unwrap(), "cancelled by a kill, not by shutdown");
+    assert!(text(&out.stdout).contains("killed fleet_worker:w1"), "{}", describe(&out));
+    assert_eq!(ids(&registry.list().await.unwrap()), ["session:0195-abc"]);
+
+    // A job that does not stop yet: the kill is asked, and said so.
+    let out = o.run(&["jobs", "kill", "session:0195-abc"]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(eventually(Duration::from_secs(1), || turn.token().is_cancelled()).await, "the turn's token fired");
+    assert!(text(&out.stdout).contains("asked session:0195-abc"), "{}", describe(&out));
+
+    for (id, expected) in [("fleet_worker:w9", "there is no job fleet_worker:w9"), ("w1", "is not a job id")] {
+        let out = o.run(&["jobs", "kill", id]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(text(&out.stderr).contains(expected), "{}", describe(&out));
+    }
 }
