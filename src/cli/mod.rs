@@ -1,5 +1,6 @@
 //! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`, `ratchet attach`,
-//! `ratchet daemon`, `ratchet provider`.
+//! `ratchet daemon`, `ratchet provider`, and the orchestra's `ratchet plans`,
+//! `ratchet questions`, `ratchet jobs` (on its database directly, no daemon needed).
 //!
 //! This is the only code allowed to print to stdout outside the protocol writer; in
 //! `ratchet acp` it prints nothing.
@@ -8,13 +9,19 @@ mod acp;
 mod attach;
 mod daemon;
 mod exec;
+mod jobs;
+mod plans;
 mod provider;
+mod questions;
 mod sessions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::io::Write;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ratchet::daemon::client::{Client, ClientError};
 use ratchet::daemon::paths::DaemonPaths;
@@ -65,6 +72,21 @@ enum Command {
         #[command(subcommand)]
         command: provider::ProviderCommand,
     },
+    /// Review, approve or reject the plans sessions propose.
+    Plans {
+        #[command(subcommand)]
+        command: plans::PlansCommand,
+    },
+    /// List and answer the questions waiting for a person (permissions, plans, asks).
+    Questions {
+        #[command(subcommand)]
+        command: questions::QuestionsCommand,
+    },
+    /// List, kill, pause or resume the running agents (session turns, fleet workers).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
 }
 
 /// Runs the command line.
@@ -112,6 +134,9 @@ pub fn main() -> ExitCode {
             Command::Attach { session } => attach::run(config, session).await,
             Command::Daemon { command } => daemon::run(config, command).await,
             Command::Provider { command } => provider::run(config, command).await,
+            Command::Plans { command } => plans::run(config, command).await,
+            Command::Questions { command } => questions::run(config, command).await,
+            Command::Jobs { command } => jobs::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {
@@ -186,6 +211,67 @@ async fn running_daemon(home: &std::path::Path) -> Option<Client> {
     }
 }
 
+/// The orchestra's database on the data directory `home` (plans, questions, jobs), shared
+/// with every ratchet process there.
+fn orchestra_db(home: &std::path::Path) -> anyhow::Result<ratchet::orchestra::db::Db> {
+    ratchet::orchestra::db::Db::open_in(home)
+        .with_context(|| format!("cannot open the orchestra database in {}", home.display()))
+}
+
+/// Prints `value` as pretty JSON on stdout (the `--json` of the list and show commands).
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// How long ago the Unix-millisecond time `ms` was: `12s ago`, `3m ago`, `5h ago`, `2d ago`.
+fn ago(ms: i64) -> String {
+    let secs = (ratchet::orchestra::db::now_ms() - ms).max(0) / 1000;
+    match secs {
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// A duration in milliseconds, short: `850ms`, `42s`, `3m05s`, `2h10m`.
+fn short_duration(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0 => format!("{ms}ms"),
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Rows as lines of left-aligned columns two spaces apart (the last column is not padded).
+fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            cells.join("  ").trim_end().to_string()
+        })
+        .collect()
+}
+
+#[allow(clippy::print_stdout)]
+fn say(line: &str) {
+    println!("{line}");
+}
+
+#[allow(clippy::print_stderr)]
+fn note(line: &str) {
+    eprintln!("{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +285,24 @@ mod tests {
         let inner = std::io::Error::other("attempt to write a readonly database");
         let e = anyhow::Error::new(Wrapper(inner)).context("cannot open the session store in /d");
         assert_eq!(describe(&e), "cannot open the session store in /d: attempt to write a readonly database");
+    }
+
+    #[test]
+    fn ago_and_durations_read_short() {
+        let now = ratchet::orchestra::db::now_ms();
+        assert_eq!(ago(now - 5_000), "5s ago");
+        assert_eq!(ago(now - 185_000), "3m ago");
+        assert_eq!(ago(now - 2 * 86_400_000 - 1), "2d ago");
+        assert_eq!(ago(now + 60_000), "0s ago");
+        assert_eq!(short_duration(850), "850ms");
+        assert_eq!(short_duration(42_300), "42s");
+        assert_eq!(short_duration(185_000), "3m05s");
+        assert_eq!(short_duration(7_800_000), "2h10m");
+    }
+
+    #[test]
+    fn table_aligns_columns_and_trims_the_last() {
+        let rows = vec![vec!["ID".into(), "KIND".into(), "T".into()], vec!["q10".into(), "ask".into(), "".into()]];
+        assert_eq!(table(&rows), vec!["ID   KIND  T".to_string(), "q10  ask".to_string()]);
     }
 }

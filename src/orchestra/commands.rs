@@ -15,11 +15,18 @@ pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "reject", description: "Reject a proposed plan", hint: Some("plan id, then what to change") },
 ];
 
-pub(super) fn run(orchestra: &Orchestra, _session: &SessionRecord, name: &str, args: &str) -> Option<BoxFuture<'static, String>> {
+pub(super) fn run(
+    orchestra: &Orchestra,
+    _session: &SessionRecord,
+    name: &str,
+    args: &str,
+) -> Option<BoxFuture<'static, String>> {
     let (id, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
     let (id, rest) = (id.trim().to_string(), rest.trim().to_string());
     let answer = match name {
-        "approve" => Answer::Approve { skip: rest.split([' ', ',']).filter(|s| !s.is_empty()).map(String::from).collect() },
+        "approve" => {
+            Answer::Approve { skip: rest.split([' ', ',']).filter(|s| !s.is_empty()).map(String::from).collect() }
+        }
         "reject" if rest.is_empty() => {
             return Some(Box::pin(async { "Say what to change: `/reject ID what to change`.".to_string() }));
         }
@@ -63,7 +70,8 @@ pub async fn answer_plan(
     }
     let open = queue.list(true).await.map_err(|e| e.to_string())?;
     let question = open.into_iter().find(|q| {
-        q.kind == QuestionKind::PlanApproval && q.body.get("plan_id").and_then(|v| v.as_str()) == Some(stored.id.as_str())
+        q.kind == QuestionKind::PlanApproval
+            && q.body.get("plan_id").and_then(|v| v.as_str()) == Some(stored.id.as_str())
     });
     let Some(question) = question else {
         return Err(format!(

@@ -144,7 +144,10 @@ mod tests {
         assert_eq!(parse("").unwrap(), OrchestraConfig::default());
         let c = parse("[fleet]\nmax_workers = 2\n[model_routing]\nsimple = \"local/qwen3\"\nreview = \"work\"\n[questions]\ntimeout_secs = 60\n").unwrap();
         assert_eq!(c.max_workers, 2);
-        assert_eq!(c.routing.route(Complexity::Simple), Some(&Route { provider: "local".into(), model: Some("qwen3".into()) }));
+        assert_eq!(
+            c.routing.route(Complexity::Simple),
+            Some(&Route { provider: "local".into(), model: Some("qwen3".into()) })
+        );
         assert_eq!(c.routing.route(Complexity::Review), Some(&Route { provider: "work".into(), model: None }));
         assert_eq!(c.routing.route(Complexity::Complex), None);
         assert_eq!(c.question_timeout, Some(Duration::from_secs(60)));

@@ -63,7 +63,12 @@ struct Finished {
 
 /// Runs an executing plan to its end; returns it as it ended. `cx` is the prompting turn's
 /// tool context (its cancel token stops the fleet), `call_id` the `propose_plan` call.
-pub(super) async fn run_plan(orchestra: &Orchestra, cx: &ToolContext, call_id: &str, mut stored: StoredPlan) -> StoredPlan {
+pub(super) async fn run_plan(
+    orchestra: &Orchestra,
+    cx: &ToolContext,
+    call_id: &str,
+    mut stored: StoredPlan,
+) -> StoredPlan {
     let (notes_tx, mut notes) = mpsc::channel(WORKER_NOTES);
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut launched: HashSet<String> = HashSet::new();

@@ -84,7 +84,8 @@ impl Tool for ProposePlanTool {
 
 impl ProposePlanTool {
     async fn propose(&self, args: Value, cx: &ToolContext) -> Result<ToolOutput, String> {
-        let proposal: Proposal = serde_json::from_value(args).map_err(|e| format!("invalid propose_plan arguments: {e}"))?;
+        let proposal: Proposal =
+            serde_json::from_value(args).map_err(|e| format!("invalid propose_plan arguments: {e}"))?;
         let o = &self.orchestra.inner;
         let session = cx.turn.session_id().to_string();
         let revision = o.plans.next_revision(&session).await.map_err(|e| e.to_string())?;
@@ -129,8 +130,12 @@ impl ProposePlanTool {
 
     /// Asks for approval in the editor and in the queue; the first answer wins.
     async fn approval(&self, cx: &ToolContext, call_id: &str, stored: &StoredPlan) -> Result<Decision, String> {
-        let steps: Vec<StepChoice> =
-            stored.plan.steps.iter().map(|s| StepChoice { id: s.id.clone(), description: s.description.clone() }).collect();
+        let steps: Vec<StepChoice> = stored
+            .plan
+            .steps
+            .iter()
+            .map(|s| StepChoice { id: s.id.clone(), description: s.description.clone() })
+            .collect();
         let title = format!(
             "Approve plan {} (revision {}): {} — {} steps",
             stored.id,

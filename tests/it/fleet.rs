@@ -71,9 +71,8 @@ async fn an_approved_plan_runs_three_workers_two_at_a_time_each_writing_its_file
     }
     let mut client = spawn_with_forms(&env).await;
     client.set_request_handler(|method, params| {
-        (method == "elicitation/create" && params["mode"] == "form").then(|| {
-            Reply::Result(json!({"action": "accept", "content": {"decision": "approve", "skip": []}}))
-        })
+        (method == "elicitation/create" && params["mode"] == "form")
+            .then(|| Reply::Result(json!({"action": "accept", "content": {"decision": "approve", "skip": []}})))
     });
     let session = session_in(&mut client, &env, "accept-edits").await;
 
@@ -93,17 +92,24 @@ async fn an_approved_plan_runs_three_workers_two_at_a_time_each_writing_its_file
     assert_eq!(asks.len(), 1, "{:#?}", turn.messages);
     assert_eq!(asks[0]["sessionId"], session.as_str());
     assert!(asks[0]["requestedSchema"]["properties"]["decision"].is_object(), "{}", asks[0]);
-    let first_worker_request = mock.model_requests().iter().position(|r| r.raw_body.contains(&worker("s1"))).unwrap();
-    assert_eq!(first_worker_request, 1, "the first request after the proposal is a worker's");
+    let requests = mock.model_requests();
+    assert!(requests[0].raw_body.contains(MAIN) && !requests[0].raw_body.contains("Your step ("));
+    assert!(
+        requests[1..requests.len() - 1].iter().all(|r| r.raw_body.contains("Your step (")),
+        "workers run before the model's last call"
+    );
+    assert_eq!(requests.len(), 8, "the proposal, two calls per worker, the model's last call");
 
     // The plan as entries: three steps, all completed at the end.
     let plans = turn.of_kind("plan");
     assert!(!plans.is_empty());
-    let first = plans.first().unwrap()["entries"].as_array().unwrap().clone();
+    let first = plans.first().unwrap()["update"]["entries"].as_array().unwrap().clone();
     assert_eq!(first.len(), 3);
     assert!(first.iter().all(|e| e["status"] == "pending"), "{first:?}");
-    assert!(plans.iter().any(|p| p["entries"].as_array().unwrap().iter().any(|e| e["status"] == "in_progress")));
-    let last = plans.last().unwrap()["entries"].as_array().unwrap().clone();
+    assert!(
+        plans.iter().any(|p| p["update"]["entries"].as_array().unwrap().iter().any(|e| e["status"] == "in_progress"))
+    );
+    let last = plans.last().unwrap()["update"]["entries"].as_array().unwrap().clone();
     assert!(last.iter().all(|e| e["status"] == "completed"), "{last:?}");
     assert!(last[0]["content"].as_str().unwrap().starts_with("s1: Write one.txt"), "{last:?}");
 

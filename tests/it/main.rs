@@ -28,6 +28,8 @@
 //! - `orphans`: commands die with a killed agent or daemon; the exec guard's passthrough
 //! - `daemon_reconnect`: a window that survives its daemon (reconnect, start it again,
 //!   re-open and re-follow sessions, retryable errors in the gap)
+//! - `orchestra_cli`: `ratchet plans`, `ratchet questions` and `ratchet jobs` on the
+//!   orchestra's database, seeded through the library
 
 mod support;
 
@@ -50,6 +52,7 @@ mod daemon_reconnect;
 mod data_dir;
 mod editor_delegation;
 mod mcp_servers;
+mod orchestra_cli;
 mod orphans;
 mod permissions;
 mod questions_bridge;

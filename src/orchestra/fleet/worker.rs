@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use super::{Finished, Note, announce, first_line, show};
 use crate::engine::tools::NoHost;
 use crate::engine::turn_scope::{PermissionAsk, TurnScope};
-use crate::engine::{ChatEvent, ChildSpec, ContentPart, PermissionAnswer, PermissionRequest, StopReason, ToolCallStatus};
+use crate::engine::{
+    ChatEvent, ChildSpec, ContentPart, PermissionAnswer, PermissionRequest, StopReason, ToolCallStatus,
+};
 use crate::orchestra::Orchestra;
 use crate::orchestra::ask::{Outcome, ask_person};
 use crate::orchestra::jobs::{JobKind, JobSpec};
@@ -96,7 +98,8 @@ impl Worker {
                 model: model_label.clone(),
             })
             .await;
-        show(self.turn.as_ref(), &self.call_id, ToolCallStatus::InProgress, format!("running on {model_label}"), None).await;
+        show(self.turn.as_ref(), &self.call_id, ToolCallStatus::InProgress, format!("running on {model_label}"), None)
+            .await;
         let result = self.drive(&child.id, run, &job).await;
         if let Err(e) = engine.close_session(child.id.clone()).await {
             tracing::debug!(error = %e, "cannot close a worker's session");
@@ -105,7 +108,12 @@ impl Worker {
     }
 
     /// Runs the worker's one turn to its end.
-    async fn drive(&self, session: &str, run: &mut StepRun, job: &crate::orchestra::jobs::JobHandle) -> Result<(), String> {
+    async fn drive(
+        &self,
+        session: &str,
+        run: &mut StepRun,
+        job: &crate::orchestra::jobs::JobHandle,
+    ) -> Result<(), String> {
         let engine = self.orchestra.inner.engine.clone();
         let prompt = worker_prompt(&self.goal, &self.step);
         let mut turn = engine
@@ -197,7 +205,9 @@ impl Worker {
             }
         };
         let timeout = self.orchestra.inner.config.question_timeout;
-        match ask_person(&self.orchestra.inner.questions, new, editor, permission_as_answer, &self.cancel, timeout).await {
+        match ask_person(&self.orchestra.inner.questions, new, editor, permission_as_answer, &self.cancel, timeout)
+            .await
+        {
             Ok((_, Outcome::Editor(a))) => a,
             Ok((_, Outcome::Queue(Answer::Approve { .. }, _))) => PermissionAnswer::AllowOnce,
             // A rejection, a text answer, no answer (timeout): never "allow".
