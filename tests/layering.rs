@@ -96,7 +96,7 @@ fn the_orchestra_uses_only_the_engines_face() {
 
 #[test]
 fn library_code_never_prints_to_stdout() {
-    for layer in ["acp", "engine", "bridge"] {
+    for layer in ["acp", "engine", "bridge", "orchestra"] {
         let bad = offenders(layer, &["println!", "print!(", "dbg!("]);
         assert!(bad.is_empty(), "stdout is the protocol channel:\n{}", bad.join("\n"));
     }

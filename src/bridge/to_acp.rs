@@ -121,8 +121,10 @@ fn replay(message: &StoredMessage) -> Vec<SessionUpdate> {
 
 /// The slash commands, as `available_commands_update` lists them.
 pub fn commands() -> Vec<AvailableCommand> {
+    // The engine's own, then the orchestra's (`/approve`, `/reject`).
     engine::commands::COMMANDS
         .iter()
+        .chain(crate::orchestra::commands::COMMANDS)
         .map(|c| {
             let cmd = AvailableCommand::new(c.name, c.description);
             match c.hint {

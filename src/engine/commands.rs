@@ -69,10 +69,10 @@ pub fn parse(content: &[ContentPart]) -> Option<Command> {
     })
 }
 
-/// The `/help` text.
-pub fn help_text() -> String {
+/// The `/help` text: the engine's commands, then `extra` (the layer above's).
+pub fn help_text(extra: &[CommandInfo]) -> String {
     let mut s = String::from("Commands:\n");
-    for c in COMMANDS {
+    for c in COMMANDS.iter().chain(extra) {
         let hint = c.hint.map(|h| format!(" <{h}>")).unwrap_or_default();
         s.push_str(&format!("- `/{}{}`: {}\n", c.name, hint, c.description));
     }
@@ -84,8 +84,9 @@ pub fn plan_prompt(goal: &str) -> String {
     let goal = if goal.is_empty() { "the task we discussed" } else { goal };
     format!(
         "Make a plan for: {goal}\n\nThe session is in plan mode: look around with the read-only tools, \
-         then publish the plan with update_plan (concrete steps, with priorities) and explain it briefly. \
-         Do not change anything."
+         then propose the plan with propose_plan when you have it (the user approves it and a fleet of \
+         workers carries out its steps; otherwise publish it with update_plan: concrete steps, with \
+         priorities) and explain it briefly. Do not change anything yourself."
     )
 }
 
@@ -167,7 +168,7 @@ mod tests {
 
     #[test]
     fn help_lists_every_command() {
-        let h = help_text();
+        let h = help_text(&[]);
         for c in COMMANDS {
             assert!(h.contains(&format!("/{}", c.name)));
         }

@@ -184,6 +184,11 @@ impl Engine {
         self.inner.extension.get()
     }
 
+    /// The layer above's slash commands (for `/help`).
+    fn extension_commands(&self) -> Vec<commands::CommandInfo> {
+        self.extension().map(|e| e.commands()).unwrap_or_default()
+    }
+
     /// The configuration the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

@@ -238,7 +238,7 @@ impl Turn {
     async fn run_command(&self, command: Command) -> Ending {
         let id = &self.cx.session.id;
         let text = match command {
-            Command::Help => commands::help_text(),
+            Command::Help => commands::help_text(&self.cx.engine.extension_commands()),
             Command::Clear => {
                 let ending = self
                     .reply(

@@ -6,8 +6,8 @@ use futures::future::BoxFuture;
 use super::Orchestra;
 use super::plans::PlanStore;
 use super::questions::{Answer, AnsweredBy, QuestionKind, QuestionQueue};
+use crate::engine::SessionRecord;
 use crate::engine::commands::CommandInfo;
-use crate::engine::store::SessionRecord;
 
 /// The orchestra's slash commands.
 pub const COMMANDS: &[CommandInfo] = &[

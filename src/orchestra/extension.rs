@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Orchestra;
 use super::jobs::{JobKind, JobSpec};
+use crate::engine::SessionRecord;
 use crate::engine::commands::CommandInfo;
 use crate::engine::extension::{Extension, TurnInfo};
-use crate::engine::store::SessionRecord;
 use crate::engine::tools::Tool;
 
 pub(super) struct OrchestraExtension {

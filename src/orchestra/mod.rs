@@ -12,7 +12,7 @@
 pub mod ask;
 mod ask_human;
 pub mod autorespond;
-mod commands;
+pub mod commands;
 pub mod config;
 pub mod db;
 mod extension;

@@ -10,9 +10,9 @@ use crate::support::mock_llm::RecordedRequest;
 use crate::support::{AcpClient, Message, MockLlm, MockReply, PermissionPolicy, TestEnv, tr, transcript, update_kind};
 
 /// The commands, in the order editors list them.
-const COMMAND_NAMES: [&str; 7] = ["help", "review", "plan", "compact", "clear", "model", "mode"];
+const COMMAND_NAMES: [&str; 9] = ["help", "review", "plan", "compact", "clear", "model", "mode", "approve", "reject"];
 /// The commands that take input (and so carry `input.hint`).
-const COMMANDS_WITH_INPUT: [&str; 3] = ["plan", "model", "mode"];
+const COMMANDS_WITH_INPUT: [&str; 5] = ["plan", "model", "mode", "approve", "reject"];
 const MODES: [&str; 4] = ["ask", "accept-edits", "plan", "yolo"];
 
 fn load_params(session: &str, env: &TestEnv) -> Value {

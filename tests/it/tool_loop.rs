@@ -8,9 +8,20 @@ use serde_json::{Value, json};
 use crate::providers::{Wire, env_for};
 use crate::support::{MockLlm, MockReply, TestEnv, tool_events, updates_of};
 
-/// Every built-in tool, as the model must see them.
-const ALL_TOOLS: [&str; 8] =
-    ["read_file", "write_file", "edit_file", "list_dir", "glob", "grep", "shell", "update_plan"];
+/// Every tool of a top-level session, as the model must see them: the engine's built-ins and
+/// the orchestra's `propose_plan` and `ask_human`.
+const ALL_TOOLS: [&str; 10] = [
+    "read_file",
+    "write_file",
+    "edit_file",
+    "list_dir",
+    "glob",
+    "grep",
+    "shell",
+    "update_plan",
+    "propose_plan",
+    "ask_human",
+];
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
