@@ -263,12 +263,12 @@ fn table(rows: &[Vec<String>]) -> Vec<String> {
 }
 
 #[allow(clippy::print_stdout)]
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     println!("{line}");
 }
 
 #[allow(clippy::print_stderr)]
-fn note(line: &str) {
+pub(crate) fn note(line: &str) {
     eprintln!("{line}");
 }
 

@@ -12,6 +12,8 @@ use ratchet::engine::config::EngineConfig;
 use ratchet::engine::store::ProviderRecord;
 use ratchet::engine::{EngineApi, ProviderSpec};
 
+use super::{note, say};
+
 #[derive(Subcommand)]
 pub enum ProviderCommand {
     /// List stored providers; `*` marks the default.
@@ -153,14 +155,4 @@ fn key_source(p: &ProviderRecord) -> &str {
         (None, "anthropic") => "ANTHROPIC_API_KEY",
         (None, _) => "-",
     }
-}
-
-#[allow(clippy::print_stdout)]
-fn say(line: &str) {
-    println!("{line}");
-}
-
-#[allow(clippy::print_stderr)]
-fn note(line: &str) {
-    eprintln!("{line}");
 }

@@ -72,8 +72,10 @@ pub(crate) struct State {
     tasks: TaskTracker,
     /// Fired when serving stops: subscriptions end, detached turns stop waiting.
     stopping: CancellationToken,
-    /// [`turns::DETACHED_PERMISSION_TIMEOUT`], shorter in tests.
-    permission_timeout: Duration,
+    /// Where a detached turn's permission questions wait for a person (`ratchet questions`).
+    questions: crate::orchestra::questions::QuestionQueue,
+    /// `[questions] timeout_secs`: `None` waits until someone answers.
+    question_timeout: Option<Duration>,
 }
 
 /// Serves the control API on `listener` until `control.shutdown` or `control.reload` fires,
@@ -90,6 +92,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
+    let questions = crate::orchestra::db::Db::open_in(&engine.config().home)
+        .map(crate::orchestra::questions::QuestionQueue::new)
+        .map_err(std::io::Error::other)?;
+    let question_timeout =
+        crate::orchestra::OrchestraConfig::from_file(&engine.config().file).ok().and_then(|c| c.question_timeout);
     let state = Arc::new(State {
         engine,
         info,
@@ -99,7 +106,8 @@ pub async fn serve(
         holders: Default::default(),
         tasks: TaskTracker::new(),
         stopping: CancellationToken::new(),
-        permission_timeout: turns::DETACHED_PERMISSION_TIMEOUT,
+        questions,
+        question_timeout,
     });
     let methods = methods::module(state.clone()).map_err(std::io::Error::other)?;
     let (stop_handle, server_handle) = stop_channel();
@@ -167,7 +175,10 @@ pub async fn serve(
 impl State {
     /// A state for handler tests.
     #[cfg(test)]
-    fn for_tests(engine: Engine, permission_timeout: Duration) -> Arc<State> {
+    fn for_tests(engine: Engine, question_timeout: Option<Duration>) -> Arc<State> {
+        let questions = crate::orchestra::questions::QuestionQueue::new(
+            crate::orchestra::db::Db::open_in(&engine.config().home).expect("the orchestra database opens"),
+        );
         let info =
             DaemonInfo { pid: 1, started_at_ms: 0, version: "test".into(), socket: PathBuf::from("/nonexistent") };
         Arc::new(State {
@@ -179,7 +190,8 @@ impl State {
             holders: Default::default(),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
-            permission_timeout,
+            questions,
+            question_timeout,
         })
     }
 }

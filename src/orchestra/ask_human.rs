@@ -10,8 +10,8 @@ use super::Orchestra;
 use super::ask::{Outcome, ask_person};
 use super::questions::{Answer, NewQuestion, QuestionKind};
 use crate::engine::provider::ToolSpec;
-use crate::engine::tools::{Display, Preview, Tool, ToolContext, ToolKind, ToolOutput};
-use crate::engine::{ChatEvent, QuestionAnswer, QuestionForm, ToolCallChange, ToolCallStatus};
+use crate::engine::tools::{Preview, Tool, ToolContext, ToolKind, ToolOutput};
+use crate::engine::{QuestionAnswer, QuestionForm, ToolCallStatus};
 
 pub(super) struct AskHumanTool {
     pub orchestra: Orchestra,
@@ -82,15 +82,7 @@ impl AskHumanTool {
                 let open = queue.list(true).await.unwrap_or_default();
                 let qid = open.iter().rev().find(|r| r.title == question).map(|r| r.id.clone()).unwrap_or_default();
                 let text = format!("Waiting for an answer: in the editor, or `ratchet questions answer {qid} TEXT`.");
-                cx.turn
-                    .emit(ChatEvent::ToolCallUpdated(ToolCallChange {
-                        id: id.clone(),
-                        status: ToolCallStatus::InProgress,
-                        display: Some(vec![Display::Text(text)]),
-                        locations: None,
-                        output: None,
-                    }))
-                    .await;
+                super::fleet::show(cx.turn.as_ref(), id, ToolCallStatus::InProgress, text, None).await;
             }
             editor.await
         };

@@ -237,8 +237,8 @@ async fn announce(cx: &dyn crate::engine::turn_scope::TurnScope, call_id: &str, 
     .await;
 }
 
-/// Updates a worker's tool call.
-async fn show(
+/// Updates a tool call of the prompting turn (a worker's, or the `propose_plan` call itself).
+pub(super) async fn show(
     cx: &dyn crate::engine::turn_scope::TurnScope,
     call_id: &str,
     status: ToolCallStatus,

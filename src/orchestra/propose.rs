@@ -16,8 +16,8 @@ use super::plan::{Plan, Proposal};
 use super::plans::StoredPlan;
 use super::questions::{Answer, NewQuestion, QuestionKind};
 use crate::engine::provider::ToolSpec;
-use crate::engine::tools::{Display, Preview, Tool, ToolContext, ToolKind, ToolOutput};
-use crate::engine::{ChatEvent, QuestionAnswer, QuestionForm, StepChoice, ToolCallChange, ToolCallStatus};
+use crate::engine::tools::{Preview, Tool, ToolContext, ToolKind, ToolOutput};
+use crate::engine::{ChatEvent, QuestionAnswer, QuestionForm, StepChoice, ToolCallStatus};
 
 pub(super) struct ProposePlanTool {
     pub orchestra: Orchestra,
@@ -177,15 +177,7 @@ impl ProposePlanTool {
     }
 
     async fn show(&self, cx: &ToolContext, call_id: &str, text: String) {
-        cx.turn
-            .emit(ChatEvent::ToolCallUpdated(ToolCallChange {
-                id: call_id.to_string(),
-                status: ToolCallStatus::InProgress,
-                display: Some(vec![Display::Text(text)]),
-                locations: None,
-                output: None,
-            }))
-            .await;
+        fleet::show(cx.turn.as_ref(), call_id, ToolCallStatus::InProgress, text, None).await;
     }
 }
 

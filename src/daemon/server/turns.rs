@@ -4,11 +4,12 @@
 //! A turn belongs to the engine, not to the connection: when its subscriber goes away (the
 //! window closed, the client crashed) the pump keeps draining the turn's events so it runs to
 //! the end and is saved, tool calls stop going to the gone editor, and any permission question
-//! still open is answered `Cancelled` after [`DETACHED_PERMISSION_TIMEOUT`] unless someone
-//! (another window, with `turn.answer_permission`) answers it first.
+//! still open waits in the orchestra's question queue (`ratchet questions answer`, autorespond
+//! rules do not apply: it is the editor's question) unless someone (another window, with
+//! `turn.answer_permission`) answers it first. It never times out into "allow": only a
+//! configured `[questions] timeout_secs` ends the wait, as a rejection.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::core::RegisterMethodError;
@@ -24,12 +25,8 @@ use super::State;
 use super::engine_error::rpc_error;
 use super::remote_host::RemoteHost;
 use crate::daemon::protocol::{IdParams, SendParams, TurnItem, method};
-use crate::engine::{ChatEvent, EngineApi, PermissionAnswer, SessionEvent, TurnStream};
-
-/// How long a permission question of a turn whose subscriber has gone stays open before it
-/// is answered `Cancelled` (which stops the turn). Long enough for another window watching
-/// the session to answer it; short enough that a closed window does not hold a turn forever.
-pub const DETACHED_PERMISSION_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::engine::{ChatEvent, EngineApi, PermissionAnswer, PermissionRequest, SessionEvent, TurnStream};
+use crate::orchestra::questions::{Answer, NewQuestion, QuestionKind};
 
 /// Host calls queued between a turn's tools and its pump. A turn runs its tool calls one
 /// at a time, so a few slots are plenty.
@@ -62,7 +59,7 @@ async fn send(params: Params<'static>, pending: PendingSubscriptionSink, state: 
         Err(e) => return pending.reject(rpc_error(&e)).await,
     };
     let sink = pending.accept().await.ok();
-    let pump = Pump { state: state.clone(), session: p.id, detached, asked: Vec::new(), timers: JoinSet::new() };
+    let pump = Pump { state: state.clone(), session: p.id, detached, asked: Vec::new(), waiting: JoinSet::new() };
     // On the server's tracker, so stopping the server waits for it.
     let _ = state.tasks.spawn(pump.run(turn, items_rx, sink)).await;
 }
@@ -73,9 +70,9 @@ struct Pump {
     session: String,
     detached: CancellationToken,
     /// Permission questions put to the subscriber (answered or not).
-    asked: Vec<u64>,
-    /// Timers that answer questions `Cancelled`; dropped (aborted) when the pump ends.
-    timers: JoinSet<()>,
+    asked: Vec<PermissionRequest>,
+    /// Questions waiting in the queue for a person; dropped (aborted) when the pump ends.
+    waiting: JoinSet<()>,
 }
 
 impl Pump {
@@ -97,9 +94,9 @@ impl Pump {
                     let Some(event) = event else { break };
                     let last = matches!(event, ChatEvent::Complete { .. } | ChatEvent::Error { .. });
                     if let ChatEvent::PermissionRequest(q) = &event {
-                        self.asked.push(q.request_id);
+                        self.asked.push(q.clone());
                         if !attached {
-                            self.expire(q.request_id);
+                            self.queue(q.clone());
                         }
                     }
                     self.deliver(&mut sink, &mut host_items, &TurnItem::Event(event)).await;
@@ -116,9 +113,10 @@ impl Pump {
                 // The server is stopping: stop listening. The turn goes on in the engine
                 // until its owner shuts the engine down (which cancels and saves it).
                 () = self.state.stopping.cancelled() => break,
-                Some(_) = self.timers.join_next(), if !self.timers.is_empty() => {}
+                Some(_) = self.waiting.join_next(), if !self.waiting.is_empty() => {}
             }
         }
+        self.withdraw_left_over().await;
     }
 
     /// Sends an item; a failed send means the subscriber is gone.
@@ -135,31 +133,60 @@ impl Pump {
         }
     }
 
-    /// The subscriber is gone: fail host calls, and time out its open questions.
+    /// The subscriber is gone: fail host calls, and queue its open questions.
     fn detach(&mut self, host_items: &mut mpsc::Receiver<TurnItem>) {
         self.detached.cancel();
         host_items.close();
-        for id in self.asked.clone() {
-            self.expire(id);
+        for q in self.asked.clone() {
+            self.queue(q);
         }
     }
 
-    /// Answers question `id` with `Cancelled` after the timeout; a question answered
-    /// meanwhile is left alone by the engine.
-    fn expire(&mut self, id: u64) {
-        let engine = self.state.engine.clone();
+    /// Puts question `q` in the queue and hands its answer to the engine; a question answered
+    /// meanwhile (by another window) is left alone by the engine.
+    fn queue(&mut self, q: PermissionRequest) {
+        let state = self.state.clone();
         let session = self.session.clone();
-        let timeout = self.state.permission_timeout;
-        self.timers.spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if engine.answer_permission(&session, id, PermissionAnswer::Cancelled) {
-                tracing::info!(
-                    session,
-                    request = id,
-                    "nobody answered a detached turn's permission question; cancelled it"
-                );
+        self.waiting.spawn(async move {
+            let cwd = match state.engine.session(&session).await {
+                Ok(s) => s.cwd,
+                Err(_) => return,
+            };
+            let new = NewQuestion {
+                session_id: session.clone(),
+                kind: QuestionKind::Permission,
+                title: q.title.clone(),
+                body: serde_json::json!({ "session_id": session, "request_id": q.request_id, "tool": q.tool }),
+                cwd,
+            };
+            let record = match state.questions.ask(new).await {
+                Ok(r) => r,
+                Err(e) => return tracing::warn!(error = %e, "cannot queue a detached turn's permission question"),
+            };
+            tracing::info!(session, question = %record.id, "a detached turn's permission question waits in the queue");
+            let answer = match state.questions.wait(&record.id, &state.stopping, state.question_timeout).await {
+                Ok(Some((Answer::Approve { .. }, _))) => PermissionAnswer::AllowOnce,
+                // A rejection, a text, no answer (timeout): never "allow".
+                Ok(Some(_)) => PermissionAnswer::RejectOnce,
+                Ok(None) => return,
+                Err(e) => return tracing::warn!(error = %e, "cannot wait for a queued permission question"),
+            };
+            if !state.engine.answer_permission(&session, q.request_id, answer) {
+                tracing::debug!(session, question = %record.id, "the question was answered elsewhere first");
             }
         });
+    }
+
+    /// Questions this turn queued that nobody needs any more (the turn ended) leave the queue.
+    async fn withdraw_left_over(&mut self) {
+        self.waiting.shutdown().await;
+        let Ok(open) = self.state.questions.list(true).await else { return };
+        for q in open.iter().filter(|q| {
+            q.kind == QuestionKind::Permission
+                && q.body.get("session_id").and_then(|v| v.as_str()) == Some(&self.session)
+        }) {
+            let _ = self.state.questions.withdraw(&q.id).await;
+        }
     }
 }
 
