@@ -126,7 +126,7 @@ async fn an_approved_plan_runs_three_workers_two_at_a_time_each_writing_its_file
         assert!(!r.raw_body.contains("Write one.txt") && !r.raw_body.contains("Write three.txt"), "{}", r.raw_body);
     }
     // The model got a summary per step.
-    let last_request = mock.model_requests().into_iter().filter(|r| r.raw_body.contains(MAIN)).last().unwrap();
+    let last_request = mock.model_requests().into_iter().rfind(|r| r.raw_body.contains(MAIN)).unwrap();
     let result = &last_request.tool_results()[0].text;
     for s in ["s1 completed", "s2 completed", "s3 completed", "Wrote two.txt"] {
         assert!(result.contains(s), "{result}");
@@ -165,7 +165,7 @@ async fn a_step_whose_model_call_fails_fails_the_step_and_the_plan() {
     let plan_call = calls.iter().find(|c| c.id == "call_plan").unwrap();
     assert_eq!(plan_call.statuses().last().map(String::as_str), Some("failed"), "the plan failed");
 
-    let last_request = mock.model_requests().into_iter().filter(|r| r.raw_body.contains(MAIN)).last().unwrap();
+    let last_request = mock.model_requests().into_iter().rfind(|r| r.raw_body.contains(MAIN)).unwrap();
     let result = &last_request.tool_results()[0];
     assert!(result.text.contains("s2 FAILED") && result.text.contains("s1 completed"), "{}", result.text);
     assert!(result.text.contains("failed"), "{}", result.text);
