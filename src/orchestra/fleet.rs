@@ -76,6 +76,15 @@ pub(super) async fn run_plan(
     launch_ready(orchestra, cx, call_id, &stored, &mut launched, &mut running, &notes_tx);
     while !running.is_empty() {
         tokio::select! {
+            // The cancel first: a worker stopped by it ends right after it fired, and taking
+            // that worker's end first would fail the step (and its dependents) as an ordinary
+            // failure, and could end the loop with the plan still `executing` in the database.
+            biased;
+            () = cancel.cancelled(), if stored.plan.status == PlanStatus::Executing => {
+                // Workers watch the same token and stop; their ends are still collected.
+                let _ = stored.plan.cancel();
+                save_and_show(orchestra, cx, &stored).await;
+            }
             Some(note) = notes.recv() => match note {
                 Note::Started { step, worker_session, model } => {
                     if stored.plan.step_started(&step).is_ok() {
@@ -104,11 +113,6 @@ pub(super) async fn run_plan(
                 }
                 save_and_show(orchestra, cx, &stored).await;
                 launch_ready(orchestra, cx, call_id, &stored, &mut launched, &mut running, &notes_tx);
-            }
-            () = cancel.cancelled(), if stored.plan.status == PlanStatus::Executing => {
-                // Workers watch the same token and stop; their ends are still collected.
-                let _ = stored.plan.cancel();
-                save_and_show(orchestra, cx, &stored).await;
             }
         }
     }

@@ -30,6 +30,9 @@
 //!   re-open and re-follow sessions, retryable errors in the gap)
 //! - `orchestra_cli`: `ratchet plans`, `ratchet questions` and `ratchet jobs` on the
 //!   orchestra's database, seeded through the library
+//! - `fleet`: plans and the fleet (approval by form, max_workers, failing and rejected plans)
+//! - `fleet_control`: plans approved from the CLI, `jobs kill` of a worker, `ask_human`
+//!   answered from the CLI and by rules, workers' permission questions, cancel, daemon mode
 
 mod support;
 
@@ -38,6 +41,7 @@ mod cli;
 mod conformance;
 mod errors;
 mod fleet;
+mod fleet_control;
 mod handshake;
 #[cfg(target_os = "linux")]
 mod memory;

@@ -62,8 +62,11 @@ impl Worker {
         announce(self.turn.as_ref(), &self.call_id, &self.step, &self.plan_id).await;
         let fleet = &self.orchestra.inner.fleet;
         let _slot = tokio::select! {
-            permit = fleet.permits.clone().acquire_owned() => permit.map_err(|_| "the fleet is shutting down".to_string())?,
+            // The cancel first: the slots free up as the cancelled workers end, and a worker
+            // still waiting must not take one and start its step after the fleet was cancelled.
+            biased;
             () = self.cancel.cancelled() => return Err("cancelled".into()),
+            permit = fleet.permits.clone().acquire_owned() => permit.map_err(|_| "the fleet is shutting down".to_string())?,
         };
         let engine = &self.orchestra.inner.engine;
         let route = self.orchestra.inner.config.routing.route(self.step.complexity).cloned();
