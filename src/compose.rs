@@ -18,8 +18,7 @@ pub async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
         Engine::open(config).await.with_context(|| format!("cannot open the session store in {}", home.display()))?;
     // The orchestra holds the engine's face and the engine its extension: both live as long
     // as the process serves.
-    let orchestra = Orchestra::open(Arc::new(engine.clone()), &home, orchestra_config)
-        .with_context(|| format!("cannot open the orchestra database in {}", home.display()))?;
+    let orchestra = Orchestra::open(Arc::new(engine.clone()), &home, orchestra_config);
     engine.set_extension(orchestra.extension());
     Ok(engine)
 }

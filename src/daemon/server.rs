@@ -92,9 +92,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::geteuid() };
-    let questions = crate::orchestra::db::Db::open_in(&engine.config().home)
-        .map(crate::orchestra::questions::QuestionQueue::new)
-        .map_err(std::io::Error::other)?;
+    // Opened on first use: a daemon whose windows never leave a question pays nothing.
+    let questions = crate::orchestra::questions::QuestionQueue::new(crate::orchestra::db::Db::lazy(
+        &engine.config().home.join("orchestra.db"),
+    ));
     let question_timeout =
         crate::orchestra::OrchestraConfig::from_file(&engine.config().file).ok().and_then(|c| c.question_timeout);
     let state = Arc::new(State {

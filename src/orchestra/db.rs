@@ -30,29 +30,37 @@ pub enum DbError {
     Corrupt(String),
     #[error("orchestra database: {0}")]
     Join(String),
+    /// The database could not be opened on first use; the message says why.
+    #[error("cannot open the orchestra database: {0}")]
+    Unavailable(String),
 }
 
 /// A shared handle on the database: one connection, used on blocking threads.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` for an in-memory database (opened at once).
+    path: Option<PathBuf>,
+    /// Opened on first use (see [`Db::lazy`]); an error is kept and returned to every call.
+    conn: std::sync::OnceLock<Result<Mutex<Connection>, String>>,
 }
 
 impl Db {
     /// Opens (creating 0600 if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let io = |source| DbError::Io { path: path.to_path_buf(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::engine::data_dir::create_dir(dir).map_err(io)?;
-        }
-        crate::engine::data_dir::touch(path).map_err(io)?;
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let _: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        let conn = open_file(path)?;
+        let db = Db::lazy(path);
+        let _ = db.inner.conn.set(Ok(Mutex::new(conn)));
+        Ok(db)
+    }
+
+    /// The database at `path`, opened by the first call on it (on a blocking thread): a
+    /// process that never plans or asks pays nothing for it at start-up.
+    pub fn lazy(path: &Path) -> Db {
+        Db { inner: Arc::new(Inner { path: Some(path.to_path_buf()), conn: std::sync::OnceLock::new() }) }
     }
 
     /// The database under a data directory.
@@ -65,7 +73,8 @@ impl Db {
         let mut conn = Connection::open_in_memory().expect("an in-memory database opens");
         conn.pragma_update(None, "foreign_keys", "ON").expect("pragma");
         migrate(&mut conn).expect("the schema applies");
-        Db { conn: Arc::new(Mutex::new(conn)) }
+        let inner = Inner { path: None, conn: std::sync::OnceLock::from(Ok(Mutex::new(conn))) };
+        Db { inner: Arc::new(inner) }
     }
 
     /// Runs `f` on the connection on a blocking thread.
@@ -74,14 +83,35 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            let opened = inner.conn.get_or_init(|| match &inner.path {
+                Some(path) => open_file(path).map(Mutex::new).map_err(|e| e.to_string()),
+                None => Err("the in-memory database is gone".into()),
+            });
+            let conn = opened.as_ref().map_err(|e| DbError::Unavailable(e.clone()))?;
             let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut conn)
         })
         .await
         .map_err(|e| DbError::Join(e.to_string()))?
     }
+}
+
+/// Opens (creating 0600 if needed) the database file and migrates it.
+fn open_file(path: &Path) -> Result<Connection, DbError> {
+    let io = |source| DbError::Io { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::engine::data_dir::create_dir(dir).map_err(io)?;
+    }
+    crate::engine::data_dir::touch(path).map_err(io)?;
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let _: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
 }
 
 /// Applies the migrations not yet applied, each in its own `BEGIN IMMEDIATE` transaction

@@ -80,16 +80,18 @@ impl Orchestra {
             detail: turn.session.title.clone(),
             pausable: true,
         };
-        let job = match self.inner.jobs.register(spec).await {
-            Ok(job) => job,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list a turn as a job");
-                return Some(Box::new(watch));
-            }
-        };
         let cancel = turn.cancel;
         let gate = turn.pause;
+        let jobs = self.inner.jobs.clone();
+        // Registered beside the turn, not before it: the turn does not wait for the database.
         self.inner.tasks.spawn(async move {
+            let job = tokio::select! {
+                job = jobs.register(spec) => match job {
+                    Ok(job) => job,
+                    Err(e) => return tracing::warn!(error = %e, "cannot list a turn as a job"),
+                },
+                () = over.cancelled() => return,
+            };
             let mut paused = job.paused();
             loop {
                 tokio::select! {

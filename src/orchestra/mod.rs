@@ -57,10 +57,9 @@ struct Inner {
 }
 
 impl Orchestra {
-    /// The orchestra over `engine`, with its database under `home`.
-    pub fn open(engine: Arc<dyn EngineApi>, home: &Path, config: OrchestraConfig) -> Result<Orchestra, db::DbError> {
-        let db = db::Db::open_in(home)?;
-        Ok(Orchestra::with_db(engine, db, config))
+    /// The orchestra over `engine`, with its database under `home` (opened on first use).
+    pub fn open(engine: Arc<dyn EngineApi>, home: &Path, config: OrchestraConfig) -> Orchestra {
+        Orchestra::with_db(engine, db::Db::lazy(&home.join("orchestra.db")), config)
     }
 
     /// The orchestra over `engine` with this database.
