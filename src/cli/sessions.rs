@@ -41,22 +41,32 @@ pub async fn run(config: EngineConfig, command: SessionsCommand) -> anyhow::Resu
 
 async fn list(api: &dyn EngineApi, cwd: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cwd = cwd.map(|c| std::path::absolute(&c).unwrap_or(c));
-    let mut out = std::io::stdout().lock();
     let mut cursor = None;
-    let mut n = 0;
+    let mut all = Vec::new();
     loop {
         let query = ListQuery { cwd: cwd.clone(), cursor, limit: 200, top_level: false };
         let page = api.list_sessions(query).await?;
-        for s in &page.sessions {
-            let title = s.title.as_deref().unwrap_or("(untitled)");
-            writeln!(out, "{}  {}  {}  {}", s.id, time(s.updated_at), title, s.cwd.display())?;
-            n += 1;
-        }
+        all.extend(page.sessions);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
         }
     }
+    // Fleet workers are listed under the session that started them.
+    let ids: std::collections::HashSet<&str> = all.iter().map(|s| s.id.as_str()).collect();
+    let is_listed_child = |s: &ratchet::engine::SessionRecord| s.parent_id.as_deref().is_some_and(|p| ids.contains(p));
+    let mut out = std::io::stdout().lock();
+    let line = |s: &ratchet::engine::SessionRecord| {
+        let title = s.title.as_deref().unwrap_or("(untitled)");
+        format!("{}  {}  {}  {}", s.id, time(s.updated_at), title, s.cwd.display())
+    };
+    for s in all.iter().filter(|s| !is_listed_child(s)) {
+        writeln!(out, "{}", line(s))?;
+        for child in all.iter().filter(|c| c.parent_id.as_deref() == Some(s.id.as_str())) {
+            writeln!(out, "  └ {}", line(child))?;
+        }
+    }
+    let n = all.len();
     if n == 0 {
         tracing::info!("no sessions yet");
     }

@@ -138,6 +138,12 @@ async fn an_approved_plan_runs_three_workers_two_at_a_time_each_writing_its_file
     let plans: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plans[0]["plan"]["status"]["status"], "completed", "{plans:#}");
     assert_eq!(plans[0]["session_id"], session.as_str());
+    let out = env.run(&["sessions", "list"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with(&session), "the prompting session first: {text}");
+    assert!(lines[1..].iter().all(|l| l.starts_with("  └ ")), "its three workers under it: {text}");
 }
 
 #[tokio::test]
