@@ -6,6 +6,7 @@
 //! `ratchet acp` it prints nothing.
 
 mod acp;
+mod agents;
 mod attach;
 mod daemon;
 mod exec;
@@ -87,6 +88,11 @@ enum Command {
         #[command(subcommand)]
         command: jobs::JobsCommand,
     },
+    /// List the named agent definitions and where each came from.
+    Agents {
+        #[command(subcommand)]
+        command: agents::AgentsCommand,
+    },
 }
 
 /// Runs the command line.
@@ -137,6 +143,7 @@ pub fn main() -> ExitCode {
             Command::Plans { command } => plans::run(config, command).await,
             Command::Questions { command } => questions::run(config, command).await,
             Command::Jobs { command } => jobs::run(config, command).await,
+            Command::Agents { command } => agents::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

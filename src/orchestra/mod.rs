@@ -9,6 +9,7 @@
 //! (`db`), shared by every ratchet process on the data directory, so the CLI answers and
 //! controls what any of them runs.
 
+pub mod agents;
 pub mod ask;
 mod ask_human;
 pub mod autorespond;

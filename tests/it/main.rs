@@ -36,6 +36,7 @@
 
 mod support;
 
+mod agents_cli;
 mod cancel;
 mod cli;
 mod conformance;
