@@ -66,6 +66,9 @@ pub fn system_prompt(session: &SessionRecord, config: &EngineConfig, sandbox: &G
     for (name, text) in sections {
         prompt.push_str(&format!("\n\n# Instructions from {name}\n\n{}", text.trim()));
     }
+    if let Some(agent) = &session.agent {
+        prompt.push_str(&format!("\n\n# Your role: the agent \"{}\"\n\n{}", agent.name, agent.prompt.trim()));
+    }
     prompt
 }
 
@@ -114,6 +117,7 @@ mod tests {
             updated_at: 0,
             parent_id: None,
             provider_pinned: false,
+            agent: None,
         }
     }
 

@@ -56,7 +56,7 @@ pub use event::{
 pub use live::{LiveEvent, SessionEvent};
 pub use providers::{ProviderSpec, ProviderTest};
 pub use session::Mode;
-pub use store::{ListQuery, SessionPage, SessionRecord, StoredMessage};
+pub use store::{AgentProfile, ListQuery, SessionPage, SessionRecord, StoredMessage};
 
 use mcp::{McpServerConfig, McpSession};
 use open_session::{ClaimError, OpenSessions, TurnClaim};
@@ -141,6 +141,9 @@ pub struct ChildSpec {
     pub provider: Option<String>,
     /// The model; `None` is the entry's (or the default provider's) model.
     pub model: Option<String>,
+    /// The named agent the child plays (role prompt, tools, cap).
+    #[serde(default)]
+    pub agent: Option<store::AgentProfile>,
 }
 
 /// A session as front ends see it.
@@ -223,6 +226,7 @@ impl Engine {
                 mode: Mode::Ask,
                 parent_id: None,
                 provider_pinned: false,
+                agent: None,
             })
             .await?;
         self.inner.open.open(&record.id);
@@ -263,6 +267,7 @@ impl Engine {
                 mode,
                 parent_id: Some(parent.id.clone()),
                 provider_pinned,
+                agent: spec.agent.clone(),
             })
             .await?;
         if let Some(title) = spec.title {

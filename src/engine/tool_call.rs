@@ -70,7 +70,11 @@ impl ToolRunner {
             // Say it in the chat: a silently missing MCP server is a common complaint.
             turn.emit(ChatEvent::TextDelta(format!("⚠ {failure}\n\n"))).await;
         }
-        runner.tools = tools;
+        runner.tools = match turn.session.agent.as_ref().and_then(|a| a.tools.as_ref()) {
+            // A named agent gets only its own tools.
+            Some(allowed) => tools.only(allowed),
+            None => tools,
+        };
         Ok(runner)
     }
 

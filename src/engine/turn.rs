@@ -129,7 +129,8 @@ impl Turn {
         };
         let base_system = instructions::system_prompt(&self.cx.session, self.cx.engine.config(), &runner.sandbox());
         let mut failures: HashMap<String, usize> = HashMap::new();
-        for _ in 0..self.cx.engine.config().max_turn_requests() {
+        let cap = self.cx.session.agent.as_ref().and_then(|a| a.max_turn_requests);
+        for _ in 0..cap.unwrap_or_else(|| self.cx.engine.config().max_turn_requests()) {
             let session = match self.cx.engine.session(&self.cx.session.id).await {
                 Ok(s) => s,
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),

@@ -13,6 +13,7 @@ pub mod agents;
 pub mod ask;
 mod ask_human;
 pub mod autorespond;
+mod child_turn;
 pub mod commands;
 pub mod config;
 pub mod db;

@@ -112,6 +112,7 @@ fn session_events_and_records_round_trip() {
         updated_at: 2,
         parent_id: None,
         provider_pinned: false,
+        agent: None,
     };
     round_trip(SessionPage { sessions: vec![record.clone()], next_cursor: Some("c".into()) });
     round_trip(record);

@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use providers::{NewProvider, ProviderRecord};
 pub use types::{
-    ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord, SessionStatus,
-    StoreError, StoredMessage,
+    AgentProfile, ListQuery, MessageStatus, NewMessage, NewSession, SessionPage, SessionPatch, SessionRecord,
+    SessionStatus, StoreError, StoredMessage,
 };
 
 /// How many commands may wait for the store thread. Each command is small (a boxed closure)

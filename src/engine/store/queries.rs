@@ -22,7 +22,7 @@ use crate::engine::session::Mode;
 const MAX_PAGE: usize = 1000;
 
 /// Columns read by `session_from_row`, in its order.
-const SESSION_COLUMNS: &str = "id, title, cwd, additional_dirs, provider, model, mode, status, created_at, updated_at, parent_id, provider_pinned";
+const SESSION_COLUMNS: &str = "id, title, cwd, additional_dirs, provider, model, mode, status, created_at, updated_at, parent_id, provider_pinned, agent";
 
 /// Columns read by `message_from_row`, in its order.
 const MESSAGE_COLUMNS: &str = "seq, role, content, tool_calls, tool_results, usage, status, created_at";
@@ -42,11 +42,12 @@ pub(super) fn create_session(conn: &Connection, new: NewSession) -> Result<Sessi
         updated_at: now,
         parent_id: new.parent_id,
         provider_pinned: new.provider_pinned,
+        agent: new.agent,
     };
     let n_inserted = conn.execute(
         &format!(
             "INSERT INTO sessions ({SESSION_COLUMNS})
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (id) DO NOTHING"
         ),
         params![
@@ -62,6 +63,12 @@ pub(super) fn create_session(conn: &Connection, new: NewSession) -> Result<Sessi
             record.updated_at,
             record.parent_id,
             record.provider_pinned,
+            record
+                .agent
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Open(e.to_string()))?,
         ],
     )?;
     if n_inserted == 0 {
@@ -318,6 +325,12 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         updated_at: row.get(9)?,
         parent_id: row.get(10)?,
         provider_pinned: row.get(11)?,
+        agent: {
+            let text: Option<String> = row.get(12)?;
+            text.map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|err| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(err)))?
+        },
     })
 }
 

@@ -17,7 +17,10 @@ use super::StoreError;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, oldest first. The database's version is the number applied.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+
+/// Version 5: the named agent a session plays (role prompt, tools, cap), as JSON.
+const V5: &str = "ALTER TABLE sessions ADD COLUMN agent TEXT;";
 
 /// Version 4: sessions started by other sessions (fleet workers, listed with their parent,
 /// deleted with it), and sessions that keep a stored provider entry whatever the default.

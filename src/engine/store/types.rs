@@ -23,6 +23,23 @@ pub struct NewSession {
     /// True if `provider` names a stored provider entry this session keeps, whatever the
     /// default (a worker routed to a model by its step's complexity).
     pub provider_pinned: bool,
+    /// The named agent this session plays (a sub-agent), if any.
+    pub agent: Option<AgentProfile>,
+}
+
+/// A named agent a session plays: its role prompt, the tools it may use and its cap on model
+/// calls per turn (from an agent definition; see `orchestra::agents`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentProfile {
+    pub name: String,
+    /// Added to the session's system prompt.
+    pub prompt: String,
+    /// Only these tools are offered; `None`: all of them.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    /// Model calls per turn; `None`: the configured `max_turn_requests`.
+    #[serde(default)]
+    pub max_turn_requests: Option<u32>,
 }
 
 /// A session as stored. Times are Unix milliseconds.
@@ -45,6 +62,9 @@ pub struct SessionRecord {
     /// `provider` names a stored entry the session keeps (see [`NewSession::provider_pinned`]).
     #[serde(default)]
     pub provider_pinned: bool,
+    /// The named agent this session plays, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentProfile>,
 }
 
 /// Whether a session can still take prompts.

@@ -52,6 +52,11 @@ impl ToolRegistry {
         true
     }
 
+    /// Only the tools named in `allowed` (unknown names are ignored), in their order here.
+    pub fn only(self, allowed: &[String]) -> Self {
+        ToolRegistry { tools: self.tools.into_iter().filter(|t| allowed.contains(&t.spec().name)).collect() }
+    }
+
     /// Every tool's spec, for the model.
     pub fn specs(&self) -> Vec<ToolSpec> {
         self.tools.iter().map(|t| t.spec()).collect()

@@ -27,6 +27,7 @@ fn new_session(cwd: &str) -> NewSession {
         mode: Mode::Ask,
         parent_id: None,
         provider_pinned: false,
+        agent: None,
     }
 }
 
