@@ -24,7 +24,11 @@ impl Extension for OrchestraExtension {
         if session.parent_id.is_some() {
             return vec![ask];
         }
-        vec![Arc::new(super::propose::ProposePlanTool { orchestra: self.orchestra.clone() }), ask]
+        vec![
+            Arc::new(super::propose::ProposePlanTool { orchestra: self.orchestra.clone() }),
+            Arc::new(super::agent_spawn::AgentSpawnTool { orchestra: self.orchestra.clone() }),
+            ask,
+        ]
     }
 
     fn commands(&self) -> Vec<CommandInfo> {

@@ -9,6 +9,7 @@
 //! (`db`), shared by every ratchet process on the data directory, so the CLI answers and
 //! controls what any of them runs.
 
+mod agent_spawn;
 pub mod agents;
 pub mod ask;
 mod ask_human;
@@ -56,16 +57,19 @@ struct Inner {
     tasks: TaskTracker,
     /// The pause gates of running turns, by session (a worker's pause reaches its turn here).
     gates: Mutex<HashMap<String, PauseGate>>,
+    /// The data directory (the user's agent definitions are under `agents/`).
+    home: std::path::PathBuf,
 }
 
 impl Orchestra {
     /// The orchestra over `engine`, with its database under `home` (opened on first use).
     pub fn open(engine: Arc<dyn EngineApi>, home: &Path, config: OrchestraConfig) -> Orchestra {
-        Orchestra::with_db(engine, db::Db::lazy(&home.join("orchestra.db")), config)
+        Orchestra::with_db(engine, home, db::Db::lazy(&home.join("orchestra.db")), config)
     }
 
-    /// The orchestra over `engine` with this database.
-    pub fn with_db(engine: Arc<dyn EngineApi>, db: db::Db, config: OrchestraConfig) -> Orchestra {
+    /// The orchestra over `engine` with this database; `home` is where the user's agent
+    /// definitions are (`home/agents/`).
+    pub fn with_db(engine: Arc<dyn EngineApi>, home: &Path, db: db::Db, config: OrchestraConfig) -> Orchestra {
         let shutdown = CancellationToken::new();
         Orchestra {
             inner: Arc::new(Inner {
@@ -78,6 +82,7 @@ impl Orchestra {
                 shutdown,
                 tasks: TaskTracker::new(),
                 gates: Mutex::default(),
+                home: home.to_path_buf(),
             }),
         }
     }

@@ -1,10 +1,10 @@
-//! `ratchet agents list`: agent definitions from `.ratchet/agents/*.yaml`, Claude Code's
-//! `.claude/agents/*.md` and `RATCHET_HOME/agents/`, project over user, with a broken file
-//! named and skipped.
+//! Named agents: `ratchet agents list` (definitions from `.ratchet/agents/*.yaml`, Claude
+//! Code's `.claude/agents/*.md` and `RATCHET_HOME/agents/`, project over user, a broken file
+//! named and skipped), and `agent_spawn` running one in a context of its own.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::TestEnv;
+use crate::support::{MockLlm, MockReply, TestEnv};
 
 fn write(path: std::path::PathBuf, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -44,4 +44,44 @@ async fn definitions_are_listed_with_where_they_came_from_and_broken_files_are_n
     assert_eq!(catalog["agents"][1]["origin"], "project_claude");
     assert_eq!(catalog["shadowed"][0]["origin"], "user");
     assert!(catalog["skipped"][0]["source"].as_str().unwrap().ends_with("broken.yaml"));
+}
+
+#[tokio::test]
+async fn agent_spawn_runs_a_claude_agent_with_its_role_and_tools_and_returns_its_answer() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    write(
+        env.workspace().join(".claude/agents/reviewer.md"),
+        "---\nname: reviewer\ndescription: Reviews code\ntools: read_file, grep\n---\nYou review code and say LGTM or not.\n",
+    );
+    const MAIN: &str = "Have the reviewer look at it";
+    const CHILD: &str = "You review code and say LGTM";
+    mock.enqueue_for(
+        MAIN,
+        MockReply::tool("call_spawn", "agent_spawn", json!({"agent": "reviewer", "task": "Review notes.txt"})),
+    );
+    mock.enqueue_for(MAIN, MockReply::text(["The reviewer is happy."]));
+    mock.enqueue_for(CHILD, MockReply::text(["LGTM from the reviewer."]).usage(20, 5));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, MAIN).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+    assert_eq!(turn.text(), "The reviewer is happy.");
+
+    let requests = mock.model_requests();
+    assert_eq!(requests.len(), 3, "the proposal, the agent's one call, the model's last call");
+    let child = requests.iter().find(|r| r.raw_body.contains(CHILD)).expect("the agent's request");
+    assert!(child.raw_body.contains("Your role: the agent"), "its role prompt, as a role");
+    assert!(child.raw_body.contains("Review notes.txt") && !child.raw_body.contains(MAIN), "its own context only");
+    let mut tools = child.tool_names();
+    tools.sort();
+    assert_eq!(tools, ["grep", "read_file"], "only its own tools");
+    let result = &requests[2].tool_results()[0].text;
+    assert!(result.contains("LGTM from the reviewer.") && result.contains("Agent reviewer finished"), "{result}");
+    let call = turn.tool_calls().into_iter().find(|c| c.id == "call_spawn").unwrap();
+    assert_eq!(call.statuses().last().map(String::as_str), Some("completed"), "{call:#?}");
+    // The agent's session is listed under the session that started it.
+    let out = env.run(&["sessions", "list"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("  └ ") && l.contains("agent reviewer")), "{text}");
 }

@@ -9,8 +9,8 @@ use crate::providers::{Wire, env_for};
 use crate::support::{MockLlm, MockReply, TestEnv, tool_events, updates_of};
 
 /// Every tool of a top-level session, as the model must see them: the engine's built-ins and
-/// the orchestra's `propose_plan` and `ask_human`.
-const ALL_TOOLS: [&str; 10] = [
+/// the orchestra's `propose_plan`, `agent_spawn` and `ask_human`.
+const ALL_TOOLS: [&str; 11] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -20,6 +20,7 @@ const ALL_TOOLS: [&str; 10] = [
     "shell",
     "update_plan",
     "propose_plan",
+    "agent_spawn",
     "ask_human",
 ];
 

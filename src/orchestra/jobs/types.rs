@@ -20,17 +20,20 @@ pub enum JobKind {
     Session,
     /// A worker of the fleet running a plan's step.
     FleetWorker,
+    /// A sub-agent a turn started with `agent_spawn`.
+    SubAgent,
 }
 
 impl JobKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [JobKind; 2] = [JobKind::Session, JobKind::FleetWorker];
+    pub const ALL: [JobKind; 3] = [JobKind::Session, JobKind::FleetWorker, JobKind::SubAgent];
 
     /// The prefix of this kind's ids (and its name in the database and in JSON).
     pub fn prefix(self) -> &'static str {
         match self {
             JobKind::Session => "session",
             JobKind::FleetWorker => "fleet_worker",
+            JobKind::SubAgent => "sub_agent",
         }
     }
 
@@ -39,6 +42,7 @@ impl JobKind {
         match self {
             JobKind::Session => "session turn",
             JobKind::FleetWorker => "fleet worker",
+            JobKind::SubAgent => "sub-agent",
         }
     }
 
