@@ -14,6 +14,7 @@ pub mod agents;
 pub mod ask;
 mod ask_human;
 pub mod autorespond;
+pub mod blackboard;
 mod child_turn;
 pub mod commands;
 pub mod config;
