@@ -100,7 +100,7 @@ async fn approve(db: &Db, id: &str, mut skip: Vec<String>) -> anyhow::Result<Exi
     let question = waiting_question(db, &stored, "approved").await?;
     let mut seen = std::collections::BTreeSet::new();
     skip.retain(|s| seen.insert(s.clone()));
-    check_skip(&stored, &skip)?;
+    stored.check_skip(&skip).map_err(anyhow::Error::msg)?;
     let answer = Answer::Approve { skip: skip.clone() };
     answer_or_explain(db, &question, answer, &stored.id).await?;
     let skipping = if skip.is_empty() { String::new() } else { format!(", skipping {}", skip.join(", ")) };
@@ -129,22 +129,15 @@ async fn find_plan(db: &Db, id: &str) -> anyhow::Result<StoredPlan> {
 /// The open approval question of plan `plan_id` (as stored, `p3`), if one waits.
 pub(super) async fn approval_question(db: &Db, plan_id: &str) -> anyhow::Result<Option<QuestionRecord>> {
     let open = QuestionQueue::new(db.clone()).list(true).await?;
-    Ok(open.into_iter().find(|q| q.kind == QuestionKind::PlanApproval && question_plan_id(q) == Some(plan_id)))
-}
-
-/// The plan a plan-approval question is about (`body.plan_id`).
-pub(super) fn question_plan_id(q: &QuestionRecord) -> Option<&str> {
-    q.body.get("plan_id").and_then(serde_json::Value::as_str)
+    Ok(open.into_iter().find(|q| q.plan_id() == Some(plan_id)))
 }
 
 /// The open approval question of `stored`, or an error saying why the plan cannot be
 /// `action` ("approved", "rejected").
 async fn waiting_question(db: &Db, stored: &StoredPlan, action: &str) -> anyhow::Result<QuestionRecord> {
     let questions = QuestionQueue::new(db.clone()).list(false).await?;
-    let mut of_plan: Vec<QuestionRecord> = questions
-        .into_iter()
-        .filter(|q| q.kind == QuestionKind::PlanApproval && question_plan_id(q) == Some(stored.id.as_str()))
-        .collect();
+    let mut of_plan: Vec<QuestionRecord> =
+        questions.into_iter().filter(|q| q.plan_id() == Some(stored.id.as_str())).collect();
     if let Some(open) = of_plan.iter().position(QuestionRecord::is_open) {
         return Ok(of_plan.swap_remove(open));
     }
@@ -180,22 +173,6 @@ fn answered_first(plan_id: &str, q: &QuestionRecord) -> String {
         .map(|a| format!(": {}", super::questions::describe_answer(QuestionKind::PlanApproval, a)))
         .unwrap_or_default();
     format!("plan {plan_id} was already answered by {by}{when}{what}")
-}
-
-/// Refuses skip ids that are not steps of the plan (naming its steps) and skipping every step.
-pub(super) fn check_skip(stored: &StoredPlan, skip: &[String]) -> anyhow::Result<()> {
-    let ids: Vec<&str> = stored.plan.steps.iter().map(|s| s.id.as_str()).collect();
-    if let Some(unknown) = skip.iter().find(|s| !ids.contains(&s.as_str())) {
-        bail!("plan {} has no step {unknown:?}; its steps are {}", stored.id, ids.join(", "));
-    }
-    if ids.iter().all(|id| skip.iter().any(|s| s == id)) {
-        bail!(
-            "that skips every step of plan {}; reject it instead: `ratchet plans reject {} --feedback TEXT`",
-            stored.id,
-            stored.id
-        );
-    }
-    Ok(())
 }
 
 /// Records `answer` on `question` by the CLI; if someone answered first, an error saying who.

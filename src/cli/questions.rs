@@ -110,9 +110,9 @@ async fn answer(db: &Db, id: &str, text: &str) -> anyhow::Result<ExitCode> {
 /// Refuses skipping steps the plan does not have, before the answer is recorded (the plan's
 /// process would refuse it after, leaving the plan unapproved).
 async fn check_plan_skip(db: &Db, question: &QuestionRecord, skip: &[String]) -> anyhow::Result<()> {
-    let Some(plan_id) = super::plans::question_plan_id(question) else { return Ok(()) };
+    let Some(plan_id) = question.plan_id() else { return Ok(()) };
     match PlanStore::new(db.clone()).get(plan_id).await? {
-        Some(stored) => super::plans::check_skip(&stored, skip),
+        Some(stored) => stored.check_skip(skip).map_err(anyhow::Error::msg),
         None => Ok(()),
     }
 }

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 
 use super::Orchestra;
 use super::plans::PlanStore;
-use super::questions::{Answer, AnsweredBy, QuestionKind, QuestionQueue};
+use super::questions::{Answer, AnsweredBy, QuestionQueue};
 use crate::engine::SessionRecord;
 use crate::engine::commands::CommandInfo;
 
@@ -60,19 +60,10 @@ pub async fn answer_plan(
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("there is no plan {id}; list them with `ratchet plans list`"))?;
     if let Answer::Approve { skip } = &answer {
-        let ids: Vec<&str> = stored.plan.steps.iter().map(|s| s.id.as_str()).collect();
-        if let Some(bad) = skip.iter().find(|s| !ids.contains(&s.as_str())) {
-            return Err(format!("plan {} has no step {bad:?}; its steps are {}", stored.id, ids.join(", ")));
-        }
-        if skip.len() >= ids.len() {
-            return Err(format!("skipping every step of plan {} leaves nothing to run; reject it instead", stored.id));
-        }
+        stored.check_skip(skip)?;
     }
     let open = queue.list(true).await.map_err(|e| e.to_string())?;
-    let question = open.into_iter().find(|q| {
-        q.kind == QuestionKind::PlanApproval
-            && q.body.get("plan_id").and_then(|v| v.as_str()) == Some(stored.id.as_str())
-    });
+    let question = open.into_iter().find(|q| q.plan_id() == Some(stored.id.as_str()));
     let Some(question) = question else {
         return Err(format!(
             "plan {} is {}: only a proposed plan waiting for approval can be approved or rejected",

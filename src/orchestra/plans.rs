@@ -93,6 +93,24 @@ pub struct StoredPlan {
     pub runs: BTreeMap<String, StepRun>,
 }
 
+impl StoredPlan {
+    /// Refuses skip ids that are not steps of the plan (naming its steps) and skipping every
+    /// step (what `ratchet plans approve`, `/approve` and a CLI answer check before answering).
+    pub fn check_skip(&self, skip: &[String]) -> Result<(), String> {
+        let ids: Vec<&str> = self.plan.steps.iter().map(|s| s.id.as_str()).collect();
+        if let Some(unknown) = skip.iter().find(|s| !ids.contains(&s.as_str())) {
+            return Err(format!("plan {} has no step {unknown:?}; its steps are {}", self.id, ids.join(", ")));
+        }
+        if ids.iter().all(|id| skip.iter().any(|s| s == id)) {
+            return Err(format!(
+                "that skips every step of plan {}; reject it instead: `ratchet plans reject {} --feedback TEXT`",
+                self.id, self.id
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Plans in the orchestra's database, shared by every ratchet process on the data directory.
 #[derive(Clone)]
 pub struct PlanStore {

@@ -180,6 +180,11 @@ pub struct QuestionRecord {
 }
 
 impl QuestionRecord {
+    /// The plan a plan-approval question is about (`body.plan_id`).
+    pub fn plan_id(&self) -> Option<&str> {
+        (self.kind == QuestionKind::PlanApproval).then(|| self.body.get("plan_id").and_then(|v| v.as_str())).flatten()
+    }
+
     /// Still waiting for an answer.
     pub fn is_open(&self) -> bool {
         self.answer.is_none()

@@ -11,20 +11,29 @@ use serde_json::{Value, json};
 use crate::support::{AcpClient, MockLlm, MockReply, Reply, TestEnv};
 
 /// The user's prompt; only the prompting agent's requests contain it.
-const MAIN: &str = "Split this work across the fleet";
+pub(crate) const MAIN: &str = "Split this work across the fleet";
 
 /// A marker only a worker's own requests contain (its prompt names its step).
-fn worker(step: &str) -> String {
+pub(crate) fn worker(step: &str) -> String {
     format!("Your step ({step})")
 }
 
-fn step(id: &str, description: &str) -> Value {
+/// How long each frame of a worker's model call takes, so workers overlap.
+const OVERLAP: Duration = Duration::from_millis(300);
+
+pub(crate) fn step(id: &str, description: &str) -> Value {
     json!({"id": id, "description": description, "complexity": "simple"})
 }
 
-/// `initialize` advertising form elicitation.
+/// A client that advertised form elicitation.
 async fn spawn_with_forms(env: &TestEnv) -> AcpClient {
     let mut client = env.spawn_acp().await;
+    initialize_with_forms(&mut client).await;
+    client
+}
+
+/// `initialize` advertising form elicitation.
+pub(crate) async fn initialize_with_forms(client: &mut AcpClient) {
     client
         .initialize_with(json!({
             "protocolVersion": 1,
@@ -33,15 +42,14 @@ async fn spawn_with_forms(env: &TestEnv) -> AcpClient {
             "clientInfo": {"name": "ratchet-it", "version": "0.0.0"}
         }))
         .await;
-    client
 }
 
-/// A worker that writes `file` (the model call takes a while, so workers overlap), then says so.
-fn worker_writes(mock: &MockLlm, id: &str, file: &str) {
+/// A worker that writes `file` (its model call takes `delay` a frame, so workers overlap),
+/// then says so.
+pub(crate) fn worker_writes(mock: &MockLlm, id: &str, file: &str, delay: Duration) {
     mock.enqueue_for(
         &worker(id),
-        MockReply::tool(&format!("w_{id}"), "write_file", json!({"path": file, "content": id}))
-            .delay(Duration::from_millis(300)),
+        MockReply::tool(&format!("w_{id}"), "write_file", json!({"path": file, "content": id})).delay(delay),
     );
     mock.enqueue_for(&worker(id), MockReply::text([format!("Wrote {file}.")]));
 }
@@ -67,7 +75,7 @@ async fn an_approved_plan_runs_three_workers_two_at_a_time_each_writing_its_file
     );
     mock.enqueue_for(MAIN, MockReply::text(["The fleet is done."]));
     for (id, file) in [("s1", "one.txt"), ("s2", "two.txt"), ("s3", "three.txt")] {
-        worker_writes(&mock, id, file);
+        worker_writes(&mock, id, file, OVERLAP);
     }
     let mut client = spawn_with_forms(&env).await;
     client.set_request_handler(|method, params| {
@@ -152,7 +160,7 @@ async fn a_step_whose_model_call_fails_fails_the_step_and_the_plan() {
     let env = TestEnv::openai(&mock);
     mock.enqueue_for(MAIN, propose(vec![step("s1", "Write one.txt"), step("s2", "Write two.txt")]));
     mock.enqueue_for(MAIN, MockReply::text(["One step failed."]));
-    worker_writes(&mock, "s1", "one.txt");
+    worker_writes(&mock, "s1", "one.txt", OVERLAP);
     mock.enqueue_for(&worker("s2"), MockReply::error(401));
     let mut client = spawn_with_forms(&env).await;
     client.set_request_handler(|method, _| {

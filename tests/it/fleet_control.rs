@@ -14,49 +14,17 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::fleet::{MAIN, initialize_with_forms, step, worker, worker_writes};
 use crate::support::daemon::{Daemon, describe, poll_until};
 use crate::support::{AcpClient, MODEL, Message, MockLlm, MockReply, Reply, TIMEOUT, TestEnv, tool_calls, within};
-
-/// The user's prompt; only the prompting agent's requests contain it.
-const MAIN: &str = "Split this work across the fleet";
-
-/// A marker only a worker's own requests contain (its prompt names its step).
-fn worker(step: &str) -> String {
-    format!("Your step ({step})")
-}
-
-fn step(id: &str, description: &str) -> Value {
-    json!({"id": id, "description": description, "complexity": "simple"})
-}
 
 fn propose(steps: Vec<Value>) -> MockReply {
     MockReply::tool("call_plan", "propose_plan", json!({"goal": "Make some files", "steps": steps}))
 }
 
-/// A worker that writes `file` (its model call takes `delay` a frame), then says so.
-fn worker_writes(mock: &MockLlm, id: &str, file: &str, delay: Duration) {
-    mock.enqueue_for(
-        &worker(id),
-        MockReply::tool(&format!("w_{id}"), "write_file", json!({"path": file, "content": id})).delay(delay),
-    );
-    mock.enqueue_for(&worker(id), MockReply::text([format!("Wrote {file}.")]));
-}
-
 /// A worker whose model streams one chunk of text and then hangs until the stream is dropped.
 fn worker_stalls(mock: &MockLlm, id: &str) {
     mock.enqueue_for(&worker(id), MockReply::text(["Working on it", " and never done"]).stall_after(1));
-}
-
-/// `initialize` advertising form elicitation.
-async fn initialize_with_forms(client: &mut AcpClient) {
-    client
-        .initialize_with(json!({
-            "protocolVersion": 1,
-            "clientCapabilities": {"fs": {"readTextFile": false, "writeTextFile": false}, "terminal": false,
-                                   "elicitation": {"form": {}}},
-            "clientInfo": {"name": "ratchet-it", "version": "0.0.0"}
-        }))
-        .await;
 }
 
 /// A client with forms that approves every plan (all steps) in the form.
