@@ -22,13 +22,14 @@ pub enum Outcome<T> {
     Cancelled,
 }
 
-/// Asks `new` and waits. `editor` is the editor's dialog: `None` when the editor cannot
-/// answer (no dialog for this form, or the window closed); `to_answer` turns its answer
-/// into the queue's form for the record. Returns the record (for its id) and the outcome.
+/// Asks `new` and waits. `editor` makes the editor's dialog once the question is queued (it
+/// gets the record, e.g. to show its id): `None` when the editor cannot answer (no dialog
+/// for this form, or the window closed); `to_answer` turns its answer into the queue's form
+/// for the record. Returns the record and the outcome.
 pub async fn ask_person<T, F>(
     queue: &QuestionQueue,
     new: NewQuestion,
-    editor: F,
+    editor: impl FnOnce(&QuestionRecord) -> F,
     to_answer: fn(&T) -> Answer,
     cancel: &CancellationToken,
     timeout: Option<Duration>,
@@ -51,8 +52,9 @@ where
     let id = record.id.clone();
     let waited = queue.wait(&id, cancel, timeout);
     tokio::pin!(waited);
+    let dialog = editor(&record);
     let editor = async move {
-        match editor.await {
+        match dialog.await {
             Some(answer) => answer,
             // The editor cannot answer: only the queue can.
             None => std::future::pending().await,

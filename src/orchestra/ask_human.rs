@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::Orchestra;
 use super::ask::{Outcome, ask_person};
-use super::questions::{Answer, NewQuestion, QuestionKind};
+use super::questions::{Answer, NewQuestion, QuestionKind, QuestionRecord};
 use crate::engine::provider::ToolSpec;
 use crate::engine::tools::{Preview, Tool, ToolContext, ToolKind, ToolOutput};
 use crate::engine::{QuestionAnswer, QuestionForm, ToolCallStatus};
@@ -68,7 +68,6 @@ impl AskHumanTool {
         };
         let queue = &self.orchestra.inner.questions;
         let call_id = cx.call_id.clone();
-        // The record's id is known only once it is queued; the editor is asked right after.
         let editor = async {
             match cx.turn.ask(call_id.clone(), question.to_string(), QuestionForm::Text).await {
                 QuestionAnswer::Text(t) => Some(Answer::Text(t)),
@@ -77,14 +76,18 @@ impl AskHumanTool {
                 QuestionAnswer::Reject { feedback } => Some(Answer::Text(feedback)),
             }
         };
-        let shown = async {
-            if let Some(id) = &call_id {
-                let open = queue.list(true).await.unwrap_or_default();
-                let qid = open.iter().rev().find(|r| r.title == question).map(|r| r.id.clone()).unwrap_or_default();
-                let text = format!("Waiting for an answer: in the editor, or `ratchet questions answer {qid} TEXT`.");
-                super::fleet::show(cx.turn.as_ref(), id, ToolCallStatus::InProgress, text, None).await;
+        // Once queued, the tool call says how to answer from the CLI; then the editor is asked.
+        let shown = |record: &QuestionRecord| {
+            let qid = record.id.clone();
+            let call_id = &call_id;
+            async move {
+                if let Some(id) = call_id {
+                    let text =
+                        format!("Waiting for an answer: in the editor, or `ratchet questions answer {qid} TEXT`.");
+                    super::fleet::show(cx.turn.as_ref(), id, ToolCallStatus::InProgress, text, None).await;
+                }
+                editor.await
             }
-            editor.await
         };
         let timeout = self.orchestra.inner.config.question_timeout;
         let (record, outcome) = ask_person(queue, new, shown, Answer::clone, &cx.cancel, timeout).await?;

@@ -133,7 +133,8 @@ impl ChildTurn<'_> {
             }
         };
         let timeout = self.orchestra.inner.config.question_timeout;
-        match ask_person(&self.orchestra.inner.questions, new, editor, permission_as_answer, self.cancel, timeout).await
+        match ask_person(&self.orchestra.inner.questions, new, |_| editor, permission_as_answer, self.cancel, timeout)
+            .await
         {
             Ok((_, Outcome::Editor(a))) => a,
             Ok((_, Outcome::Queue(Answer::Approve { .. }, _))) => PermissionAnswer::AllowOnce,

@@ -163,7 +163,7 @@ impl ProposePlanTool {
         };
         let timeout = self.orchestra.inner.config.question_timeout;
         let (_, outcome) =
-            ask_person(&self.orchestra.inner.questions, new, editor, Answer::clone, &cx.cancel, timeout).await?;
+            ask_person(&self.orchestra.inner.questions, new, |_| editor, Answer::clone, &cx.cancel, timeout).await?;
         let answer = match outcome {
             Outcome::Editor(a) | Outcome::Queue(a, _) => a,
             Outcome::Cancelled => return Ok(Decision::Cancelled),
