@@ -9,9 +9,21 @@ use anyhow::Context;
 use crate::engine::{Engine, EngineConfig};
 use crate::orchestra::{Orchestra, OrchestraConfig};
 
+/// An engine with its orchestra installed. Front ends drive the engine; the daemon and the
+/// CLI also reach the orchestra (teams, cron) directly.
+pub struct Composed {
+    pub engine: Engine,
+    pub orchestra: Orchestra,
+}
+
 /// Opens the engine on `config.home` and installs the orchestra (plans, fleet, jobs, the
 /// question queue) on it.
 pub async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
+    Ok(open(config).await?.engine)
+}
+
+/// [`open_engine`], keeping the orchestra at hand.
+pub async fn open(config: EngineConfig) -> anyhow::Result<Composed> {
     let home = config.home.clone();
     let orchestra_config = OrchestraConfig::from_file(&config.file).map_err(anyhow::Error::msg)?;
     let engine =
@@ -20,5 +32,5 @@ pub async fn open_engine(config: EngineConfig) -> anyhow::Result<Engine> {
     // as the process serves.
     let orchestra = Orchestra::open(Arc::new(engine.clone()), &home, orchestra_config);
     engine.set_extension(orchestra.extension());
-    Ok(engine)
+    Ok(Composed { engine, orchestra })
 }
