@@ -11,9 +11,9 @@ use super::agents;
 use super::child_turn::ChildTurn;
 use super::jobs::{JobKind, JobSpec};
 use super::plans::StepRun;
+use crate::engine::ChildSpec;
 use crate::engine::provider::ToolSpec;
 use crate::engine::tools::{Preview, Tool, ToolContext, ToolKind, ToolOutput};
-use crate::engine::{AgentProfile, ChildSpec};
 
 pub(super) struct AgentSpawnTool {
     pub orchestra: Orchestra,
@@ -85,12 +85,7 @@ impl AgentSpawnTool {
             title: Some(format!("agent {}: {}", def.name, task.lines().next().unwrap_or(""))),
             provider: def.provider.clone(),
             model: def.model.clone(),
-            agent: Some(AgentProfile {
-                name: def.name.clone(),
-                prompt: def.prompt.clone(),
-                tools: def.tools.clone(),
-                max_turn_requests: def.max_iterations,
-            }),
+            agent: Some(def.profile()),
         };
         let child = o.engine.create_child_session(parent.clone(), spec).await.map_err(|e| e.to_string())?;
         let job = o

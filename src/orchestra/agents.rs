@@ -86,6 +86,18 @@ impl AgentCatalog {
     }
 }
 
+impl AgentDef {
+    /// What a session playing this agent carries (`ChildSpec::agent`).
+    pub fn profile(&self) -> crate::engine::AgentProfile {
+        crate::engine::AgentProfile {
+            name: self.name.clone(),
+            prompt: self.prompt.clone(),
+            tools: self.tools.clone(),
+            max_turn_requests: self.max_iterations,
+        }
+    }
+}
+
 /// Loads the definitions for a session rooted at `cwd`, with the data directory `home`.
 pub fn load(cwd: &Path, home: &Path) -> AgentCatalog {
     let mut catalog = AgentCatalog::default();

@@ -20,8 +20,13 @@ const ORCHESTRA_CACHE_KIB: i64 = 256;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, oldest first; the database's `user_version` is the number applied.
-const MIGRATIONS: &[&str] =
-    &[super::plans::SCHEMA, super::questions::SCHEMA, super::jobs::SCHEMA, super::blackboard::SCHEMA];
+const MIGRATIONS: &[&str] = &[
+    super::plans::SCHEMA,
+    super::questions::SCHEMA,
+    super::jobs::SCHEMA,
+    super::blackboard::SCHEMA,
+    super::plans::SCHEMA_STEP_AGENT,
+];
 
 /// Why the orchestra's database failed.
 #[derive(Debug, thiserror::Error)]

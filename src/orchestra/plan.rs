@@ -52,6 +52,9 @@ pub struct ProposedStep {
     pub files: Vec<String>,
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// A named agent (`agents.rs`) to carry out the step: its role prompt, tools and model.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 /// The `propose_plan` tool's arguments.
@@ -94,6 +97,9 @@ pub struct Step {
     pub complexity: Complexity,
     pub files: Vec<String>,
     pub depends_on: Vec<String>,
+    /// The named agent whose worker carries it out; `None`: a plain worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     pub status: StepStatus,
 }
 
@@ -158,6 +164,7 @@ impl Plan {
                 description: s.description,
                 files: s.files,
                 depends_on: s.depends_on,
+                agent: s.agent.map(|a| a.trim().to_string()).filter(|a| !a.is_empty()),
                 status: StepStatus::Pending,
             })
             .collect();

@@ -49,12 +49,15 @@ CREATE TABLE plan_steps (
 );
 ";
 
+/// A step may name the agent whose worker carries it out.
+pub const SCHEMA_STEP_AGENT: &str = "ALTER TABLE plan_steps ADD COLUMN agent TEXT;";
+
 /// Columns read by [`PlanRow::read`], in its order.
 const PLAN_COLUMNS: &str = "id, session_id, revision, goal, status, feedback, created_at, updated_at";
 
 /// Columns read by [`StepRow::read`], in its order.
 const STEP_COLUMNS: &str = "step_id, description, complexity, files, depends_on, status, reason, \
-                            worker_session, model, input_tokens, output_tokens, summary";
+                            worker_session, model, input_tokens, output_tokens, summary, agent";
 
 /// What ran a step. A step with no run recorded and a step whose run is all defaults are the
 /// same thing in the database, so [`PlanStore::get`] returns runs only for steps with
@@ -311,6 +314,7 @@ struct StepRow {
     input_tokens: i64,
     output_tokens: i64,
     summary: Option<String>,
+    agent: Option<String>,
 }
 
 impl StepRow {
@@ -328,6 +332,7 @@ impl StepRow {
             input_tokens: r.get(9)?,
             output_tokens: r.get(10)?,
             summary: r.get(11)?,
+            agent: r.get(12)?,
         })
     }
 }
@@ -361,7 +366,15 @@ fn load(conn: &Connection, row: PlanRow) -> Result<StoredPlan, DbError> {
         if !run.is_empty() {
             runs.insert(s.step_id.clone(), run);
         }
-        steps.push(Step { id: s.step_id, description: s.description, complexity, files, depends_on, status });
+        steps.push(Step {
+            id: s.step_id,
+            description: s.description,
+            complexity,
+            files,
+            depends_on,
+            agent: s.agent,
+            status,
+        });
     }
     let revision = u32::try_from(row.revision).map_err(|_| corrupt(format!("revision {}", row.revision)))?;
     let status = parse_plan_status(&row.status, row.feedback).map_err(corrupt)?;
@@ -378,7 +391,7 @@ fn load(conn: &Connection, row: PlanRow) -> Result<StoredPlan, DbError> {
 fn insert_steps(tx: &Transaction<'_>, rowid: i64, steps: &[Step]) -> Result<(), DbError> {
     let mut insert = tx.prepare_cached(&format!(
         "INSERT INTO plan_steps (plan_id, ord, {STEP_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL, 0, 0, NULL)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL, 0, 0, NULL, ?10)"
     ))?;
     for (ord, step) in steps.iter().enumerate() {
         let (status, reason) = step_status_columns(&step.status);
@@ -392,6 +405,7 @@ fn insert_steps(tx: &Transaction<'_>, rowid: i64, steps: &[Step]) -> Result<(), 
             json_list(&step.depends_on),
             status,
             reason,
+            step.agent,
         ])?;
     }
     Ok(())
@@ -527,8 +541,10 @@ pub fn summary_table(stored: &StoredPlan) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let descriptions =
-        std::iter::once("DESCRIPTION".to_string()).chain(plan.steps.iter().map(|s| one_line_text(&s.description)));
+    let descriptions = std::iter::once("DESCRIPTION".to_string()).chain(plan.steps.iter().map(|s| match &s.agent {
+        Some(agent) => format!("[{}] {}", one_line_text(agent), one_line_text(&s.description)),
+        None => one_line_text(&s.description),
+    }));
     for (row, description) in rows.iter().zip(descriptions) {
         let mut line = String::from("  ");
         for (w, cell) in widths.iter().zip(row) {

@@ -47,7 +47,8 @@ impl Tool for ProposePlanTool {
                                 "description": {"type": "string", "description": "Everything a worker needs to do this step on its own."},
                                 "complexity": {"type": "string", "enum": ["simple", "complex", "review"]},
                                 "files": {"type": "array", "items": {"type": "string"}},
-                                "depends_on": {"type": "array", "items": {"type": "string"}, "description": "Ids of steps that must finish first."}
+                                "depends_on": {"type": "array", "items": {"type": "string"}, "description": "Ids of steps that must finish first."},
+                                "agent": {"type": "string", "description": "Optional: a named agent (see agent_spawn) whose role, tools and model the step's worker takes."}
                             },
                             "required": ["id", "description"],
                             "additionalProperties": false
@@ -87,6 +88,7 @@ impl ProposePlanTool {
         let proposal: Proposal =
             serde_json::from_value(args).map_err(|e| format!("invalid propose_plan arguments: {e}"))?;
         let o = &self.orchestra.inner;
+        check_agents(&proposal, &super::agents::load(&cx.cwd, &o.home))?;
         let session = cx.turn.session_id().to_string();
         let revision = o.plans.next_revision(&session).await.map_err(|e| e.to_string())?;
         let plan = Plan::propose(proposal, revision).map_err(|e| e.to_string())?;
@@ -185,4 +187,18 @@ enum Decision {
     Approved(Vec<String>),
     Rejected(String),
     Cancelled,
+}
+
+/// Every agent a step names must be defined, so a plan is never approved with a step no
+/// worker can take.
+fn check_agents(proposal: &Proposal, catalog: &super::agents::AgentCatalog) -> Result<(), String> {
+    for step in &proposal.steps {
+        let Some(name) = step.agent.as_deref().map(str::trim).filter(|n| !n.is_empty()) else { continue };
+        if catalog.get(name).is_none() {
+            let names: Vec<&str> = catalog.agents.iter().map(|a| a.name.as_str()).collect();
+            let known = if names.is_empty() { "none are defined".to_string() } else { names.join(", ") };
+            return Err(format!("step {:?} names the agent {name:?}, which is not defined (agents: {known})", step.id));
+        }
+    }
+    Ok(())
 }

@@ -85,3 +85,51 @@ async fn agent_spawn_runs_a_claude_agent_with_its_role_and_tools_and_returns_its
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("  └ ") && l.contains("agent reviewer")), "{text}");
 }
+
+#[tokio::test]
+async fn a_plan_step_naming_an_agent_runs_its_worker_in_that_role_and_an_unknown_agent_is_refused() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    write(
+        env.workspace().join(".claude/agents/tester.md"),
+        "---\nname: tester\ntools: read_file\n---\nYou test things thoroughly.\n",
+    );
+    const MAIN: &str = "Plan it with roles";
+    let plan = |agent: &str| {
+        json!({"goal": "Check the code", "steps": [
+            {"id": "s1", "description": "Test notes.txt", "agent": agent},
+            {"id": "s2", "description": "Summarise notes.txt"}
+        ]})
+    };
+    mock.enqueue_for(MAIN, MockReply::tool("call_bad", "propose_plan", plan("nobody")));
+    mock.enqueue_for(MAIN, MockReply::tool("call_plan", "propose_plan", plan("tester")));
+    mock.enqueue_for(MAIN, MockReply::text(["Done."]));
+    mock.enqueue_for("Your step (s1)", MockReply::text(["Tested."]));
+    mock.enqueue_for("Your step (s2)", MockReply::text(["Summarised."]));
+    let mut client = env.spawn_acp().await;
+    crate::fleet::initialize_with_forms(&mut client).await;
+    client.set_request_handler(|method, params| {
+        (method == "elicitation/create" && params["mode"] == "form").then(|| {
+            crate::support::Reply::Result(json!({"action": "accept", "content": {"decision": "approve", "skip": []}}))
+        })
+    });
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, MAIN).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+
+    let requests = mock.model_requests();
+    // The first proposal was refused, naming the agents there are.
+    let refused = &requests[1].tool_results()[0].text;
+    assert!(refused.contains("\"nobody\"") && refused.contains("tester"), "{refused}");
+    // s1's worker plays the tester: its role prompt, its one tool; s2's worker is plain.
+    let s1 = requests.iter().find(|r| r.raw_body.contains("Your step (s1)")).expect("s1's worker");
+    assert!(s1.raw_body.contains("You test things thoroughly."), "{}", s1.raw_body);
+    assert_eq!(s1.tool_names(), ["read_file"]);
+    let s2 = requests.iter().find(|r| r.raw_body.contains("Your step (s2)")).expect("s2's worker");
+    assert!(!s2.raw_body.contains("You test things thoroughly.") && s2.tool_names().len() > 1);
+    // The step keeps its agent in the stored plan.
+    let out = env.run(&["plans", "show", "p1", "--json"]).await;
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    assert_eq!(shown["plan"]["steps"][0]["agent"], "tester", "{shown}");
+    assert!(shown["plan"]["steps"][1].get("agent").is_none(), "{shown}");
+}

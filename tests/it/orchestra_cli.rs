@@ -47,6 +47,7 @@ impl Orchestra {
             complexity: None,
             files: vec![],
             depends_on: vec![],
+            agent: None,
         };
         let proposal = Proposal {
             goal: goal.into(),

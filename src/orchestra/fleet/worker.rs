@@ -60,12 +60,15 @@ impl Worker {
         };
         let engine = &self.orchestra.inner.engine;
         let route = self.orchestra.inner.config.routing.route(self.step.complexity).cloned();
-        let spec = ChildSpec {
+        let mut spec = ChildSpec {
             title: Some(format!("{} {}: {}", self.plan_id, self.step.id, first_line(&self.step.description))),
             provider: route.as_ref().map(|r| r.provider.clone()),
             model: route.and_then(|r| r.model),
             agent: None,
         };
+        if let Some(name) = &self.step.agent {
+            self.take_role(name, &mut spec)?;
+        }
         let child = engine.create_child_session(self.parent_session.clone(), spec).await.map_err(|e| e.to_string())?;
         run.worker_session = Some(child.id.clone());
         run.model = Some(child.model.clone());
@@ -108,6 +111,24 @@ impl Worker {
             tracing::debug!(error = %e, "cannot close a worker's session");
         }
         result
+    }
+}
+
+impl Worker {
+    /// The step names an agent: its worker takes that agent's role prompt, tools and cap,
+    /// and its provider/model where it names them (over the complexity's route).
+    fn take_role(&self, name: &str, spec: &mut ChildSpec) -> Result<(), String> {
+        let catalog = crate::orchestra::agents::load(&self.cwd, &self.orchestra.inner.home);
+        let def = catalog.get(name).ok_or_else(|| format!("the agent {name:?} is no longer defined"))?;
+        if def.provider.is_some() {
+            spec.provider = def.provider.clone();
+            spec.model = None;
+        }
+        if def.model.is_some() {
+            spec.model = def.model.clone();
+        }
+        spec.agent = Some(def.profile());
+        Ok(())
     }
 }
 

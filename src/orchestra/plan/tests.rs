@@ -7,6 +7,7 @@ fn step(id: &str, deps: &[&str]) -> ProposedStep {
         complexity: None,
         files: vec![],
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        agent: None,
     }
 }
 

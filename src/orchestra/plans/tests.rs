@@ -8,6 +8,7 @@ fn step(id: &str, deps: &[&str], complexity: Option<Complexity>) -> ProposedStep
         complexity,
         files: vec![format!("src/{id}.rs")],
         depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        agent: None,
     }
 }
 
