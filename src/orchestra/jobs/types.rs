@@ -22,11 +22,16 @@ pub enum JobKind {
     FleetWorker,
     /// A sub-agent a turn started with `agent_spawn`.
     SubAgent,
+    /// A member of a running team.
+    TeamAgent,
+    /// A scheduled (cron) run of a prompt in its session.
+    Cron,
 }
 
 impl JobKind {
     /// Every kind, in the order error messages list them.
-    pub const ALL: [JobKind; 3] = [JobKind::Session, JobKind::FleetWorker, JobKind::SubAgent];
+    pub const ALL: [JobKind; 5] =
+        [JobKind::Session, JobKind::FleetWorker, JobKind::SubAgent, JobKind::TeamAgent, JobKind::Cron];
 
     /// The prefix of this kind's ids (and its name in the database and in JSON).
     pub fn prefix(self) -> &'static str {
@@ -34,6 +39,8 @@ impl JobKind {
             JobKind::Session => "session",
             JobKind::FleetWorker => "fleet_worker",
             JobKind::SubAgent => "sub_agent",
+            JobKind::TeamAgent => "team_agent",
+            JobKind::Cron => "cron",
         }
     }
 
@@ -43,6 +50,8 @@ impl JobKind {
             JobKind::Session => "session turn",
             JobKind::FleetWorker => "fleet worker",
             JobKind::SubAgent => "sub-agent",
+            JobKind::TeamAgent => "team agent",
+            JobKind::Cron => "cron run",
         }
     }
 
