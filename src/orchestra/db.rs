@@ -26,6 +26,8 @@ const MIGRATIONS: &[&str] = &[
     super::jobs::SCHEMA,
     super::blackboard::SCHEMA,
     super::plans::SCHEMA_STEP_AGENT,
+    super::tasks::SCHEMA,
+    super::projects::SCHEMA,
 ];
 
 /// Why the orchestra's database failed.

@@ -1,5 +1,5 @@
 //! What the orchestra adds to the engine (`engine::extension::Extension`): the
-//! `propose_plan` and `ask_human` tools, `/approve` and `/reject`, and a job for every turn.
+//! `propose_plan`, `ask_human` and task tracker (`task_*`) tools, `/approve` and `/reject`, and a job for every turn.
 
 use std::sync::Arc;
 
@@ -20,15 +20,19 @@ pub(super) struct OrchestraExtension {
 impl Extension for OrchestraExtension {
     fn tools(&self, session: &SessionRecord) -> Vec<Arc<dyn Tool>> {
         let ask: Arc<dyn Tool> = Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone() });
+        // Every agent shares the task tracker.
+        let mut shared = vec![ask];
+        shared.extend(super::tasks::tools::all(&self.orchestra));
         // A worker carries out its step; it does not plan a fleet of its own.
         if session.parent_id.is_some() {
-            return vec![ask];
+            return shared;
         }
-        vec![
+        let mut tools: Vec<Arc<dyn Tool>> = vec![
             Arc::new(super::propose::ProposePlanTool { orchestra: self.orchestra.clone() }),
             Arc::new(super::agent_spawn::AgentSpawnTool { orchestra: self.orchestra.clone() }),
-            ask,
-        ]
+        ];
+        tools.extend(shared);
+        tools
     }
 
     fn commands(&self) -> Vec<CommandInfo> {

@@ -24,8 +24,10 @@ pub mod fleet;
 pub mod jobs;
 pub mod plan;
 pub mod plans;
+pub mod projects;
 mod propose;
 pub mod questions;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -52,6 +54,9 @@ struct Inner {
     questions: questions::QuestionQueue,
     jobs: jobs::JobRegistry,
     fleet: fleet::Fleet,
+    /// The task tracker (`tasks`), not to be confused with `tasks` below.
+    task_store: tasks::TaskStore,
+    projects: projects::Projects,
     /// Parent of every job's token.
     shutdown: CancellationToken,
     /// Small tasks it owns (watching a turn's job); shutdown waits for them.
@@ -72,12 +77,15 @@ impl Orchestra {
     /// definitions are (`home/agents/`).
     pub fn with_db(engine: Arc<dyn EngineApi>, home: &Path, db: db::Db, config: OrchestraConfig) -> Orchestra {
         let shutdown = CancellationToken::new();
+        let jobs = jobs::JobRegistry::new(db.clone(), shutdown.clone());
         Orchestra {
             inner: Arc::new(Inner {
                 engine,
                 plans: plans::PlanStore::new(db.clone()),
                 questions: questions::QuestionQueue::new(db.clone()),
-                jobs: jobs::JobRegistry::new(db, shutdown.clone()),
+                task_store: tasks::TaskStore::new(db.clone(), jobs.clone()),
+                projects: projects::Projects::new(db, jobs.clone()),
+                jobs,
                 fleet: fleet::Fleet::new(config.max_workers),
                 config,
                 shutdown,
@@ -104,6 +112,14 @@ impl Orchestra {
 
     pub fn jobs(&self) -> &jobs::JobRegistry {
         &self.inner.jobs
+    }
+
+    pub fn tasks(&self) -> &tasks::TaskStore {
+        &self.inner.task_store
+    }
+
+    pub fn projects(&self) -> &projects::Projects {
+        &self.inner.projects
     }
 
     /// Pauses or resumes the running turn of `session` (before its next model call).

@@ -205,6 +205,8 @@ impl PlanStore {
                     tracing::warn!(plan = %stored.id, step = %id, "a run of a step the plan does not have is not stored");
                 }
                 drop(update);
+                // Every step of an approved plan has a task, in step with it.
+                super::tasks::plan_link::sync(&tx, &stored)?;
                 tx.commit()?;
                 Ok(())
             })
