@@ -9,8 +9,8 @@ use crate::providers::{Wire, env_for};
 use crate::support::{MockLlm, MockReply, TestEnv, tool_events, updates_of};
 
 /// Every tool of a top-level session, as the model must see them: the engine's built-ins and
-/// the orchestra's `propose_plan`, `agent_spawn` and `ask_human`.
-const ALL_TOOLS: [&str; 11] = [
+/// the orchestra's `propose_plan`, `agent_spawn`, `ask_human` and the task tracker's tools.
+const ALL_TOOLS: [&str; 15] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -22,6 +22,10 @@ const ALL_TOOLS: [&str; 11] = [
     "propose_plan",
     "agent_spawn",
     "ask_human",
+    "task_create",
+    "task_claim",
+    "task_update",
+    "task_list",
 ];
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
