@@ -121,7 +121,7 @@ async fn wait_applied(registry: &JobRegistry, key: &str, control: Control) -> an
     }
 }
 
-fn status_label(status: JobStatus) -> &'static str {
+pub(super) fn status_label(status: JobStatus) -> &'static str {
     match status {
         JobStatus::Running => "running",
         JobStatus::Paused => "paused",

@@ -12,9 +12,11 @@ mod daemon;
 mod exec;
 mod jobs;
 mod plans;
+mod project;
 mod provider;
 mod questions;
 mod sessions;
+mod tasks;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +95,16 @@ enum Command {
         #[command(subcommand)]
         command: agents::AgentsCommand,
     },
+    /// The task tracker: list, show, create, claim and update tasks.
+    Tasks {
+        #[command(subcommand)]
+        command: tasks::TasksCommand,
+    },
+    /// Start, list, inspect, pause, resume or kill projects (.ratchet/projects/*.yaml).
+    Project {
+        #[command(subcommand)]
+        command: project::ProjectCommand,
+    },
 }
 
 /// Runs the command line.
@@ -144,6 +156,8 @@ pub fn main() -> ExitCode {
             Command::Questions { command } => questions::run(config, command).await,
             Command::Jobs { command } => jobs::run(config, command).await,
             Command::Agents { command } => agents::run(config, command).await,
+            Command::Tasks { command } => tasks::run(config, command).await,
+            Command::Project { command } => project::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

@@ -9,8 +9,11 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use ratchet::engine::config::EngineConfig;
 use ratchet::orchestra::db::Db;
+use ratchet::orchestra::jobs::JobRegistry;
 use ratchet::orchestra::plans::{self, PlanStore, StoredPlan};
 use ratchet::orchestra::questions::{Answer, AnsweredBy, QuestionKind, QuestionQueue, QuestionRecord};
+use ratchet::orchestra::tasks::{Task, TaskFilter, TaskStore};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Subcommand)]
 pub enum PlansCommand {
@@ -78,12 +81,21 @@ async fn list(db: &Db, json: bool, session: Option<String>) -> anyhow::Result<Ex
 
 async fn show(db: &Db, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let stored = find_plan(db, id).await?;
+    let tasks = linked_tasks(db, &stored.id).await?;
     if json {
-        super::print_json(&stored)?;
+        let mut value = serde_json::to_value(&stored)?;
+        value["tasks"] = serde_json::to_value(&tasks)?;
+        super::print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout().lock();
     write!(out, "{}", plans::summary_table(&stored))?;
+    if !tasks.is_empty() {
+        writeln!(out, "\ntasks:")?;
+        for line in super::tasks::task_table(&tasks) {
+            writeln!(out, "  {line}")?;
+        }
+    }
     if let Some(q) = approval_question(db, &stored.id).await? {
         writeln!(
             out,
@@ -118,6 +130,12 @@ async fn reject(db: &Db, id: &str, feedback: String) -> anyhow::Result<ExitCode>
     answer_or_explain(db, &question, Answer::Reject { feedback }, &stored.id).await?;
     super::say(&format!("rejected plan {}; the model reads your feedback and may propose a revision", stored.id));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tasks of the plan's steps (an approved plan has one per step).
+async fn linked_tasks(db: &Db, plan_id: &str) -> anyhow::Result<Vec<Task>> {
+    let store = TaskStore::new(db.clone(), JobRegistry::new(db.clone(), CancellationToken::new()));
+    Ok(store.list(TaskFilter { plan_id: Some(plan_id.to_string()), ..Default::default() }).await?)
 }
 
 /// The plan `id`, or an error saying where to find the plans.

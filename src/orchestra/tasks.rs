@@ -151,7 +151,8 @@ impl TaskStore {
                     Some(false) => clauses.push("claimed_by IS NULL".into()),
                     None => {}
                 }
-                let wheres = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+                let wheres =
+                    if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
                 let sql = format!("SELECT {TASK_COLUMNS} FROM tasks {wheres} ORDER BY id LIMIT {MAX_LIST}");
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(rusqlite::params_from_iter(values.iter()), read_task)?;
@@ -344,7 +345,11 @@ fn get_row(conn: &Connection, rowid: i64) -> Result<Option<Task>, DbError> {
 fn read_task(r: &Row<'_>) -> rusqlite::Result<Task> {
     let status: String = r.get(3)?;
     let status = TaskStatus::parse(&status).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(std::io::Error::other(e.to_string())))
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            Box::new(std::io::Error::other(e.to_string())),
+        )
     })?;
     let (plan_id, step_id): (Option<String>, Option<String>) = (r.get(8)?, r.get(9)?);
     Ok(Task {

@@ -200,7 +200,11 @@ mod tests {
         let cwd = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
         let root = cwd.path();
-        write(root, ".ratchet/projects/web.yaml", "workdir: app\npaths: [shared, /opt/data]\nteams: [code-gen]\ntask: Build it\n");
+        write(
+            root,
+            ".ratchet/projects/web.yaml",
+            "workdir: app\npaths: [shared, /opt/data]\nteams: [code-gen]\ntask: Build it\n",
+        );
         write(root, ".ratchet/projects/bad.yaml", "workdir: [unclosed\n");
         write(root, ".ratchet/projects/typo.yaml", "workdri: app\n");
         write(home.path(), "projects/web.yaml", "cwd: /srv/web\n");
@@ -215,7 +219,8 @@ mod tests {
         assert_eq!((web.teams.as_slice(), web.task.as_deref()), (&["code-gen".to_string()][..], Some("Build it")));
         assert_eq!(c.get("ops").unwrap().workdir, PathBuf::from("/srv/ops"));
         assert_eq!(c.shadowed.len(), 1);
-        let why = |f: &str| c.skipped.iter().find(|s| s.source.ends_with(f)).map(|s| s.reason.clone()).unwrap_or_default();
+        let why =
+            |f: &str| c.skipped.iter().find(|s| s.source.ends_with(f)).map(|s| s.reason.clone()).unwrap_or_default();
         assert!(!why("bad.yaml").is_empty());
         assert!(why("typo.yaml").contains("workdri"), "{}", why("typo.yaml"));
         assert!(why("rel.yaml").contains("absolute"), "{}", why("rel.yaml"));

@@ -38,7 +38,8 @@ async fn a_second_claim_is_refused_naming_the_holder_and_the_first_claim_is_idem
     assert!(matches!(err, TaskError::Claimed { ref holder, .. } if holder == "alice"), "{err}");
     assert!(err.to_string().contains("already claimed by alice"), "{err}");
     // Reopening drops the claim; then bob may take it.
-    let reopened = f.tasks.update("t1", TaskChange { status: Some(TaskStatus::Open), ..Default::default() }).await.unwrap();
+    let reopened =
+        f.tasks.update("t1", TaskChange { status: Some(TaskStatus::Open), ..Default::default() }).await.unwrap();
     assert_eq!(reopened.claimed_by, None);
     assert_eq!(f.tasks.claim("t1", who("bob")).await.unwrap().task.claimed_by.as_deref(), Some("bob"));
     assert!(matches!(f.tasks.claim("t9", who("bob")).await, Err(TaskError::NoSuchTask { .. })));

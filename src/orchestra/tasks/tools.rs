@@ -173,7 +173,10 @@ impl TaskTool {
                 }
                 let mut out: Vec<String> = tasks.iter().take(LIST_FOR_MODEL).map(one_line).collect();
                 if tasks.len() > LIST_FOR_MODEL {
-                    out.push(format!("… and {} more; narrow the list with status or project.", tasks.len() - LIST_FOR_MODEL));
+                    out.push(format!(
+                        "… and {} more; narrow the list with status or project.",
+                        tasks.len() - LIST_FOR_MODEL
+                    ));
                 }
                 Ok(out.join("\n"))
             }

@@ -152,7 +152,9 @@ pub enum TaskError {
         "task {id} is already claimed by {holder} (since {since}); pick another task, or wait until it is released"
     )]
     Claimed { id: String, holder: String, since: String },
-    #[error("task {id} is {status}, so it cannot be claimed; reopen it first with `ratchet tasks update {id} --status open`")]
+    #[error(
+        "task {id} is {status}, so it cannot be claimed; reopen it first with `ratchet tasks update {id} --status open`"
+    )]
     Finished { id: String, status: TaskStatus },
     #[error(
         "task {id} stands for step {step} of plan {plan}: the fleet runs it, and its status follows the step; add notes instead"
