@@ -33,6 +33,8 @@
 //! - `fleet`: plans and the fleet (approval by form, max_workers, failing and rejected plans)
 //! - `fleet_control`: plans approved from the CLI, `jobs kill` of a worker, `ask_human`
 //!   answered from the CLI and by rules, workers' permission questions, cancel, daemon mode
+//! - `tasks_cli`: `ratchet tasks` and the `task_*` tools (a second claim refused, a turn's
+//!   claim lapsing), `ratchet project` (list, start, status, pause/resume/kill of its jobs)
 
 mod support;
 
@@ -62,6 +64,7 @@ mod orphans;
 mod permissions;
 mod questions_bridge;
 mod secrets;
+mod tasks_cli;
 mod tool_cancel;
 mod tool_history;
 mod tool_loop;
