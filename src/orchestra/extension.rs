@@ -91,6 +91,7 @@ impl Orchestra {
         let cancel = turn.cancel;
         let gate = turn.pause;
         let jobs = self.inner.jobs.clone();
+        let projects = self.inner.projects.clone();
         // Registered beside the turn, not before it: the turn does not wait for the database.
         self.inner.tasks.spawn(async move {
             let job = tokio::select! {
@@ -100,7 +101,12 @@ impl Orchestra {
                 },
                 () = over.cancelled() => return,
             };
+            // A turn of a paused project's session holds at once; a killed project's stops.
+            projects.hold_new_job(job.id()).await;
             let mut paused = job.paused();
+            if *paused.borrow_and_update() {
+                gate.pause();
+            }
             loop {
                 tokio::select! {
                     () = over.cancelled() => break,

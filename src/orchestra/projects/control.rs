@@ -2,7 +2,7 @@
 //! taken from that moment), then a request to each of its attached jobs through the job
 //! registry, which reaches them in whichever process runs them.
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
 use super::{ProjectError, ProjectRecord, ProjectStatus, Projects, get_row};
@@ -38,6 +38,36 @@ impl Projects {
     /// Kills a project's jobs; it takes no work until started again.
     pub async fn kill(&self, name: &str) -> Result<ControlReport, ProjectError> {
         self.control(name, Control::Kill).await
+    }
+
+    /// Applies the project's state to a job that just started (a turn of a project session):
+    /// paused if its project is paused, killed if it was killed. The turn is not held up for
+    /// this look, so it takes effect before the turn's next model call. Errors are logged: the
+    /// job then runs as if it had no project.
+    pub async fn hold_new_job(&self, job: &JobId) {
+        let key = job.to_string();
+        let status = self
+            .db
+            .call(move |conn| {
+                let status: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT p.status FROM project_jobs j JOIN projects p ON p.name = j.project
+                         WHERE j.job_id = ?1 ORDER BY j.attached_at DESC LIMIT 1",
+                    )?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?;
+                Ok(status.as_deref().and_then(ProjectStatus::parse))
+            })
+            .await;
+        let control = match status {
+            Ok(Some(ProjectStatus::Paused)) => Control::Pause,
+            Ok(Some(ProjectStatus::Killed)) => Control::Kill,
+            Ok(_) => return,
+            Err(e) => return tracing::warn!(job = %job, error = %e, "cannot read the project of a job"),
+        };
+        if let Err(e) = self.jobs.request(job, control).await {
+            tracing::warn!(job = %job, error = %e, "cannot hold a job of a stopped project");
+        }
     }
 
     async fn control(&self, name: &str, control: Control) -> Result<ControlReport, ProjectError> {

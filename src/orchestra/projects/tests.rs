@@ -73,8 +73,9 @@ async fn pause_holds_the_jobs_and_refuses_claims_resume_lets_them_go_and_kill_st
 
     let report = f.projects.pause("web").await.unwrap();
     assert_eq!(report.project.status, ProjectStatus::Paused);
-    let outcomes: Vec<(&str, &str)> = report.jobs.iter().map(|j| (j.job.as_str(), j.outcome.as_str())).collect();
-    assert_eq!(outcomes, [("team_agent:web-coder", "requested"), ("session:gone", "not running")]);
+    let mut outcomes: Vec<(&str, &str)> = report.jobs.iter().map(|j| (j.job.as_str(), j.outcome.as_str())).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, [("session:gone", "not running"), ("team_agent:web-coder", "requested")]);
     assert!(*job.paused().borrow());
     let listed = f.jobs.list().await.unwrap();
     assert_eq!(listed[0].status, JobStatus::Paused);
@@ -100,4 +101,27 @@ async fn pause_holds_the_jobs_and_refuses_claims_resume_lets_them_go_and_kill_st
     let names: Vec<String> = f.projects.list().await.unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(names, ["web"]);
     assert_eq!(f.projects.of_jobs(vec!["session:x".into()]).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_job_starting_in_a_paused_project_holds_and_in_a_killed_one_stops() {
+    let f = fixture();
+    f.projects.start(&def(f.dir.path(), "web"), None).await.unwrap();
+    let session = JobId::parse("session:s1").unwrap();
+    f.projects.attach_job("web", &session).await.unwrap();
+    let report = f.projects.pause("web").await.unwrap();
+    assert_eq!(report.jobs[0].outcome, "not running", "no turn ran when it paused");
+    let mut spec = JobSpec::new(JobKind::Session, "s1");
+    spec.pausable = true;
+    let turn = f.jobs.register(spec.clone()).await.unwrap();
+    f.projects.hold_new_job(turn.id()).await;
+    assert!(*turn.paused().borrow(), "the new turn holds");
+    drop(turn);
+    f.projects.kill("web").await.unwrap();
+    let turn = f.jobs.register(spec).await.unwrap();
+    f.projects.hold_new_job(turn.id()).await;
+    assert!(turn.killed());
+    let other = f.jobs.register(JobSpec::new(JobKind::Session, "s2")).await.unwrap();
+    f.projects.hold_new_job(other.id()).await;
+    assert!(!other.token().is_cancelled(), "a job of no project runs");
 }
