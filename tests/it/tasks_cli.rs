@@ -208,3 +208,44 @@ async fn projects_list_start_pause_resume_and_kill_and_a_broken_file_is_named_an
     let err = refused(&env, &["project", "start", "nope", "--cwd", cwd]).await;
     assert!(err.contains("there is no project \"nope\"") && err.contains("web"), "{err}");
 }
+
+#[tokio::test]
+async fn an_approved_plan_shows_a_task_per_step_that_follows_the_steps() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    const MAIN: &str = "Plan the two steps";
+    let plan = json!({"goal": "Tidy up", "steps": [
+        {"id": "s1", "description": "Tidy the notes"},
+        {"id": "s2", "description": "Tidy the docs"}
+    ]});
+    mock.enqueue_for(MAIN, MockReply::tool("call_plan", "propose_plan", plan));
+    mock.enqueue_for(MAIN, MockReply::text(["Both tidy."]));
+    mock.enqueue_for("Your step (s1)", MockReply::text(["Notes tidied."]));
+    let mut client = env.spawn_acp().await;
+    crate::fleet::initialize_with_forms(&mut client).await;
+    client.set_request_handler(|method, params| {
+        (method == "elicitation/create" && params["mode"] == "form").then(|| {
+            crate::support::Reply::Result(
+                json!({"action": "accept", "content": {"decision": "approve", "skip": ["s2"]}}),
+            )
+        })
+    });
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, MAIN).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+
+    let shown = ok(&env, &["plans", "show", "p1"]).await;
+    let tasks_at = shown.find("\ntasks:").unwrap_or_else(|| panic!("plans show lists the tasks: {shown}"));
+    let lines: Vec<&str> = shown[tasks_at..].lines().filter(|l| l.starts_with("  t")).collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(lines[0].contains("done") && lines[0].contains("p1/s1") && lines[0].contains("Tidy the notes"), "{shown}");
+    assert!(lines[1].contains("cancelled") && lines[1].contains("p1/s2"), "a skipped step's task: {shown}");
+    let t1 = task_json(&env, "t1").await;
+    assert_eq!(t1["step"], json!({"plan_id": "p1", "step_id": "s1"}));
+    assert!(t1["claimed_by"].as_str().unwrap().starts_with("fleet_worker:"), "its worker held it: {t1}");
+    let err = refused(&env, &["tasks", "update", "t1", "--status", "open"]).await;
+    assert!(err.contains("stands for step s1 of plan p1"), "{err}");
+    let plan: Value = serde_json::from_str(&ok(&env, &["plans", "show", "p1", "--json"]).await).unwrap();
+    assert_eq!(plan["tasks"][0]["id"], "t1");
+    assert_eq!(plan["plan"]["steps"][0]["status"]["status"], "completed");
+}
