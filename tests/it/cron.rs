@@ -278,3 +278,26 @@ async fn two_acp_processes_never_fire_a_run_twice() {
     assert_eq!(job(&env, &id).await["run_count"], total as u64, "every run counted once");
     let _ = other.request("session/list", serde_json::json!({})).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cron_in_the_chat_and_a_command_as_the_prompt() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let (mut w, session) = firing_window(&env).await;
+    let added = w.prompt_text(&session, "/cron add 1s /cron list").await;
+    let said = added.text();
+    assert!(said.starts_with("Added cron job "), "{said}");
+    let id = said.trim_start_matches("Added cron job ").split_whitespace().next().unwrap().to_string();
+    // The run is the command's answer, seen live: this session's jobs.
+    let run = w.wait_for_agent_text(&session, "run(s)").await;
+    assert_eq!(chunk_text(&run, "user_message_chunk"), "/cron list");
+    assert!(chunk_text(&run, "agent_message_chunk").contains(&format!("{id} [active] `1s` \"/cron list\"")), "{run:#?}");
+    let stopped = w.prompt_text(&session, &format!("/cron stop {id}")).await;
+    assert_eq!(stopped.text(), format!("Stopped cron job {id}; it never runs again."));
+    let usage = w.prompt_text(&session, "/cron").await;
+    assert!(usage.text().starts_with("Usage: `/cron add"), "{}", usage.text());
+    let other = w.new_session(&env.cwd()).await;
+    let elsewhere = w.prompt_text(&other, &format!("/cron pause {id}")).await;
+    assert!(elsewhere.text().contains(&format!("there is no cron job {id}")), "{}", elsewhere.text());
+    assert!(mock.model_requests().is_empty(), "commands never reach the model");
+}
