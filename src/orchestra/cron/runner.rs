@@ -79,7 +79,8 @@ async fn tick(orchestra: &Orchestra) -> Result<Duration, CronError> {
 /// silently; a schedule that no longer parses deactivates the job with its reason.
 async fn fire(orchestra: &Orchestra, job: CronJob, now: i64) -> Result<(), CronError> {
     let store = &orchestra.inner.cron.store;
-    let Some(planned) = job.next_run else { return Ok(()) };
+    // Shutting down: no new job could start, so the run is left for the next process.
+    let Some(planned) = job.next_run.filter(|_| !orchestra.inner.shutdown.is_cancelled()) else { return Ok(()) };
     let schedule = match Schedule::parse(&job.schedule) {
         Ok(schedule) => schedule,
         Err(e) => {
