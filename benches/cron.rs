@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
 use ratchet::engine::EngineApi;
+use ratchet::engine::config::{ConfigFile, EngineConfig, EnvSnapshot};
 use ratchet::orchestra::cron::NewCronJob;
 
 const JOBS: usize = 1000;
@@ -67,7 +67,8 @@ fn main() {
         let added = Instant::now();
         for i in 0..JOBS {
             let schedule = schedules[i % schedules.len()].to_string();
-            let new = NewCronJob { session_id: session.id.clone(), schedule, prompt: format!("job {i}"), catch_up: None };
+            let new =
+                NewCronJob { session_id: session.id.clone(), schedule, prompt: format!("job {i}"), catch_up: None };
             cron.add(new).await.unwrap();
         }
         let add_ms = added.elapsed().as_secs_f64() * 1e3 / JOBS as f64;
@@ -81,14 +82,15 @@ fn main() {
         let runs: i64 = cron.list(None).await.unwrap().iter().map(|j| j.run_count).sum();
         assert_eq!(runs, 0, "no job may fire in the window");
 
-        println!(
-            "| measure ({JOBS} jobs, median of {rounds} windows of {}s) | per minute |",
-            window.as_secs()
-        );
+        println!("| measure ({JOBS} jobs, median of {rounds} windows of {}s) | per minute |", window.as_secs());
         println!("|---|---|");
         println!("| process CPU, engine idle, no scheduler | {idle_cpu:.1} ms |");
         println!("| process CPU, scheduler idle with {JOBS} jobs | {cron_cpu:.1} ms |");
-        println!("| scheduler's share | {:.1} ms ({:.3}% of one core) |", cron_cpu - idle_cpu, (cron_cpu - idle_cpu) / 600.0);
+        println!(
+            "| scheduler's share | {:.1} ms ({:.3}% of one core) |",
+            cron_cpu - idle_cpu,
+            (cron_cpu - idle_cpu) / 600.0
+        );
         println!("| scheduler wake-ups | {wakeups:.0} |");
         println!("| CPU per wake-up | {:.0} µs |", (cron_cpu - idle_cpu) * 1e3 / wakeups.max(1.0));
         println!("| adding a job (`cron add` through the API) | {add_ms:.2} ms each |");

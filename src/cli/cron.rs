@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use ratchet::engine::EngineError;
 use ratchet::engine::config::EngineConfig;
-use ratchet::orchestra::cron::{CatchUp, CronAction, CronError, CronJob, CronStatus, CronStore, NewCronJob, local_time};
+use ratchet::orchestra::cron::{
+    CatchUp, CronAction, CronError, CronJob, CronStatus, CronStore, NewCronJob, local_time,
+};
 
 #[derive(Subcommand)]
 pub enum CronCommand {
@@ -127,10 +129,9 @@ async fn control(store: &CronStore, id: &str, action: CronAction) -> anyhow::Res
     let job = store.control(id, action).await?;
     super::say(&match action {
         CronAction::Pause => format!("paused cron job {id}; `ratchet cron resume {id}` lets it run again"),
-        CronAction::Resume => format!(
-            "resumed cron job {id}; next run {}",
-            job.next_run.map_or_else(|| "never".into(), local_time)
-        ),
+        CronAction::Resume => {
+            format!("resumed cron job {id}; next run {}", job.next_run.map_or_else(|| "never".into(), local_time))
+        }
         CronAction::Stop => format!("stopped cron job {id}; it never runs again"),
     });
     Ok(ExitCode::SUCCESS)

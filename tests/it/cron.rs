@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::mock_llm::RecordedRequest;
 use crate::support::daemon::{Daemon, daemon_window, describe, load, poll_until, text};
+use crate::support::mock_llm::RecordedRequest;
 use crate::support::{AcpClient, MockLlm, MockReply, TestEnv, chunk_text, tr, transcript};
 
 /// What the scheduler logs once its process holds the lock.
@@ -55,7 +55,9 @@ async fn add(env: &TestEnv, session: &str, schedule: &str, prompt: &str, extra: 
 async fn job(env: &TestEnv, id: &str) -> Value {
     let listed: Value = serde_json::from_str(&ok(env, &["cron", "list", "--json"]).await).expect("cron list --json");
     let jobs = listed.as_array().expect("a JSON array").clone();
-    jobs.into_iter().find(|j| j["id"].to_string() == id).unwrap_or_else(|| panic!("no job {id} in {listed}"))
+    jobs.into_iter()
+        .find(|j| j["id"].as_i64().is_some_and(|n| n.to_string() == id))
+        .unwrap_or_else(|| panic!("no job {id} in {listed}"))
 }
 
 /// A standalone window with a new session, once its process fires the cron jobs.
@@ -106,7 +108,8 @@ async fn a_two_second_job_runs_in_its_session_live_and_in_history() {
     // The history: each run a user message and its answer, in order.
     let mut other = env.spawn_initialized().await;
     let replay = load(&mut other, &session, &env).await;
-    let expected: Vec<(&str, &str)> = (0..runs).flat_map(|_| [("user", "cron ping"), ("agent", "Default mock answer.")]).collect();
+    let expected: Vec<(&str, &str)> =
+        (0..runs).flat_map(|_| [("user", "cron ping"), ("agent", "Default mock answer.")]).collect();
     assert_eq!(transcript(&replay), tr(&expected));
     let table = ok(&env, &["cron", "list"]).await;
     assert!(table.starts_with("ID  SCHEDULE  STATUS"), "{table}");
@@ -291,7 +294,10 @@ async fn cron_in_the_chat_and_a_command_as_the_prompt() {
     // The run is the command's answer, seen live: this session's jobs.
     let run = w.wait_for_agent_text(&session, "run(s)").await;
     assert_eq!(chunk_text(&run, "user_message_chunk"), "/cron list");
-    assert!(chunk_text(&run, "agent_message_chunk").contains(&format!("{id} [active] `1s` \"/cron list\"")), "{run:#?}");
+    assert!(
+        chunk_text(&run, "agent_message_chunk").contains(&format!("{id} [active] `1s` \"/cron list\"")),
+        "{run:#?}"
+    );
     let stopped = w.prompt_text(&session, &format!("/cron stop {id}")).await;
     assert_eq!(stopped.text(), format!("Stopped cron job {id}; it never runs again."));
     let usage = w.prompt_text(&session, "/cron").await;

@@ -76,10 +76,9 @@ async fn control(cron: &CronApi, session: &str, rest: &str, action: CronAction) 
     let job = cron.control(id, action).await?;
     Ok(match job.status {
         CronStatus::Paused => format!("Paused cron job {id}; `/cron resume {id}` lets it run again."),
-        CronStatus::Active => format!(
-            "Resumed cron job {id}; next run {}.",
-            job.next_run.map_or_else(|| "never".into(), local_time)
-        ),
+        CronStatus::Active => {
+            format!("Resumed cron job {id}; next run {}.", job.next_run.map_or_else(|| "never".into(), local_time))
+        }
         CronStatus::Stopped => format!("Stopped cron job {id}; it never runs again."),
     })
 }

@@ -52,7 +52,12 @@ impl Schedule {
         let fields = input.split_whitespace().count();
         if !input.starts_with('@') {
             match fields {
-                1 => return Err(error(format!("as a duration: {}", duration.err().map(|e| e.to_string()).unwrap_or_default()))),
+                1 => {
+                    return Err(error(format!(
+                        "as a duration: {}",
+                        duration.err().map(|e| e.to_string()).unwrap_or_default()
+                    )));
+                }
                 5 => {}
                 n => return Err(error(format!("it has {n} fields; a cron expression has 5"))),
             }

@@ -84,7 +84,9 @@ impl CatchUp {
         match text.trim() {
             "once" => Ok(CatchUp::Once),
             "skip" => Ok(CatchUp::Skip),
-            other => Err(format!("catch-up {other:?} is not known: use \"once\" (fire a missed run once at start) or \"skip\"")),
+            other => Err(format!(
+                "catch-up {other:?} is not known: use \"once\" (fire a missed run once at start) or \"skip\""
+            )),
         }
     }
 }
@@ -125,7 +127,9 @@ impl CronJob {
             schedule: r.get(2)?,
             prompt: r.get(3)?,
             status: CronStatus::from_column(&status).ok_or_else(|| corrupt(4, "a cron job's status"))?,
-            catch_up: catch_up.map(|c| CatchUp::parse(&c).map_err(|_| corrupt(5, "a cron job's catch-up"))).transpose()?,
+            catch_up: catch_up
+                .map(|c| CatchUp::parse(&c).map_err(|_| corrupt(5, "a cron job's catch-up")))
+                .transpose()?,
             last_run: r.get(6)?,
             next_run: r.get(7)?,
             run_count: r.get(8)?,
@@ -226,9 +230,7 @@ impl CronStore {
         Ok(self
             .db
             .call(move |conn| {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM cron_jobs WHERE ?1 IS NULL OR session_id = ?1 ORDER BY id"
-                );
+                let sql = format!("SELECT {COLUMNS} FROM cron_jobs WHERE ?1 IS NULL OR session_id = ?1 ORDER BY id");
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map([session], CronJob::read)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)

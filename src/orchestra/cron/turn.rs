@@ -34,7 +34,8 @@ pub(super) async fn run(orchestra: &Orchestra, job: &CronJob) {
 }
 
 async fn run_turn(orchestra: &Orchestra, job: &CronJob) -> Result<(), String> {
-    let excerpt: String = job.prompt.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(DETAIL_CHARS).collect();
+    let excerpt: String =
+        job.prompt.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(DETAIL_CHARS).collect();
     let spec = JobSpec {
         kind: JobKind::Cron,
         key: job.id.to_string(),
