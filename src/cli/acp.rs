@@ -62,9 +62,11 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
             tracing::info!("client disconnected; exiting (the daemon keeps running)");
         }
         None => {
-            let engine = super::open_engine(config).await?;
+            let composed = ratchet::compose::open(config).await?;
+            // The engine runs here: so may the cron jobs, if this process gets the lock.
+            composed.orchestra.cron().start_scheduler();
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
-            serve(Arc::new(engine)).await?;
+            serve(Arc::new(composed.engine)).await?;
             tracing::info!("client disconnected; exiting");
         }
     }

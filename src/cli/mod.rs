@@ -1,6 +1,7 @@
 //! The command line: `ratchet acp`, `ratchet exec`, `ratchet sessions`, `ratchet attach`,
 //! `ratchet daemon`, `ratchet provider`, and the orchestra's `ratchet plans`,
-//! `ratchet questions`, `ratchet jobs` (on its database directly, no daemon needed).
+//! `ratchet questions`, `ratchet jobs`, `ratchet cron` (on its database directly, no daemon
+//! needed).
 //!
 //! This is the only code allowed to print to stdout outside the protocol writer; in
 //! `ratchet acp` it prints nothing.
@@ -8,6 +9,7 @@
 mod acp;
 mod agents;
 mod attach;
+mod cron;
 mod daemon;
 mod exec;
 mod jobs;
@@ -104,6 +106,10 @@ enum Command {
     Project {
         #[command(subcommand)]
         command: project::ProjectCommand,
+    /// Run prompts in sessions on a schedule: add, list, pause, resume, stop.
+    Cron {
+        #[command(subcommand)]
+        command: cron::CronCommand,
     },
 }
 
@@ -158,6 +164,7 @@ pub fn main() -> ExitCode {
             Command::Agents { command } => agents::run(config, command).await,
             Command::Tasks { command } => tasks::run(config, command).await,
             Command::Project { command } => project::run(config, command).await,
+            Command::Cron { command } => cron::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

@@ -89,7 +89,7 @@ pub struct ConfigFile {
     pub anthropic: EndpointConfig,
     #[serde(default)]
     pub ollama: EndpointConfig,
-    /// `[fleet]`, `[model_routing]` and `[questions]`: read by the orchestra (the layer
+    /// `[fleet]`, `[model_routing]`, `[questions]` and `[cron]`: read by the orchestra (the layer
     /// above the engine), which checks them; kept here only so one file configures both.
     #[serde(default)]
     pub fleet: Option<toml::Table>,
@@ -97,6 +97,8 @@ pub struct ConfigFile {
     pub model_routing: Option<toml::Table>,
     #[serde(default)]
     pub questions: Option<toml::Table>,
+    #[serde(default)]
+    pub cron: Option<toml::Table>,
 }
 
 /// `[permissions]` in the config file: rules that decide tool calls without asking.

@@ -13,14 +13,22 @@ use crate::engine::commands::CommandInfo;
 pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "approve", description: "Approve a proposed plan", hint: Some("plan id, then steps to skip") },
     CommandInfo { name: "reject", description: "Reject a proposed plan", hint: Some("plan id, then what to change") },
+    CommandInfo {
+        name: "cron",
+        description: "Run a prompt in this session on a schedule",
+        hint: Some("add \"SCHEDULE\" PROMPT | list | pause ID | resume ID | stop ID"),
+    },
 ];
 
 pub(super) fn run(
     orchestra: &Orchestra,
-    _session: &SessionRecord,
+    session: &SessionRecord,
     name: &str,
     args: &str,
 ) -> Option<BoxFuture<'static, String>> {
+    if name == "cron" {
+        return Some(Box::pin(super::cron::chat::answer(orchestra.cron(), session.id.clone(), args.to_string())));
+    }
     let (id, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
     let (id, rest) = (id.trim().to_string(), rest.trim().to_string());
     let answer = match name {

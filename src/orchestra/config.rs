@@ -11,12 +11,16 @@
 //!
 //! [questions]
 //! timeout_secs = 3600        # unset: a question waits until someone answers it
+//!
+//! [cron]
+//! catch_up = "once"          # a run missed while nothing ran: "once" at start, or "skip"
 //! ```
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::cron::CatchUp;
 use super::plan::Complexity;
 use crate::engine::config::ConfigFile;
 
@@ -32,11 +36,18 @@ pub struct OrchestraConfig {
     pub routing: Routing,
     /// `None`: no timeout (a question never answers itself).
     pub question_timeout: Option<Duration>,
+    /// What a cron job that says nothing does with runs missed while nothing ran.
+    pub cron_catch_up: CatchUp,
 }
 
 impl Default for OrchestraConfig {
     fn default() -> Self {
-        OrchestraConfig { max_workers: DEFAULT_MAX_WORKERS, routing: Routing::default(), question_timeout: None }
+        OrchestraConfig {
+            max_workers: DEFAULT_MAX_WORKERS,
+            routing: Routing::default(),
+            question_timeout: None,
+            cron_catch_up: CatchUp::default(),
+        }
     }
 }
 
@@ -85,12 +96,23 @@ struct QuestionsSection {
     timeout_secs: Option<u64>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CronSection {
+    catch_up: Option<String>,
+}
+
 impl OrchestraConfig {
     /// Reads and checks the orchestra's sections; the error names the key and what to write.
     pub fn from_file(file: &ConfigFile) -> Result<OrchestraConfig, String> {
         let fleet: FleetSection = section(&file.fleet, "fleet")?;
         let routing: RoutingSection = section(&file.model_routing, "model_routing")?;
         let questions: QuestionsSection = section(&file.questions, "questions")?;
+        let cron: CronSection = section(&file.cron, "cron")?;
+        let cron_catch_up = match cron.catch_up {
+            None => CatchUp::default(),
+            Some(text) => CatchUp::parse(&text).map_err(|e| format!("[cron] catch_up in config.toml: {e}"))?,
+        };
         let max_workers = match fleet.max_workers {
             None => DEFAULT_MAX_WORKERS,
             Some(n @ 1..=MAX_WORKERS) => n,
@@ -107,6 +129,7 @@ impl OrchestraConfig {
                 review: route("review", routing.review)?,
             },
             question_timeout: questions.timeout_secs.filter(|s| *s > 0).map(Duration::from_secs),
+            cron_catch_up,
         })
     }
 }
@@ -154,5 +177,7 @@ mod tests {
         assert!(parse("[fleet]\nmax_workers = 0\n").unwrap_err().contains("from 1 to 32"));
         assert!(parse("[fleet]\nworkers = 3\n").unwrap_err().contains("[fleet]"));
         assert!(parse("[model_routing]\nsimple = \"x/\"\n").unwrap_err().contains("provider-entry/model"));
+        assert_eq!(parse("[cron]\ncatch_up = \"skip\"\n").unwrap().cron_catch_up, CatchUp::Skip);
+        assert!(parse("[cron]\ncatch_up = \"twice\"\n").unwrap_err().contains("[cron] catch_up"));
     }
 }

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     super::plans::SCHEMA_STEP_AGENT,
     super::tasks::SCHEMA,
     super::projects::SCHEMA,
+    super::cron::SCHEMA,
 ];
 
 /// Why the orchestra's database failed.

@@ -18,6 +18,7 @@ pub mod blackboard;
 mod child_turn;
 pub mod commands;
 pub mod config;
+pub mod cron;
 pub mod db;
 mod extension;
 pub mod fleet;
@@ -65,6 +66,8 @@ struct Inner {
     gates: Mutex<HashMap<String, PauseGate>>,
     /// The data directory (the user's agent definitions are under `agents/`).
     home: std::path::PathBuf,
+    /// The cron jobs' store and scheduler state.
+    cron: cron::CronState,
 }
 
 impl Orchestra {
@@ -82,6 +85,7 @@ impl Orchestra {
             inner: Arc::new(Inner {
                 engine,
                 plans: plans::PlanStore::new(db.clone()),
+                cron: cron::CronState::new(db.clone()),
                 questions: questions::QuestionQueue::new(db.clone()),
                 task_store: tasks::TaskStore::new(db.clone(), jobs.clone()),
                 projects: projects::Projects::new(db, jobs.clone()),

@@ -31,6 +31,8 @@
 //! - `orchestra_cli`: `ratchet plans`, `ratchet questions` and `ratchet jobs` on the
 //!   orchestra's database, seeded through the library
 //! - `fleet`: plans and the fleet (approval by form, max_workers, failing and rejected plans)
+//! - `cron`: `ratchet cron …` and scheduled runs (counts, pause/resume/stop, busy sessions,
+//!   `ratchet jobs`, a daemon restart, two processes on one data directory)
 //! - `fleet_control`: plans approved from the CLI, `jobs kill` of a worker, `ask_human`
 //!   answered from the CLI and by rules, workers' permission questions, cancel, daemon mode
 //! - `tasks_cli`: `ratchet tasks` and the `task_*` tools (a second claim refused, a turn's
@@ -42,6 +44,7 @@ mod agents_cli;
 mod cancel;
 mod cli;
 mod conformance;
+mod cron;
 mod errors;
 mod fleet;
 mod fleet_control;

@@ -87,7 +87,11 @@ async fn serve_locked(
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-    let engine = crate::compose::open_engine(config).await?;
+    let composed = crate::compose::open(config).await?;
+    // The daemon fires the cron jobs (it takes the singleton lock from any `ratchet acp`
+    // that held it before the daemon started, once that one exits).
+    composed.orchestra.cron().start_scheduler();
+    let engine = composed.engine;
     let listener = socket::bind_private(&paths.socket)
         .with_context(|| format!("cannot bind the control socket {}", paths.socket.display()))?;
     // Accepted connections carry the address the listener was bound to (the staging path).
