@@ -106,6 +106,7 @@ enum Command {
     Project {
         #[command(subcommand)]
         command: project::ProjectCommand,
+    },
     /// Run prompts in sessions on a schedule: add, list, pause, resume, stop.
     Cron {
         #[command(subcommand)]
