@@ -10,6 +10,7 @@ mod agents;
 mod attach;
 mod daemon;
 mod exec;
+mod hooks;
 mod jobs;
 mod plans;
 mod provider;
@@ -93,6 +94,11 @@ enum Command {
         #[command(subcommand)]
         command: agents::AgentsCommand,
     },
+    /// List the hooks (shell commands on events) and where each came from.
+    Hooks {
+        #[command(subcommand)]
+        command: hooks::HooksCommand,
+    },
 }
 
 /// Runs the command line.
@@ -144,6 +150,7 @@ pub fn main() -> ExitCode {
             Command::Questions { command } => questions::run(config, command).await,
             Command::Jobs { command } => jobs::run(config, command).await,
             Command::Agents { command } => agents::run(config, command).await,
+            Command::Hooks { command } => hooks::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod db;
 mod extension;
 pub mod fleet;
+pub mod hooks;
 pub mod jobs;
 pub mod plan;
 pub mod plans;
@@ -52,6 +53,8 @@ struct Inner {
     questions: questions::QuestionQueue,
     jobs: jobs::JobRegistry,
     fleet: fleet::Fleet,
+    /// The hooks of `.ratchet/hooks.yaml` and `RATCHET_HOME/hooks.yaml`.
+    hooks: hooks::Hooks,
     /// Parent of every job's token.
     shutdown: CancellationToken,
     /// Small tasks it owns (watching a turn's job); shutdown waits for them.
@@ -72,16 +75,19 @@ impl Orchestra {
     /// definitions are (`home/agents/`).
     pub fn with_db(engine: Arc<dyn EngineApi>, home: &Path, db: db::Db, config: OrchestraConfig) -> Orchestra {
         let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let hooks = hooks::Hooks::new(home, tasks.clone(), shutdown.clone());
         Orchestra {
             inner: Arc::new(Inner {
                 engine,
                 plans: plans::PlanStore::new(db.clone()),
-                questions: questions::QuestionQueue::new(db.clone()),
+                questions: questions::QuestionQueue::new(db.clone()).observed(hooks.question_observer()),
                 jobs: jobs::JobRegistry::new(db, shutdown.clone()),
                 fleet: fleet::Fleet::new(config.max_workers),
+                hooks,
                 config,
                 shutdown,
-                tasks: TaskTracker::new(),
+                tasks,
                 gates: Mutex::default(),
                 home: home.to_path_buf(),
             }),
@@ -104,6 +110,11 @@ impl Orchestra {
 
     pub fn jobs(&self) -> &jobs::JobRegistry {
         &self.inner.jobs
+    }
+
+    /// The hooks: `check` a pre-event, `fire` any other (`hooks::HookEvent` has the events).
+    pub fn hooks(&self) -> &hooks::Hooks {
+        &self.inner.hooks
     }
 
     /// Pauses or resumes the running turn of `session` (before its next model call).
