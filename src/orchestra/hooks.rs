@@ -88,7 +88,9 @@ impl std::fmt::Display for BlockReason {
                 b.reason
             ),
             BlockReason::Refused { event, source, command, run } => {
-                let command = event::cut(command.lines().next().unwrap_or(""), 80);
+                let line = command.lines().next().unwrap_or("");
+                let short = event::cut(line, 80);
+                let command = if short.len() < line.len() { format!("{short}…") } else { short.to_string() };
                 write!(f, "Blocked by the {event} hook in {} (`{command}`, {}).", source.display(), run.end)?;
                 if !run.output.is_empty() {
                     write!(f, "\n{}", run.output)?;

@@ -31,6 +31,8 @@
 //! - `orchestra_cli`: `ratchet plans`, `ratchet questions` and `ratchet jobs` on the
 //!   orchestra's database, seeded through the library
 //! - `fleet`: plans and the fleet (approval by form, max_workers, failing and rejected plans)
+//! - `hooks`: pre-hooks refusing tool calls with their output, post hooks reading the event
+//!   on stdin, no provider keys in hooks, timeouts, broken files, `ratchet hooks list`
 //! - `fleet_control`: plans approved from the CLI, `jobs kill` of a worker, `ask_human`
 //!   answered from the CLI and by rules, workers' permission questions, cancel, daemon mode
 
@@ -56,6 +58,7 @@ mod daemon;
 mod daemon_reconnect;
 mod data_dir;
 mod editor_delegation;
+mod hooks;
 mod mcp_servers;
 mod orchestra_cli;
 mod orphans;
