@@ -193,3 +193,74 @@ async fn hooks_list_shows_both_files_and_a_broken_file_blocks_every_tool_call() 
     assert!(why.contains(&format!("the hooks file {} is broken", project_file.display())), "{why}");
     assert!(why.contains("line") && why.contains("ratchet hooks list") && !why.contains("hello"), "{why}");
 }
+
+#[tokio::test]
+async fn a_plan_fires_proposed_question_approved_fleet_start_end_and_completed() {
+    use crate::fleet::{MAIN, initialize_with_forms, step, worker};
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let log = "echo \"$RATCHET_EVENT ${RATCHET_PLAN_ID:-} ${RATCHET_STATUS:-}${RATCHET_QUESTION_KIND:-}\" >> events.log";
+    let events = ["plan_proposed", "question_asked", "plan_approved", "fleet_start", "fleet_end", "plan_completed"];
+    let yaml: String = events.iter().map(|e| format!("  - event: {e}\n    command: '{log}'\n")).collect();
+    project_hooks(&env, &format!("hooks:\n{yaml}"));
+    let plan = json!({"goal": "One step", "steps": [step("s1", "Say done")]});
+    mock.enqueue_for(MAIN, MockReply::tool("call_plan", "propose_plan", plan));
+    mock.enqueue_for(MAIN, MockReply::text(["All done."]));
+    mock.enqueue_for(&worker("s1"), MockReply::text(["Done."]));
+    let mut client = env.spawn_acp().await;
+    initialize_with_forms(&mut client).await;
+    client.set_request_handler(|method, params| {
+        (method == "elicitation/create" && params["mode"] == "form").then(|| {
+            crate::support::Reply::Result(json!({"action": "accept", "content": {"decision": "approve", "skip": []}}))
+        })
+    });
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, MAIN).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+
+    let path = env.workspace().join("events.log");
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    poll_until("every plan event's hook", || read().lines().count() == events.len()).await;
+    let mut lines: Vec<String> = read().lines().map(str::to_string).collect();
+    lines.sort();
+    let plan_id = lines[0].split(' ').nth(1).unwrap().to_string();
+    assert!(plan_id.starts_with('p'), "{lines:?}");
+    let mut expected = vec![
+        format!("fleet_end {plan_id} completed"),
+        format!("fleet_start {plan_id} "),
+        format!("plan_approved {plan_id} "),
+        format!("plan_completed {plan_id} completed"),
+        format!("plan_proposed {plan_id} "),
+        "question_asked  plan_approval".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(lines, expected);
+}
+
+#[tokio::test]
+async fn a_sub_agent_fires_agent_spawn_and_agent_complete_with_its_answer() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    write(env.workspace().join(".claude/agents/reviewer.md"), "---\nname: reviewer\n---\nYou review code.\n");
+    project_hooks(
+        &env,
+        "hooks:\n  - event: agent_spawn\n    command: cat > .s.tmp && mv .s.tmp spawn.json\n\
+         \n  - event: agent_complete\n    command: cat > .c.tmp && mv .c.tmp complete.json\n",
+    );
+    const MAIN: &str = "Ask the reviewer";
+    mock.enqueue_for(MAIN, MockReply::tool("call_spawn", "agent_spawn", json!({"agent": "reviewer", "task": "Review it"})));
+    mock.enqueue_for(MAIN, MockReply::text(["Reviewed."]));
+    mock.enqueue_for("You review code", MockReply::text(["LGTM."]));
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+    let turn = client.prompt_text(&session, MAIN).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+
+    let spawn = written_json(env.workspace().join("spawn.json")).await;
+    let complete = written_json(env.workspace().join("complete.json")).await;
+    assert_eq!((spawn["event"].as_str(), spawn["agent"].as_str()), (Some("agent_spawn"), Some("reviewer")));
+    assert_eq!((spawn["session_id"].as_str(), spawn["task"].as_str()), (Some(session.as_str()), Some("Review it")));
+    assert_eq!(spawn["team"], Value::Null);
+    assert_eq!(complete["agent_session"], spawn["agent_session"]);
+    assert_eq!((complete["ok"].as_bool(), complete["summary"].as_str()), (Some(true), Some("LGTM.")));
+}
