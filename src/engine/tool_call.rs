@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use super::Mode;
 use super::content::{ToolCall, ToolResult};
-use super::extension::{ToolCallInfo, ToolOutcome};
 use super::event::{ChatEvent, PermissionAnswer, PermissionRequest, ToolCallChange, ToolCallStart, ToolCallStatus};
+use super::extension::{ToolCallInfo, ToolOutcome};
 use super::permission::{Policy, Remembered, Verdict};
 use super::provider::ToolSpec;
 use super::tools::registry::ToolRegistry;
@@ -110,10 +110,7 @@ impl ToolRunner {
                     title: title.clone(),
                     kind: ToolKind::Execute,
                     arguments: call.arguments.clone(),
-                    locations: vec![Location {
-                        path: turn.session.cwd.join(".ratchet/mcp.json"),
-                        line: None,
-                    }],
+                    locations: vec![Location { path: turn.session.cwd.join(".ratchet/mcp.json"), line: None }],
                     display: vec![],
                 }))
                 .await;
@@ -230,7 +227,8 @@ impl ToolRunner {
         let output = self.execute(tool.as_ref(), call).await;
         let cancelled = self.cx.cancel.is_cancelled();
         if let Some(extension) = &extension {
-            let outcome = ToolOutcome { is_error: output.is_error || cancelled, cancelled, output: output.content.clone() };
+            let outcome =
+                ToolOutcome { is_error: output.is_error || cancelled, cancelled, output: output.content.clone() };
             extension.after_tool(info, outcome);
         }
         let status = if output.is_error || cancelled { ToolCallStatus::Failed } else { ToolCallStatus::Completed };

@@ -256,7 +256,6 @@ impl Hooks {
 async fn run_hook(hook: &Hook, event: &HookEvent, env: &CommandEnv, redactor: &Redactor) -> HookRun {
     let json = serde_json::to_vec(&event.to_json()).unwrap_or_default();
     let variables = event.variables();
-    let input =
-        RunInput { cwd: &event.cwd, timeout: hook.timeout, stdin: json, variables: &variables, env, redactor };
+    let input = RunInput { cwd: &event.cwd, timeout: hook.timeout, stdin: json, variables: &variables, env, redactor };
     runner::run(&hook.command, input).await
 }

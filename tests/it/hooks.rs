@@ -52,7 +52,11 @@ async fn a_pre_edit_hook_with_a_glob_blocks_the_edit_and_the_model_gets_its_mess
     let turn = client.prompt_text(&session, "Bump the lock file").await;
     assert_eq!(turn.stop_reason(), "end_turn");
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), "original\n", "the blocked edit never ran");
-    assert_eq!(std::fs::read_to_string(env.workspace().join("notes.txt")).unwrap(), "fine\n", "the glob is only *.lock");
+    assert_eq!(
+        std::fs::read_to_string(env.workspace().join("notes.txt")).unwrap(),
+        "fine\n",
+        "the glob is only *.lock"
+    );
 
     let calls = turn.tool_calls();
     let blocked = calls.iter().find(|c| c.id == "call_lock").unwrap();
@@ -138,7 +142,10 @@ async fn a_pre_command_hook_that_times_out_blocks_the_command() {
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "{:?}", started.elapsed());
     assert!(!env.workspace().join("ran.txt").exists(), "the command never ran");
     let results = mock.model_requests()[1].tool_results();
-    assert!(results[0].text.contains("pre_command hook") && results[0].text.contains("timed out after 1s"), "{results:#?}");
+    assert!(
+        results[0].text.contains("pre_command hook") && results[0].text.contains("timed out after 1s"),
+        "{results:#?}"
+    );
 }
 
 #[tokio::test]
@@ -159,8 +166,14 @@ async fn hooks_list_shows_both_files_and_a_broken_file_blocks_every_tool_call() 
     assert_eq!(lines.len(), 4, "a header and three hooks: {text}");
     assert!(lines[0].starts_with("EVENT") && lines[0].contains("COMMAND") && lines[0].contains("FILE"), "{text}");
     assert!(lines[1].starts_with("pre_edit") && lines[1].contains("glob=*.lock glob=src/**"), "{text}");
-    assert!(lines[1].contains("5s") && lines[1].contains("./check.sh") && lines[1].contains(".ratchet/hooks.yaml#1"), "{text}");
-    assert!(lines[2].starts_with("post_command") && lines[2].contains("tool=shell") && lines[2].contains("10s"), "{text}");
+    assert!(
+        lines[1].contains("5s") && lines[1].contains("./check.sh") && lines[1].contains(".ratchet/hooks.yaml#1"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("post_command") && lines[2].contains("tool=shell") && lines[2].contains("10s"),
+        "{text}"
+    );
     let user_file = env.ratchet_home().join("hooks.yaml");
     assert!(lines[3].starts_with("session_end") && lines[3].contains(&format!("{}#1", user_file.display())), "{text}");
 
@@ -199,7 +212,8 @@ async fn a_plan_fires_proposed_question_approved_fleet_start_end_and_completed()
     use crate::fleet::{MAIN, initialize_with_forms, step, worker};
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
-    let log = "echo \"$RATCHET_EVENT ${RATCHET_PLAN_ID:-} ${RATCHET_STATUS:-}${RATCHET_QUESTION_KIND:-}\" >> events.log";
+    let log =
+        "echo \"$RATCHET_EVENT ${RATCHET_PLAN_ID:-} ${RATCHET_STATUS:-}${RATCHET_QUESTION_KIND:-}\" >> events.log";
     let events = ["plan_proposed", "question_asked", "plan_approved", "fleet_start", "fleet_end", "plan_completed"];
     let yaml: String = events.iter().map(|e| format!("  - event: {e}\n    command: '{log}'\n")).collect();
     project_hooks(&env, &format!("hooks:\n{yaml}"));
@@ -248,7 +262,10 @@ async fn a_sub_agent_fires_agent_spawn_and_agent_complete_with_its_answer() {
          \n  - event: agent_complete\n    command: cat > .c.tmp && mv .c.tmp complete.json\n",
     );
     const MAIN: &str = "Ask the reviewer";
-    mock.enqueue_for(MAIN, MockReply::tool("call_spawn", "agent_spawn", json!({"agent": "reviewer", "task": "Review it"})));
+    mock.enqueue_for(
+        MAIN,
+        MockReply::tool("call_spawn", "agent_spawn", json!({"agent": "reviewer", "task": "Review it"})),
+    );
     mock.enqueue_for(MAIN, MockReply::text(["Reviewed."]));
     mock.enqueue_for("You review code", MockReply::text(["LGTM."]));
     let mut client = env.spawn_initialized().await;

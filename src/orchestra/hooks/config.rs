@@ -128,7 +128,11 @@ impl PathGlobs {
                 .literal_separator(true)
                 .build()
                 .map_err(|e| format!("`glob` {p:?} is not a valid pattern: {e}"))?;
-            if p.contains('/') { paths.add(glob) } else { names.add(glob) };
+            if p.contains('/') {
+                paths.add(glob)
+            } else {
+                names.add(glob)
+            };
         }
         let build = |b: GlobSetBuilder| b.build().map_err(|e| format!("`glob`: {e}"));
         Ok(PathGlobs { names: build(names)?, paths: build(paths)? })
@@ -272,7 +276,8 @@ fn timeout<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Erro
         Seconds(f64),
         Text(String),
     }
-    let bad = |what: &str| serde::de::Error::custom(format!("`timeout` {what} is not a duration (say 5s, 500ms or 2m)"));
+    let bad =
+        |what: &str| serde::de::Error::custom(format!("`timeout` {what} is not a duration (say 5s, 500ms or 2m)"));
     match Option::<Raw>::deserialize(de)? {
         None => Ok(None),
         Some(Raw::Seconds(s)) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s.min(1e9)))),

@@ -130,20 +130,69 @@ pub enum EventData {
     PostEdit(ToolCallData),
     PreCommand(ToolCallData),
     PostCommand(ToolCallData),
-    SessionStart { parent_id: Option<String>, resumed: bool, title: Option<String> },
-    SessionEnd { parent_id: Option<String>, title: Option<String> },
-    PlanProposed { plan_id: String, revision: u32, goal: String, steps: Vec<String> },
-    PlanApproved { plan_id: String, goal: String, skipped: Vec<String> },
+    SessionStart {
+        parent_id: Option<String>,
+        resumed: bool,
+        title: Option<String>,
+    },
+    SessionEnd {
+        parent_id: Option<String>,
+        title: Option<String>,
+    },
+    PlanProposed {
+        plan_id: String,
+        revision: u32,
+        goal: String,
+        steps: Vec<String>,
+    },
+    PlanApproved {
+        plan_id: String,
+        goal: String,
+        skipped: Vec<String>,
+    },
     /// An approved plan ended: `status` is `completed`, `failed` or `cancelled`.
-    PlanCompleted { plan_id: String, goal: String, status: String, summary: String },
-    FleetStart { plan_id: String, steps: Vec<String> },
-    FleetEnd { plan_id: String, status: String },
+    PlanCompleted {
+        plan_id: String,
+        goal: String,
+        status: String,
+        summary: String,
+    },
+    FleetStart {
+        plan_id: String,
+        steps: Vec<String>,
+    },
+    FleetEnd {
+        plan_id: String,
+        status: String,
+    },
     /// A sub-agent (`agent_spawn`) or a team member started; `team` names the team.
-    AgentSpawn { agent: String, agent_session: String, task: String, team: Option<String> },
-    AgentComplete { agent: String, agent_session: String, team: Option<String>, ok: bool, summary: String },
-    CronFired { cron_id: String, schedule: String, prompt: String },
-    QuestionAsked { question_id: String, question_kind: String, title: String },
-    TokenLimit { used_tokens: u64, context_window: u64 },
+    AgentSpawn {
+        agent: String,
+        agent_session: String,
+        task: String,
+        team: Option<String>,
+    },
+    AgentComplete {
+        agent: String,
+        agent_session: String,
+        team: Option<String>,
+        ok: bool,
+        summary: String,
+    },
+    CronFired {
+        cron_id: String,
+        schedule: String,
+        prompt: String,
+    },
+    QuestionAsked {
+        question_id: String,
+        question_kind: String,
+        title: String,
+    },
+    TokenLimit {
+        used_tokens: u64,
+        context_window: u64,
+    },
 }
 
 /// One tool call, before (no outcome) or after it ran.
@@ -282,8 +331,11 @@ impl HookEvent {
     pub fn for_session(notice: SessionNotice) -> HookEvent {
         let (session, data) = match notice {
             SessionNotice::Started { session, resumed } => {
-                let data =
-                    EventData::SessionStart { parent_id: session.parent_id.clone(), resumed, title: session.title.clone() };
+                let data = EventData::SessionStart {
+                    parent_id: session.parent_id.clone(),
+                    resumed,
+                    title: session.title.clone(),
+                };
                 (session, data)
             }
             SessionNotice::Ended { session } => {

@@ -90,7 +90,8 @@ fn a_broken_hooks_file_says_what_is_wrong_and_where() {
         let e = parse(text).unwrap_err();
         assert!(e.contains(expected), "{text:?}: {e}");
     }
-    let hook2 = parse("hooks:\n  - event: pre_edit\n    command: x\n  - event: pre_edit\n    command: ''\n").unwrap_err();
+    let hook2 =
+        parse("hooks:\n  - event: pre_edit\n    command: x\n  - event: pre_edit\n    command: ''\n").unwrap_err();
     assert!(hook2.starts_with("hook 2:"), "the entry is named: {hook2}");
 }
 
@@ -110,12 +111,16 @@ fn globs_match_file_names_anywhere_and_paths_under_the_session() {
     assert_eq!(matches(&pre_edit("src/main.rs")), [false, true, false, false, true]);
     assert_eq!(matches(&pre_edit("src/deep/mod.rs")), [false, false, false, false, true], "`*` stays in one directory");
     assert_eq!(matches(&pre_edit("docs/a/b.md")), [false, false, true, false, true]);
-    let mcp = ToolCallInfo { tool: "mcp__github__create_issue".into(), kind: ToolKind::Other, ..edit(Path::new("/ws"), "x") };
+    let mcp =
+        ToolCallInfo { tool: "mcp__github__create_issue".into(), kind: ToolKind::Other, ..edit(Path::new("/ws"), "x") };
     let events = HookEvent::for_tool_call(&mcp, None);
     assert_eq!(events.len(), 1, "a tool of kind other has only pre_tool_call");
     assert_eq!(matches(&events[0]), [false, false, false, true, false]);
     let builtin = HookEvent::for_tool_call(&shell(Path::new("/ws"), "ls"), None);
-    assert_eq!(builtin.iter().map(HookEvent::name).collect::<Vec<_>>(), [EventName::PreToolCall, EventName::PreCommand]);
+    assert_eq!(
+        builtin.iter().map(HookEvent::name).collect::<Vec<_>>(),
+        [EventName::PreToolCall, EventName::PreCommand]
+    );
     assert_eq!(matches(&builtin[0]), [false; 5], "the tool filter: shell is not mcp__*");
 }
 
@@ -142,11 +147,11 @@ fn events_are_json_with_their_place_and_variables_with_safe_names_and_values() {
     assert!(vars["RATCHET_ARGUMENTS"].starts_with('{'));
     assert!(!vars.contains_key("RATCHET_COMMAND"), "null fields are left out");
 
-    let big = HookEvent::in_session("s1", Path::new("/ws"), EventData::CronFired {
-        cron_id: "c1".into(),
-        schedule: "5m".into(),
-        prompt: "é".repeat(MAX_VARIABLE_BYTES),
-    });
+    let big = HookEvent::in_session(
+        "s1",
+        Path::new("/ws"),
+        EventData::CronFired { cron_id: "c1".into(), schedule: "5m".into(), prompt: "é".repeat(MAX_VARIABLE_BYTES) },
+    );
     let vars: std::collections::HashMap<String, String> = big.variables().into_iter().collect();
     assert!(vars["RATCHET_PROMPT"].len() <= MAX_VARIABLE_BYTES, "cut at a character boundary");
     assert_eq!(big.to_json()["prompt"].as_str().unwrap().len(), 2 * MAX_VARIABLE_BYTES, "stdin has all of it");
@@ -171,11 +176,13 @@ async fn a_hook_reads_the_event_on_stdin_and_its_values_are_never_run_as_code() 
     let variables = event.variables();
     let (env, redactor) = (CommandEnv::default(), Redactor::default());
     let command = "cat > event.json; printf %s \"$RATCHET_PATH\" > path.txt; echo $RATCHET_PATH; echo said >&2; exit 3";
-    let run = runner::run(command, input(dir.path(), Duration::from_secs(10), &stdin, &variables, &env, &redactor)).await;
+    let run =
+        runner::run(command, input(dir.path(), Duration::from_secs(10), &stdin, &variables, &env, &redactor)).await;
     assert_eq!(run.end, RunEnd::Exited(3));
     assert!(!run.succeeded());
     assert!(run.output.ends_with("said"), "stdout, then stderr: {:?}", run.output);
-    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("event.json")).unwrap()).unwrap();
+    let got: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("event.json")).unwrap()).unwrap();
     assert_eq!(got, event.to_json());
     let path = std::fs::read_to_string(dir.path().join("path.txt")).unwrap();
     assert_eq!(path, dir.path().join("x $(touch pwned) `touch pwned2`;").to_str().unwrap());
