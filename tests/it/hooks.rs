@@ -252,14 +252,15 @@ async fn a_plan_fires_proposed_question_approved_fleet_start_end_and_completed()
 }
 
 #[tokio::test]
-async fn a_sub_agent_fires_agent_spawn_and_agent_complete_with_its_answer() {
+async fn a_sub_agent_fires_agent_spawn_agent_complete_and_its_session_end() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
     write(env.workspace().join(".claude/agents/reviewer.md"), "---\nname: reviewer\n---\nYou review code.\n");
     project_hooks(
         &env,
         "hooks:\n  - event: agent_spawn\n    command: cat > .s.tmp && mv .s.tmp spawn.json\n\
-         \n  - event: agent_complete\n    command: cat > .c.tmp && mv .c.tmp complete.json\n",
+         \n  - event: agent_complete\n    command: cat > .c.tmp && mv .c.tmp complete.json\n\
+         \n  - event: session_end\n    command: cat > .e.tmp && mv .e.tmp end.json\n",
     );
     const MAIN: &str = "Ask the reviewer";
     mock.enqueue_for(
@@ -280,4 +281,31 @@ async fn a_sub_agent_fires_agent_spawn_and_agent_complete_with_its_answer() {
     assert_eq!(spawn["team"], Value::Null);
     assert_eq!(complete["agent_session"], spawn["agent_session"]);
     assert_eq!((complete["ok"].as_bool(), complete["summary"].as_str()), (Some(true), Some("LGTM.")));
+    // The agent's session is closed when it is done.
+    let end = written_json(env.workspace().join("end.json")).await;
+    assert_eq!(
+        (end["session_id"].as_str(), end["parent_id"].as_str()),
+        (spawn["agent_session"].as_str(), Some(session.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn a_context_past_the_compaction_threshold_fires_token_limit() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    env.write_config("compact_threshold = 0.5\ncontext_window = 1000\ncompact_keep = 2\n");
+    project_hooks(&env, "hooks:\n  - event: token_limit\n    command: cat > .t.tmp && mv .t.tmp token_limit.json\n");
+    let (mut client, session) = open_yolo(&env).await;
+    for (i, q) in ["First question", "Second question", "Third question"].iter().enumerate() {
+        let reply = MockReply::text(["An answer."]);
+        mock.enqueue(if i == 2 { reply.usage(900, 10) } else { reply });
+        assert_eq!(client.prompt_text(&session, q).await.stop_reason(), "end_turn");
+    }
+    assert!(!env.workspace().join("token_limit.json").exists(), "not yet past the threshold");
+    mock.enqueue(MockReply::text(["A summary."]));
+    mock.enqueue(MockReply::text(["The fourth answer."]));
+    assert_eq!(client.prompt_text(&session, "Fourth question").await.stop_reason(), "end_turn");
+    let event = written_json(env.workspace().join("token_limit.json")).await;
+    assert_eq!((event["event"].as_str(), event["session_id"].as_str()), (Some("token_limit"), Some(session.as_str())));
+    assert_eq!((event["used_tokens"].as_u64(), event["context_window"].as_u64()), (Some(910), Some(1000)));
 }
