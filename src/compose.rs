@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::engine::{Engine, EngineConfig};
+use crate::orchestra::hooks::CommandSurroundings;
 use crate::orchestra::{Orchestra, OrchestraConfig};
 
 /// An engine with its orchestra installed. Front ends drive the engine; the daemon and the
@@ -31,6 +32,15 @@ pub async fn open(config: EngineConfig) -> anyhow::Result<Composed> {
     // The orchestra holds the engine's face and the engine its extension: both live as long
     // as the process serves.
     let orchestra = Orchestra::open(Arc::new(engine.clone()), &home, orchestra_config);
+    // Hooks get what the engine's commands get: no secrets, output redacted.
+    let env_source = engine.clone();
+    orchestra.hooks().set_surroundings(CommandSurroundings {
+        env: Arc::new(move || {
+            let engine = env_source.clone();
+            Box::pin(async move { engine.command_env().await })
+        }),
+        redactor: engine.redactor(),
+    });
     engine.set_extension(orchestra.extension());
     Ok(Composed { engine, orchestra })
 }

@@ -12,6 +12,7 @@ mod attach;
 mod cron;
 mod daemon;
 mod exec;
+mod hooks;
 mod jobs;
 mod plans;
 mod project;
@@ -112,6 +113,11 @@ enum Command {
         #[command(subcommand)]
         command: cron::CronCommand,
     },
+    /// List the hooks (shell commands on events) and where each came from.
+    Hooks {
+        #[command(subcommand)]
+        command: hooks::HooksCommand,
+    },
 }
 
 /// Runs the command line.
@@ -166,6 +172,7 @@ pub fn main() -> ExitCode {
             Command::Tasks { command } => tasks::run(config, command).await,
             Command::Project { command } => project::run(config, command).await,
             Command::Cron { command } => cron::run(config, command).await,
+            Command::Hooks { command } => hooks::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

@@ -1,9 +1,11 @@
 //! How a layer above the engine (the orchestra) adds to it without the engine knowing that
-//! layer: tools for the model, slash commands, and a look at every turn as it starts (to list
-//! it as a job, to pause or stop it). The composition root (`cli`) installs one
+//! layer: tools for the model, slash commands, a look at every turn as it starts (to list it
+//! as a job, to pause or stop it), and a word before and after every tool call and at a
+//! session's start, end and token limit (for hooks). The composition root (`cli`) installs one
 //! [`Extension`] with [`Engine::set_extension`](super::Engine::set_extension); without one
 //! the engine is a plain single agent.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -12,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands::CommandInfo;
 use super::store::SessionRecord;
-use super::tools::Tool;
+use super::tools::{Tool, ToolKind};
 
 /// What a layer above adds to the engine. Every method has a default that adds nothing.
 pub trait Extension: Send + Sync + 'static {
@@ -42,6 +44,58 @@ pub trait Extension: Send + Sync + 'static {
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+
+    /// A tool call is about to run (the permission policy or the user allowed it). `Err`
+    /// refuses it: the message is its result, for the model and the editor (redacted first).
+    fn before_tool(&self, _call: ToolCallInfo) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// A tool call ran (it was not refused); `outcome` is what the model gets.
+    fn after_tool(&self, _call: ToolCallInfo, _outcome: ToolOutcome) {}
+
+    /// Something happened to a session outside any tool call. Must not block: the engine
+    /// calls it on its own path (creating or closing a session, before a compaction).
+    fn session_event(&self, _notice: SessionNotice) {}
+}
+
+/// One tool call as an extension sees it before and after it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCallInfo {
+    pub session_id: String,
+    /// The session's directory (where its project's configuration is).
+    pub cwd: PathBuf,
+    /// The provider's id of the call.
+    pub call_id: String,
+    pub tool: String,
+    pub kind: ToolKind,
+    pub arguments: serde_json::Value,
+    /// The files an edit, delete or move touches, absolute (empty for other kinds).
+    pub paths: Vec<PathBuf>,
+    /// The command line of a command (`Execute` with a `command` argument).
+    pub command: Option<String>,
+}
+
+/// How a tool call that ran ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutcome {
+    pub is_error: bool,
+    /// The user cancelled it while it ran.
+    pub cancelled: bool,
+    /// Its result as the model gets it (redacted).
+    pub output: String,
+}
+
+/// What happened to a session, for [`Extension::session_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionNotice {
+    /// Created (`resumed: false`) or opened again (loaded, resumed).
+    Started { session: SessionRecord, resumed: bool },
+    /// Closed here (it stays in the store).
+    Ended { session: SessionRecord },
+    /// The last model call filled the context window past the compaction threshold; the
+    /// history is about to be compacted.
+    TokenLimit { session: SessionRecord, used_tokens: u64, context_window: u64 },
 }
 
 /// A turn as an extension sees it start.

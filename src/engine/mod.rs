@@ -230,6 +230,7 @@ impl Engine {
             })
             .await?;
         self.inner.open.open(&record.id);
+        self.notify(extension::SessionNotice::Started { session: record.clone(), resumed: false });
         Ok(record)
     }
 
@@ -275,6 +276,7 @@ impl Engine {
             record = self.inner.store.update_session(&record.id, patch).await?;
         }
         self.inner.open.open(&record.id);
+        self.notify(extension::SessionNotice::Started { session: record.clone(), resumed: false });
         Ok(record)
     }
 
@@ -293,14 +295,34 @@ impl Engine {
             record
         };
         self.inner.open.open(id);
+        self.notify(extension::SessionNotice::Started { session: record.clone(), resumed: true });
         Ok(record)
     }
 
     /// Closes a session here, cancelling its running turn and stopping its MCP servers. It
     /// stays in the store.
     pub fn close_session(&self, id: &str) {
+        let was_open = self.inner.open.is_open(id);
         if let Some(old) = self.inner.open.close(id) {
             self.stop_mcp(old);
+        }
+        if was_open && self.extension().is_some() {
+            // The extension hears of it with the session's record, read beside the close.
+            let engine = self.clone();
+            let id = id.to_string();
+            self.inner.turns.spawn(async move {
+                match engine.session(&id).await {
+                    Ok(session) => engine.notify(extension::SessionNotice::Ended { session }),
+                    Err(e) => tracing::debug!(error = %e, "a closed session's record cannot be read"),
+                }
+            });
+        }
+    }
+
+    /// Tells the layer above (if any) what happened to a session.
+    fn notify(&self, notice: extension::SessionNotice) {
+        if let Some(extension) = self.extension() {
+            extension.session_event(notice);
         }
     }
 
@@ -590,8 +612,15 @@ impl Engine {
         &self.inner.policy
     }
 
-    fn redactor(&self) -> Arc<Redactor> {
+    /// The secret guard every tool output passes (and what runs beside the tools, hooks).
+    pub fn redactor(&self) -> Arc<Redactor> {
         self.inner.redactor.clone()
+    }
+
+    /// The whole environment of a command run for a session (a `shell` call, a hook): no
+    /// variable that looks secret unless `[shell] env_allow` names it, never a provider key.
+    pub async fn command_env(&self) -> CommandEnv {
+        CommandEnv::new(self.env_allow(), &self.provider_key_vars().await)
     }
 
     /// The variables that hold provider keys (configured and stored providers'), hidden from

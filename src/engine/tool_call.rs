@@ -7,16 +7,17 @@
 //! cancelled one, so the history stays valid for every provider.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::Mode;
 use super::content::{ToolCall, ToolResult};
 use super::event::{ChatEvent, PermissionAnswer, PermissionRequest, ToolCallChange, ToolCallStart, ToolCallStatus};
+use super::extension::{ToolCallInfo, ToolOutcome};
 use super::permission::{Policy, Remembered, Verdict};
 use super::provider::ToolSpec;
-use super::secret_env::CommandEnv;
 use super::tools::registry::ToolRegistry;
-use super::tools::{Display, Tool, ToolContext, ToolKind, ToolOutput};
+use super::tools::{Display, Location, Tool, ToolContext, ToolKind, ToolOutput};
 use super::turn_context::TurnContext;
 
 /// The tools of one turn and what decides whether they may run.
@@ -55,7 +56,7 @@ impl ToolRunner {
             redactor: engine.redactor(),
             shell_timeout: engine.config().shell_timeout(),
             call_id: None,
-            command_env: Arc::new(CommandEnv::new(engine.env_allow(), &engine.provider_key_vars().await)),
+            command_env: Arc::new(engine.command_env().await),
             turn: turn.tool_turn(),
         };
         let mut runner = ToolRunner {
@@ -109,10 +110,7 @@ impl ToolRunner {
                     title: title.clone(),
                     kind: ToolKind::Execute,
                     arguments: call.arguments.clone(),
-                    locations: vec![super::tools::Location {
-                        path: turn.session.cwd.join(".ratchet/mcp.json"),
-                        line: None,
-                    }],
+                    locations: vec![Location { path: turn.session.cwd.join(".ratchet/mcp.json"), line: None }],
                     display: vec![],
                 }))
                 .await;
@@ -170,6 +168,7 @@ impl ToolRunner {
         let kind = tool.kind();
         let preview = tool.preview(&call.arguments, &self.cx).await;
         let title = preview.title.clone();
+        let info = self.call_info(turn, call, kind, &preview.locations);
         turn.emit(ChatEvent::ToolCallStarted(ToolCallStart {
             id: call.id.clone(),
             name: call.name.clone(),
@@ -199,6 +198,24 @@ impl ToolRunner {
                 return CallOutcome::Cancelled(result(reason, true));
             }
         }
+        let extension = turn.engine.extension().cloned();
+        if let Some(extension) = &extension {
+            let verdict = tokio::select! {
+                v = extension.before_tool(info.clone()) => Some(v),
+                () = self.cx.cancel.cancelled() => None,
+            };
+            let reason = match &verdict {
+                Some(Ok(())) => None,
+                Some(Err(reason)) => Some(self.cx.redactor.redact(reason)),
+                None => Some("cancelled by the user".to_string()),
+            };
+            if let Some(reason) = reason {
+                self.finish(turn, call, ToolCallStatus::Failed, vec![Display::Text(reason.clone())], None, &reason)
+                    .await;
+                let r = result(reason, true);
+                return if verdict.is_none() { CallOutcome::Cancelled(r) } else { CallOutcome::Done(r) };
+            }
+        }
         turn.emit(ChatEvent::ToolCallUpdated(ToolCallChange {
             id: call.id.clone(),
             status: ToolCallStatus::InProgress,
@@ -209,6 +226,11 @@ impl ToolRunner {
         .await;
         let output = self.execute(tool.as_ref(), call).await;
         let cancelled = self.cx.cancel.is_cancelled();
+        if let Some(extension) = &extension {
+            let outcome =
+                ToolOutcome { is_error: output.is_error || cancelled, cancelled, output: output.content.clone() };
+            extension.after_tool(info, outcome);
+        }
         let status = if output.is_error || cancelled { ToolCallStatus::Failed } else { ToolCallStatus::Completed };
         if let Some(plan) = &output.plan {
             self.publish_plan(turn, plan.clone()).await;
@@ -239,6 +261,27 @@ impl ToolRunner {
             () = async { cancel.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => {
                 ToolOutput::error("cancelled by the user")
             }
+        }
+    }
+
+    /// The call as the extension sees it: the files an edit touches (where the preview
+    /// shows it, else its `path` argument), the command line of a command.
+    fn call_info(&self, turn: &TurnContext, call: &ToolCall, kind: ToolKind, shown: &[Location]) -> ToolCallInfo {
+        let edits = matches!(kind, ToolKind::Edit | ToolKind::Delete | ToolKind::Move);
+        let argument = |name: &str| call.arguments.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        let mut paths: Vec<PathBuf> = if edits { shown.iter().map(|l| l.path.clone()).collect() } else { vec![] };
+        if edits && paths.is_empty() {
+            paths.extend(argument("path").map(|p| self.cx.cwd.join(p)));
+        }
+        ToolCallInfo {
+            session_id: turn.session.id.clone(),
+            cwd: self.cx.cwd.clone(),
+            call_id: call.id.clone(),
+            tool: call.name.clone(),
+            kind,
+            arguments: call.arguments.clone(),
+            paths,
+            command: if kind == ToolKind::Execute { argument("command") } else { None },
         }
     }
 
@@ -314,7 +357,7 @@ impl ToolRunner {
         call: &ToolCall,
         status: ToolCallStatus,
         display: Vec<Display>,
-        locations: Option<Vec<super::tools::Location>>,
+        locations: Option<Vec<Location>>,
         output: &str,
     ) {
         turn.emit(ChatEvent::ToolCallUpdated(ToolCallChange {

@@ -218,9 +218,15 @@ impl Turn {
         }
         let Ok((history, _)) = compact::context(&self.cx.engine, &self.cx.session.id).await else { return };
         let used = history.iter().rev().find_map(|m| m.usage).map(|u| u.total()).unwrap_or(0);
-        if (used as f64) < threshold * self.cx.engine.config().context_window() as f64 {
+        let window = self.cx.engine.config().context_window();
+        if (used as f64) < threshold * window as f64 {
             return;
         }
+        self.cx.engine.notify(super::extension::SessionNotice::TokenLimit {
+            session: self.cx.session.clone(),
+            used_tokens: used,
+            context_window: window,
+        });
         match compact::compact(&self.cx.engine, &self.cx.session.id, provider, model, self.cx.claim.token()).await {
             Ok(Compacted::Summarised { messages }) => {
                 tracing::info!(messages, "compacted the history automatically");

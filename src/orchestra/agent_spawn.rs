@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::Orchestra;
 use super::agents;
 use super::child_turn::ChildTurn;
+use super::hooks::HookEvent;
 use super::jobs::{JobKind, JobSpec};
 use super::plans::StepRun;
 use crate::engine::ChildSpec;
@@ -101,6 +102,7 @@ impl AgentSpawnTool {
             .await
             .map_err(|e| e.to_string())?;
         let call_id = cx.call_id.clone().unwrap_or_else(|| format!("agent-{}", child.id));
+        o.hooks.fire(HookEvent::agent_spawn(Some(&parent), &cx.cwd, &def.name, &child.id, task, None));
         let driver = ChildTurn {
             orchestra: &self.orchestra,
             turn: &cx.turn,
@@ -117,6 +119,8 @@ impl AgentSpawnTool {
             tracing::debug!(error = %e, "cannot close a sub-agent's session");
         }
         let said = run.summary.unwrap_or_default();
+        let ok = result.is_ok();
+        o.hooks.fire(HookEvent::agent_complete(Some(&parent), &cx.cwd, &def.name, &child.id, None, ok, &said));
         match result {
             Ok(()) => Ok(format!(
                 "Agent {} finished ({}/{}, {} in / {} out tokens). Its answer:\n{said}",

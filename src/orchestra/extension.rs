@@ -1,5 +1,6 @@
 //! What the orchestra adds to the engine (`engine::extension::Extension`): the
-//! `propose_plan`, `ask_human` and task tracker (`task_*`) tools, `/approve` and `/reject`, and a job for every turn.
+//! `propose_plan`, `ask_human` and task tracker (`task_*`) tools, `/approve` and `/reject`, a
+//! job for every turn, and the hooks of every tool call and session.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use super::Orchestra;
 use super::jobs::{JobKind, JobSpec};
 use crate::engine::SessionRecord;
 use crate::engine::commands::CommandInfo;
-use crate::engine::extension::{Extension, TurnInfo};
+use crate::engine::extension::{Extension, SessionNotice, ToolCallInfo, ToolOutcome, TurnInfo};
 use crate::engine::tools::Tool;
 
 pub(super) struct OrchestraExtension {
@@ -51,6 +52,19 @@ impl Extension for OrchestraExtension {
     fn watch_turn(&self, turn: TurnInfo) -> BoxFuture<'static, Option<Box<dyn Send + Sync>>> {
         let orchestra = self.orchestra.clone();
         Box::pin(async move { orchestra.watch_turn(turn).await })
+    }
+
+    fn before_tool(&self, call: ToolCallInfo) -> BoxFuture<'static, Result<(), String>> {
+        let hooks = self.orchestra.hooks().clone();
+        Box::pin(async move { hooks.before_tool(&call).await.map_err(|refused| refused.to_string()) })
+    }
+
+    fn after_tool(&self, call: ToolCallInfo, outcome: ToolOutcome) {
+        self.orchestra.hooks().after_tool(&call, &outcome);
+    }
+
+    fn session_event(&self, notice: SessionNotice) {
+        self.orchestra.hooks().fire(super::hooks::HookEvent::for_session(notice));
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::Orchestra;
+use super::hooks::{EventData, HookEvent};
 use super::plan::{Complexity, PlanStatus, Step, StepStatus};
 use super::plans::{StepRun, StoredPlan};
 use crate::engine::tools::{Display, PlanEntry, PlanPriority, PlanStatus as EntryStatus, ToolContext, ToolKind};
@@ -69,6 +70,10 @@ pub(super) async fn run_plan(
     call_id: &str,
     mut stored: StoredPlan,
 ) -> StoredPlan {
+    let session = cx.turn.session_id().to_string();
+    let fire = |data: EventData| orchestra.inner.hooks.fire(HookEvent::in_session(&session, &cx.cwd, data));
+    let steps = stored.plan.steps.iter().filter(|s| s.status != StepStatus::Skipped).map(|s| s.id.clone()).collect();
+    fire(EventData::FleetStart { plan_id: stored.id.clone(), steps });
     let (notes_tx, mut notes) = mpsc::channel(WORKER_NOTES);
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut launched: HashSet<String> = HashSet::new();
@@ -118,6 +123,7 @@ pub(super) async fn run_plan(
     }
     // Steps that could never start (a dependency failed) were failed by the plan itself.
     save_and_show(orchestra, cx, &stored).await;
+    fire(EventData::FleetEnd { plan_id: stored.id.clone(), status: stored.plan.status_label().to_string() });
     stored
 }
 

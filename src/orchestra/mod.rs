@@ -22,6 +22,7 @@ pub mod cron;
 pub mod db;
 mod extension;
 pub mod fleet;
+pub mod hooks;
 pub mod jobs;
 pub mod plan;
 pub mod plans;
@@ -58,6 +59,8 @@ struct Inner {
     /// The task tracker (`tasks`), not to be confused with `tasks` below.
     task_store: tasks::TaskStore,
     projects: projects::Projects,
+    /// The hooks of `.ratchet/hooks.yaml` and `RATCHET_HOME/hooks.yaml`.
+    hooks: hooks::Hooks,
     /// Parent of every job's token.
     shutdown: CancellationToken,
     /// Small tasks it owns (watching a turn's job); shutdown waits for them.
@@ -81,19 +84,22 @@ impl Orchestra {
     pub fn with_db(engine: Arc<dyn EngineApi>, home: &Path, db: db::Db, config: OrchestraConfig) -> Orchestra {
         let shutdown = CancellationToken::new();
         let jobs = jobs::JobRegistry::new(db.clone(), shutdown.clone());
+        let tasks = TaskTracker::new();
+        let hooks = hooks::Hooks::new(home, tasks.clone(), shutdown.clone());
         Orchestra {
             inner: Arc::new(Inner {
                 engine,
                 plans: plans::PlanStore::new(db.clone()),
                 cron: cron::CronState::new(db.clone()),
-                questions: questions::QuestionQueue::new(db.clone()),
+                questions: questions::QuestionQueue::new(db.clone()).observed(hooks.question_observer()),
                 task_store: tasks::TaskStore::new(db.clone(), jobs.clone()),
                 projects: projects::Projects::new(db, jobs.clone()),
                 jobs,
                 fleet: fleet::Fleet::new(config.max_workers),
+                hooks,
                 config,
                 shutdown,
-                tasks: TaskTracker::new(),
+                tasks,
                 gates: Mutex::default(),
                 home: home.to_path_buf(),
             }),
@@ -124,6 +130,11 @@ impl Orchestra {
 
     pub fn projects(&self) -> &projects::Projects {
         &self.inner.projects
+    }
+
+    /// The hooks: `check` a pre-event, `fire` any other (`hooks::HookEvent` has the events).
+    pub fn hooks(&self) -> &hooks::Hooks {
+        &self.inner.hooks
     }
 
     /// Pauses or resumes the running turn of `session` (before its next model call).

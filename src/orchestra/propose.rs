@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::Orchestra;
 use super::ask::{Outcome, ask_person};
 use super::fleet;
+use super::hooks::{EventData, HookEvent};
 use super::plan::{Plan, Proposal};
 use super::plans::StoredPlan;
 use super::questions::{Answer, NewQuestion, QuestionKind};
@@ -93,6 +94,13 @@ impl ProposePlanTool {
         let revision = o.plans.next_revision(&session).await.map_err(|e| e.to_string())?;
         let plan = Plan::propose(proposal, revision).map_err(|e| e.to_string())?;
         let mut stored = o.plans.create(&session, &plan).await.map_err(|e| e.to_string())?;
+        let fire = |data: EventData| o.hooks.fire(HookEvent::in_session(&session, &cx.cwd, data));
+        fire(EventData::PlanProposed {
+            plan_id: stored.id.clone(),
+            revision,
+            goal: stored.plan.goal.clone(),
+            steps: stored.plan.steps.iter().map(|s| s.id.clone()).collect(),
+        });
         let call_id = cx.call_id.clone().unwrap_or_else(|| format!("plan-{}", stored.id));
         cx.turn.emit(ChatEvent::Plan(fleet::plan_entries(&stored))).await;
         let how = format!(
@@ -106,10 +114,14 @@ impl ProposePlanTool {
                 stored.plan.approve(&skip).map_err(|e| e.to_string())?;
                 stored.plan.start().map_err(|e| e.to_string())?;
                 o.plans.save(&stored).await.map_err(|e| e.to_string())?;
+                let (plan_id, goal) = (stored.id.clone(), stored.plan.goal.clone());
+                fire(EventData::PlanApproved { plan_id: plan_id.clone(), goal: goal.clone(), skipped: skip });
                 let n = stored.plan.ready_steps().len();
                 self.show(cx, &call_id, format!("Plan {} approved; {n} steps can start.", stored.id)).await;
                 let ended = fleet::run_plan(&self.orchestra, cx, &call_id, stored).await;
                 let text = fleet::summary(&ended);
+                let status = ended.plan.status_label().to_string();
+                fire(EventData::PlanCompleted { plan_id, goal, status, summary: text.clone() });
                 let failed = ended.plan.status != super::plan::PlanStatus::Completed;
                 Ok(ToolOutput { is_error: failed, ..ToolOutput::text(text) })
             }

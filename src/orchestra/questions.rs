@@ -208,13 +208,23 @@ pub fn parse_id(id: &str) -> Option<i64> {
 pub struct QuestionQueue {
     db: Db,
     answered: Arc<Notify>,
+    /// Told of every question queued here (the `question_asked` hooks).
+    observer: Option<AskObserver>,
 }
+
+/// Called with each question as it is queued; must not block.
+pub type AskObserver = Arc<dyn Fn(&QuestionRecord) + Send + Sync>;
 
 const COLUMNS: &str = "id, session_id, kind, title, body, cwd, created_at, answer, answered_by, answered_at";
 
 impl QuestionQueue {
     pub fn new(db: Db) -> Self {
-        QuestionQueue { db, answered: Arc::new(Notify::new()) }
+        QuestionQueue { db, answered: Arc::new(Notify::new()), observer: None }
+    }
+
+    /// This queue, telling `observer` of every question it queues.
+    pub fn observed(self, observer: AskObserver) -> Self {
+        QuestionQueue { observer: Some(observer), ..self }
     }
 
     /// Stores a question (it is in the database when this returns) and gives back its record.
@@ -234,7 +244,7 @@ impl QuestionQueue {
                 Ok(conn.last_insert_rowid())
             })
             .await?;
-        Ok(QuestionRecord {
+        let record = QuestionRecord {
             id: format!("q{rowid}"),
             session_id: q.session_id,
             kind: q.kind,
@@ -245,7 +255,11 @@ impl QuestionQueue {
             answer: None,
             answered_by: None,
             answered_at: None,
-        })
+        };
+        if let Some(observer) = &self.observer {
+            observer(&record);
+        }
+        Ok(record)
     }
 
     /// Answers question `id` (`q12` or `12`) unless it already has an answer. True if this

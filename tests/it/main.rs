@@ -33,6 +33,8 @@
 //! - `fleet`: plans and the fleet (approval by form, max_workers, failing and rejected plans)
 //! - `cron`: `ratchet cron …` and scheduled runs (counts, pause/resume/stop, busy sessions,
 //!   `ratchet jobs`, a daemon restart, two processes on one data directory)
+//! - `hooks`: pre-hooks refusing tool calls with their output, post hooks reading the event
+//!   on stdin, no provider keys in hooks, timeouts, broken files, `ratchet hooks list`
 //! - `fleet_control`: plans approved from the CLI, `jobs kill` of a worker, `ask_human`
 //!   answered from the CLI and by rules, workers' permission questions, cancel, daemon mode
 //! - `tasks_cli`: `ratchet tasks` and the `task_*` tools (a second claim refused, a turn's
@@ -61,6 +63,7 @@ mod daemon;
 mod daemon_reconnect;
 mod data_dir;
 mod editor_delegation;
+mod hooks;
 mod mcp_servers;
 mod orchestra_cli;
 mod orphans;

@@ -82,6 +82,30 @@ pub(crate) fn sh_command(command: &str) -> std::io::Result<(tokio::process::Comm
     Ok((cmd, Lifeline { _write: Some(write) }))
 }
 
+/// Kills a process group (the one a command leads, `process_group(0)`) on drop unless
+/// disarmed (`.0 = None`): a command stopped for a timeout or a cancel takes what it started
+/// with it.
+pub(crate) struct GroupGuard(pub(crate) Option<u32>);
+
+impl GroupGuard {
+    pub(crate) fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self.0.take().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 #[cfg(unix)]
 mod guard {
     use std::ffi::OsString;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::common::{fenced, finish, one_line, parse_args};
-use super::exec_guard;
+use super::exec_guard::{self, GroupGuard};
 use super::{CommandRequest, Display, Preview, Tool, ToolContext, ToolKind, ToolOutput};
 use crate::engine::provider::ToolSpec;
 
@@ -204,28 +204,6 @@ fn exit_status(s: std::process::ExitStatus) -> (String, bool) {
         return (format!("[killed by signal {sig}]"), false);
     }
     ("[exited without a status]".to_string(), false)
-}
-
-/// Kills a process group on drop unless disarmed (`.0 = None`).
-struct GroupGuard(Option<u32>);
-
-impl GroupGuard {
-    fn kill(&mut self) {
-        #[cfg(unix)]
-        if let Some(pid) = self.0.take().and_then(|p| i32::try_from(p).ok()) {
-            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// One output stream: its first and last bytes, and how many there were in all.
