@@ -32,5 +32,6 @@ pub async fn open(config: EngineConfig) -> anyhow::Result<Composed> {
     // as the process serves.
     let orchestra = Orchestra::open(Arc::new(engine.clone()), &home, orchestra_config);
     engine.set_extension(orchestra.extension());
+    orchestra.set_redactor(engine.secret_redactor());
     Ok(Composed { engine, orchestra })
 }

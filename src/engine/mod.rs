@@ -594,6 +594,12 @@ impl Engine {
         self.inner.redactor.clone()
     }
 
+    /// The secret values tool output is cleaned of, for what the layer above writes to disk
+    /// (team transcripts).
+    pub fn secret_redactor(&self) -> Arc<Redactor> {
+        self.redactor()
+    }
+
     /// The variables that hold provider keys (configured and stored providers'), hidden from
     /// local commands.
     async fn provider_key_vars(&self) -> Vec<String> {

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     super::jobs::SCHEMA,
     super::blackboard::SCHEMA,
     super::plans::SCHEMA_STEP_AGENT,
+    super::teams::store::SCHEMA,
 ];
 
 /// Why the orchestra's database failed.

@@ -19,7 +19,15 @@ pub(super) struct OrchestraExtension {
 
 impl Extension for OrchestraExtension {
     fn tools(&self, session: &SessionRecord) -> Vec<Arc<dyn Tool>> {
-        let ask: Arc<dyn Tool> = Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone() });
+        // A team member: the team tools, and its questions labelled with its team and name.
+        if let Some(link) = self.orchestra.team_member(&session.id) {
+            let label = Some(format!("team {} {}", link.team, link.member));
+            let mut tools = super::teams::team_tools(&link);
+            tools.push(Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone(), label }));
+            return tools;
+        }
+        let ask: Arc<dyn Tool> =
+            Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone(), label: None });
         // A worker carries out its step; it does not plan a fleet of its own.
         if session.parent_id.is_some() {
             return vec![ask];

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod plans;
 mod propose;
 pub mod questions;
+pub mod teams;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -60,6 +61,8 @@ struct Inner {
     gates: Mutex<HashMap<String, PauseGate>>,
     /// The data directory (the user's agent definitions are under `agents/`).
     home: std::path::PathBuf,
+    /// Teams: their database, running members' links.
+    teams: teams::TeamsState,
 }
 
 impl Orchestra {
@@ -77,7 +80,8 @@ impl Orchestra {
                 engine,
                 plans: plans::PlanStore::new(db.clone()),
                 questions: questions::QuestionQueue::new(db.clone()),
-                jobs: jobs::JobRegistry::new(db, shutdown.clone()),
+                jobs: jobs::JobRegistry::new(db.clone(), shutdown.clone()),
+                teams: teams::TeamsState::new(db),
                 fleet: fleet::Fleet::new(config.max_workers),
                 config,
                 shutdown,
