@@ -15,6 +15,7 @@ mod plans;
 mod provider;
 mod questions;
 mod sessions;
+mod team;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +94,11 @@ enum Command {
         #[command(subcommand)]
         command: agents::AgentsCommand,
     },
+    /// Start, follow and steer teams of agents working on one task.
+    Team {
+        #[command(subcommand)]
+        command: team::TeamCommand,
+    },
 }
 
 /// Runs the command line.
@@ -144,6 +150,7 @@ pub fn main() -> ExitCode {
             Command::Questions { command } => questions::run(config, command).await,
             Command::Jobs { command } => jobs::run(config, command).await,
             Command::Agents { command } => agents::run(config, command).await,
+            Command::Team { command } => team::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

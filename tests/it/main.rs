@@ -62,6 +62,7 @@ mod orphans;
 mod permissions;
 mod questions_bridge;
 mod secrets;
+mod teams;
 mod tool_cancel;
 mod tool_history;
 mod tool_loop;

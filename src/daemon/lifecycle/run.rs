@@ -87,7 +87,8 @@ async fn serve_locked(
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-    let engine = crate::compose::open_engine(config).await?;
+    let composed = crate::compose::open(config).await?;
+    let (engine, orchestra) = (composed.engine, composed.orchestra);
     let listener = socket::bind_private(&paths.socket)
         .with_context(|| format!("cannot bind the control socket {}", paths.socket.display()))?;
     // Accepted connections carry the address the listener was bound to (the staging path).
@@ -107,7 +108,7 @@ async fn serve_locked(
         socket: paths.socket.clone(),
     };
     tracing::info!(pid = info.pid, socket = %paths.socket.display(), version = %info.version, ?idle_timeout, "daemon ready");
-    let served = server::serve(listener, engine.clone(), info, control.clone()).await;
+    let served = server::serve_with_orchestra(listener, engine.clone(), Some(orchestra), info, control.clone()).await;
     stop_watchers.cancel();
     watchers.close();
     watchers.wait().await;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::MemberSpec;
-use super::runtime::Event;
 use super::tools::TEAM_TOOLS;
 use crate::engine::turn_scope::TurnScope;
 use crate::engine::{AgentProfile, ChildSpec};
@@ -17,6 +16,19 @@ use crate::orchestra::Orchestra;
 use crate::orchestra::child_turn::ChildTurn;
 use crate::orchestra::jobs::{JobHandle, JobKind, JobSpec};
 use crate::orchestra::plans::StepRun;
+
+/// What the runtime's futures report.
+pub enum Event {
+    TurnEnded {
+        name: String,
+        result: Result<(), String>,
+        said: String,
+    },
+    /// A member's job was cancelled (`ratchet jobs kill`, or shutdown).
+    JobStopped {
+        name: String,
+    },
+}
 
 /// Where a member is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

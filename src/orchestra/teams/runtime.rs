@@ -12,20 +12,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{self, MemberSpec, TeamConfig};
-use super::member::{Member, MemberState, TeamSide, TurnRun};
+use super::member::{Event, Member, MemberState, TeamSide, TurnRun};
 use super::router::{BROADCAST, Router};
 use super::store::{MemberRecord, TeamControl, TeamStatus, TeamStore};
-use super::tools::MemberLink;
+use super::tools::{Command, MemberLink};
 use super::transcript::Transcript;
 use crate::engine::ToolCallStatus;
 use crate::engine::turn_scope::TurnScope;
 use crate::orchestra::Orchestra;
-use crate::orchestra::blackboard::{Blackboard, Entry};
+use crate::orchestra::blackboard::Blackboard;
 use crate::orchestra::child_turn::CAP_REACHED;
 use crate::orchestra::jobs::CONTROL_POLL;
 
@@ -36,25 +36,6 @@ pub const COMMAND_CAPACITY: usize = 64;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Who people are in messages and directives.
 const PERSON: &str = "user";
-
-/// What a member's tool asks of its team.
-pub enum Command {
-    Send { from: String, to: String, content: String, reply: oneshot::Sender<Result<Vec<String>, String>> },
-    Wrote { by: String, entry: Entry },
-}
-
-/// What the runtime's futures report.
-pub enum Event {
-    TurnEnded {
-        name: String,
-        result: Result<(), String>,
-        said: String,
-    },
-    /// A member's job was cancelled (`ratchet jobs kill`, or shutdown).
-    JobStopped {
-        name: String,
-    },
-}
 
 /// How a team ended, for whoever waits on it.
 #[derive(Debug, Clone, PartialEq, Eq)]

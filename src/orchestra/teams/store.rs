@@ -106,7 +106,7 @@ impl TeamStatus {
 }
 
 /// A team as `ratchet team list|show` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamRecord {
     pub id: String,
     pub name: String,

@@ -9,10 +9,15 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::runtime::Command;
 use crate::engine::provider::ToolSpec;
 use crate::engine::tools::{Preview, Tool, ToolContext, ToolKind, ToolOutput};
 use crate::orchestra::blackboard::{Blackboard, BoardError, Entry};
+
+/// What a member's tool asks of its team (its runtime answers before the tool returns).
+pub enum Command {
+    Send { from: String, to: String, content: String, reply: oneshot::Sender<Result<Vec<String>, String>> },
+    Wrote { by: String, entry: Entry },
+}
 
 /// The names of the team tools (added to a member's tool subset when it has one).
 pub const TEAM_TOOLS: [&str; 4] = ["blackboard_read", "blackboard_write", "blackboard_list", "send_message"];
