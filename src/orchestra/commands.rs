@@ -13,6 +13,7 @@ use crate::engine::commands::CommandInfo;
 pub const COMMANDS: &[CommandInfo] = &[
     CommandInfo { name: "approve", description: "Approve a proposed plan", hint: Some("plan id, then steps to skip") },
     CommandInfo { name: "reject", description: "Reject a proposed plan", hint: Some("plan id, then what to change") },
+    CommandInfo { name: "team", description: "Run a team of agents on a task", hint: Some("team name, then the task") },
 ];
 
 pub(super) fn run(

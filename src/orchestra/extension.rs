@@ -10,7 +10,7 @@ use super::Orchestra;
 use super::jobs::{JobKind, JobSpec};
 use crate::engine::SessionRecord;
 use crate::engine::commands::CommandInfo;
-use crate::engine::extension::{Extension, TurnInfo};
+use crate::engine::extension::{Extension, TurnCommand, TurnInfo};
 use crate::engine::tools::Tool;
 
 pub(super) struct OrchestraExtension {
@@ -45,6 +45,10 @@ impl Extension for OrchestraExtension {
 
     fn command(&self, session: &SessionRecord, name: &str, args: &str) -> Option<BoxFuture<'static, String>> {
         super::commands::run(&self.orchestra, session, name, args)
+    }
+
+    fn turn_command(&self, session: &SessionRecord, name: &str, args: &str) -> Option<TurnCommand> {
+        super::teams::chat_command(&self.orchestra, session, name, args)
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {

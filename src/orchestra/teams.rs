@@ -9,6 +9,7 @@
 //! remove, rename, kill): controls are queued there and applied by the team's owner within
 //! `CONTROL_POLL` (at once when the owner queued them itself).
 
+mod chat;
 pub mod config;
 mod member;
 pub mod router;
@@ -31,6 +32,7 @@ use super::blackboard::{Blackboard, Entry};
 use super::db::{Db, DbError};
 use crate::engine::tools::redact::Redactor;
 use crate::engine::turn_scope::{NoTurn, TurnScope};
+pub(crate) use chat::command as chat_command;
 pub use config::{MemberSpec, TeamConfig};
 pub use runtime::{TeamOutcome, is_done};
 pub use store::{MemberRecord, TeamControl, TeamEvent, TeamRecord, TeamStatus, TeamStore};

@@ -276,3 +276,40 @@ async fn wait_for_question(env: &TestEnv, found: &mut Value) {
     }
     panic!("no question was asked");
 }
+
+#[tokio::test]
+async fn slash_team_in_a_chat_shows_each_member_as_a_live_tool_call_and_answers_with_the_summary() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    pair_team(&env, "");
+    mock.enqueue_for(
+        ALPHA,
+        MockReply::tool("a1", "blackboard_write", json!({"section": "status", "key": "alpha", "value": "done"}))
+            .delay(OVERLAP),
+    );
+    say(&mock, ALPHA, "alpha finished");
+    mock.enqueue_for(
+        BETA,
+        MockReply::tool("b1", "blackboard_write", json!({"section": "status", "key": "beta", "value": "done"}))
+            .delay(OVERLAP),
+    );
+    say(&mock, BETA, "beta finished");
+    let mut client = env.spawn_initialized().await;
+    let session = client.new_session(&env.cwd()).await;
+
+    let turn = client.prompt_text(&session, "/team pair Pair up").await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+    assert!(turn.text().contains("Team t1 (pair) completed."), "{}", turn.text());
+    let calls = turn.tool_calls();
+    for name in ["alpha", "beta"] {
+        let call = calls.iter().find(|c| c.id == format!("team-t1-{name}")).unwrap_or_else(|| panic!("{calls:#?}"));
+        let statuses = call.statuses();
+        assert!(statuses.iter().any(|s| s == "in_progress"), "{call:#?}");
+        assert_eq!(call.final_status(), "completed", "{call:#?}");
+        assert!(call.text().contains(&format!("{name} finished")), "live output: {call:#?}");
+    }
+    // Both members were running before either ended.
+    assert_eq!(mock.max_in_flight(), 2);
+    // The members are the chat session's children; no model call for the chat itself.
+    assert!(mock.model_requests().iter().all(|r| r.raw_body.contains(ALPHA) || r.raw_body.contains(BETA)));
+}

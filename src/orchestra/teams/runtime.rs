@@ -200,7 +200,7 @@ impl TeamRun {
                     .section(&format!("{name} said"), if said.is_empty() { "(nothing)" } else { &said })
                     .await;
                 self.event("said", Some(&name), &said).await;
-                let detail = Some(first_line(&said).to_string()).filter(|d| !d.is_empty());
+                let detail = last_said(&said).map(str::to_string);
                 if st.members[i].state.is_final() {
                     return;
                 }
@@ -460,6 +460,10 @@ impl TeamRun {
             self.retire(&mut st, i);
             self.set_state(&mut st.members[i], now, None).await;
         }
+        for m in st.members.iter().filter(|m| m.state == MemberState::Done) {
+            let text = m.detail.clone().unwrap_or_else(|| "done".into());
+            show(self.scope.as_ref(), &m.call_id, ToolCallStatus::Completed, text).await;
+        }
         let all_done = !st.members.is_empty() && st.members.iter().all(|m| m.state == MemberState::Done);
         let status = match end {
             None => TeamStatus::Failed,
@@ -512,6 +516,11 @@ pub fn is_done(value: &str) -> bool {
 
 fn roster_text(roster: &[(String, String)]) -> String {
     roster.iter().map(|(n, r)| format!("{n} ({r})")).collect::<Vec<_>>().join(", ")
+}
+
+/// The last line a member said that is not one of its tool calls (`→ …`).
+fn last_said(said: &str) -> Option<&str> {
+    said.lines().map(str::trim).rfind(|l| !l.is_empty() && !l.starts_with('→'))
 }
 
 fn first_line(text: &str) -> &str {
