@@ -22,6 +22,9 @@ use crate::engine::{ChatEvent, ContentPart, PermissionAnswer, PermissionRequest,
 /// Why a child's turn failed when it hit its cap on model calls (`max_iterations`).
 pub(super) const CAP_REACHED: &str = "it reached the limit of model calls in one turn";
 
+/// Why a child's turn failed when something else cancelled it (not its job's kill).
+pub(super) const CANCELLED: &str = "cancelled";
+
 /// How often the starter's tool call shows the child's latest output, at most.
 const SHOW_EVERY: Duration = Duration::from_millis(150);
 /// The tail of the child's output the tool call shows.
@@ -101,7 +104,7 @@ impl ChildTurn<'_> {
                     return match stop {
                         StopReason::EndTurn | StopReason::MaxTokens => Ok(()),
                         StopReason::Cancelled if job.killed() => Err("killed (ratchet jobs kill)".into()),
-                        StopReason::Cancelled => Err("cancelled".into()),
+                        StopReason::Cancelled => Err(CANCELLED.into()),
                         StopReason::MaxTurnRequests => Err(CAP_REACHED.into()),
                         StopReason::Refusal => Err("the model refused".into()),
                     };

@@ -26,7 +26,7 @@ use crate::engine::ToolCallStatus;
 use crate::engine::turn_scope::TurnScope;
 use crate::orchestra::Orchestra;
 use crate::orchestra::blackboard::Blackboard;
-use crate::orchestra::child_turn::CAP_REACHED;
+use crate::orchestra::child_turn::{CANCELLED, CAP_REACHED};
 use crate::orchestra::jobs::CONTROL_POLL;
 
 /// Requests from members' tools waiting for the runtime. Each tool call waits for its answer,
@@ -210,9 +210,13 @@ impl TeamRun {
                     Err(why) if why == CAP_REACHED => MemberState::Capped,
                     Err(_) if st.members[i].job.killed() => MemberState::Killed,
                     Err(_) if st.members[i].stop.is_cancelled() => return,
+                    // Its session's turn was cancelled from outside (ratchet stopping, the
+                    // session killed): it did not fail, it was stopped.
+                    Err(why) if why == CANCELLED => MemberState::Killed,
                     Err(_) => MemberState::Failed,
                 };
                 let detail = match result {
+                    Err(why) if why == CANCELLED => Some("its turn was cancelled from outside the team".into()),
                     Err(why) => Some(why),
                     Ok(()) => detail,
                 };
