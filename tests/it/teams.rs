@@ -313,3 +313,48 @@ async fn slash_team_in_a_chat_shows_each_member_as_a_live_tool_call_and_answers_
     // The members are the chat session's children; no model call for the chat itself.
     assert!(mock.model_requests().iter().all(|r| r.raw_body.contains(ALPHA) || r.raw_body.contains(BETA)));
 }
+
+#[tokio::test]
+async fn members_are_added_from_definitions_removed_mid_turn_and_the_team_renamed() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    pair_team(&env, "");
+    const HELPER: &str = "HELPER-ROLE: you help";
+    let agents = env.workspace().join(".ratchet/agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(agents.join("helper.yaml"), format!("description: helps\nsystem_prompt: \"{HELPER}\"\n")).unwrap();
+    let _daemon = Daemon::start(&env).await;
+    let done = |who: &str| json!({"section": "status", "key": who, "value": "done"});
+    mock.enqueue_for(
+        ALPHA,
+        MockReply::tool("a1", "blackboard_write", done("alpha")).delay(Duration::from_millis(2000)),
+    );
+    say(&mock, ALPHA, "alpha done");
+    mock.enqueue_for(BETA, MockReply::text(["beta is slow", " and slower"]).stall_after(1));
+    mock.enqueue_for(HELPER, MockReply::tool("h1", "blackboard_write", done("helper")));
+    say(&mock, HELPER, "helper done");
+    let ws = env.cwd();
+    let out = env.run(&["team", "start", "pair", "Pair up", "--cwd", &ws]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    mock.wait_for_requests(2).await;
+
+    let missing = env.run(&["team", "add", "t1", "ghost"]).await;
+    assert!(!missing.status.success() && text(&missing.stderr).contains("ghost"), "{}", describe(&missing));
+    for args in
+        [vec!["team", "add", "t1", "helper"], vec!["team", "remove", "t1", "beta"], vec!["team", "rename", "t1", "duo"]]
+    {
+        let out = env.run(&args).await;
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    mock.wait_for_aborted_streams(1).await;
+    let view = wait_ended(&env, "t1").await;
+    assert_eq!(view["team"]["name"], "duo");
+    assert_eq!(member(&view, "beta")["status"], "removed", "{view:#}");
+    assert_eq!(member(&view, "helper")["status"], "done", "{view:#}");
+    assert_eq!(member(&view, "alpha")["status"], "done", "{view:#}");
+    assert_eq!(view["team"]["status"], "completed", "a removed member does not hold the team back: {view:#}");
+    let helper = &mock.model_requests()[first_with(&mock, &[HELPER])];
+    assert_eq!(helper.conversation().first().map(|(_, t)| t.as_str()), Some("Pair up"), "it starts on the task");
+    let list = env.run(&["team", "list"]).await;
+    assert!(text(&list.stdout).contains("duo"), "{}", describe(&list));
+}

@@ -468,7 +468,9 @@ impl TeamRun {
             let text = m.detail.clone().unwrap_or_else(|| "done".into());
             show(self.scope.as_ref(), &m.call_id, ToolCallStatus::Completed, text).await;
         }
-        let all_done = !st.members.is_empty() && st.members.iter().all(|m| m.state == MemberState::Done);
+        // A member people removed does not hold the team back.
+        let kept: Vec<&Member> = st.members.iter().filter(|m| m.state != MemberState::Removed).collect();
+        let all_done = !kept.is_empty() && kept.iter().all(|m| m.state == MemberState::Done);
         let status = match end {
             None => TeamStatus::Failed,
             Some(End::Quiet) if all_done => TeamStatus::Completed,

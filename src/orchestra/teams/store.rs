@@ -65,7 +65,7 @@ pub const MAX_EVENT_CHARS: usize = 4000;
 #[serde(rename_all = "snake_case")]
 pub enum TeamStatus {
     Running,
-    /// Every member wrote `done` (or `approved`).
+    /// Every member (but those removed) wrote `done` (or `approved`).
     Completed,
     /// Nothing more to do, but some member did not finish (failed, hit a cap, stalled).
     Incomplete,
