@@ -42,5 +42,6 @@ pub async fn open(config: EngineConfig) -> anyhow::Result<Composed> {
         redactor: engine.redactor(),
     });
     engine.set_extension(orchestra.extension());
+    orchestra.set_redactor(engine.secret_redactor());
     Ok(Composed { engine, orchestra })
 }

@@ -20,6 +20,7 @@ mod provider;
 mod questions;
 mod sessions;
 mod tasks;
+mod team;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -118,6 +119,11 @@ enum Command {
         #[command(subcommand)]
         command: hooks::HooksCommand,
     },
+    /// Start, follow and steer teams of agents working on one task.
+    Team {
+        #[command(subcommand)]
+        command: team::TeamCommand,
+    },
 }
 
 /// Runs the command line.
@@ -173,6 +179,7 @@ pub fn main() -> ExitCode {
             Command::Project { command } => project::run(config, command).await,
             Command::Cron { command } => cron::run(config, command).await,
             Command::Hooks { command } => hooks::run(config, command).await,
+            Command::Team { command } => team::run(config, command).await,
         }
     });
     if let Some(plan) = daemon::take_reload() {

@@ -9,6 +9,7 @@
 mod link;
 mod providers;
 mod remote_engine;
+mod teams;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

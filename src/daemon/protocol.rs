@@ -66,6 +66,10 @@ pub mod method {
     pub const SUBSCRIBE: &str = "session.subscribe";
     pub const SUBSCRIBE_ITEM: &str = "session.event";
     pub const SUBSCRIBE_UNSUBSCRIBE: &str = "session.unsubscribe";
+    /// Starts a team in the daemon (it outlives the caller); params
+    /// [`StartTeam`](crate::orchestra::teams::StartTeam), result
+    /// [`TeamRecord`](crate::orchestra::teams::TeamRecord).
+    pub const TEAM_START: &str = "team.start";
 }
 
 /// What `daemon.health` answers.
@@ -269,6 +273,8 @@ pub const INVALID_PARAMS: i32 = -32602;
 pub const ENGINE_FAILED: i32 = -32603;
 /// A host reply for a call that is not waiting (answered, cancelled, or never asked).
 pub const UNKNOWN_CALL: i32 = -32010;
+/// The daemon refused to start a team (no such team, no task); the message says why.
+pub const TEAM_REFUSED: i32 = -32011;
 
 /// An engine error as a JSON-RPC error: the message unchanged, `data.kind` and `data.value`
 /// so the client can rebuild the same [`EngineError`].

@@ -76,6 +76,8 @@ pub(crate) struct State {
     questions: crate::orchestra::questions::QuestionQueue,
     /// `[questions] timeout_secs`: `None` waits until someone answers.
     question_timeout: Option<Duration>,
+    /// The engine's orchestra (teams run in it); `None` in handler tests without one.
+    orchestra: Option<crate::orchestra::Orchestra>,
 }
 
 /// Serves the control API on `listener` until `control.shutdown` or `control.reload` fires,
@@ -87,6 +89,17 @@ pub(crate) struct State {
 pub async fn serve(
     listener: UnixListener,
     engine: Engine,
+    info: DaemonInfo,
+    control: ServerControl,
+) -> std::io::Result<()> {
+    serve_with_orchestra(listener, engine, None, info, control).await
+}
+
+/// [`serve`], with the engine's orchestra for the methods that reach it (`team.start`).
+pub async fn serve_with_orchestra(
+    listener: UnixListener,
+    engine: Engine,
+    orchestra: Option<crate::orchestra::Orchestra>,
     info: DaemonInfo,
     control: ServerControl,
 ) -> std::io::Result<()> {
@@ -109,6 +122,7 @@ pub async fn serve(
         stopping: CancellationToken::new(),
         questions,
         question_timeout,
+        orchestra,
     });
     let methods = methods::module(state.clone()).map_err(std::io::Error::other)?;
     let (stop_handle, server_handle) = stop_channel();
@@ -193,6 +207,7 @@ impl State {
             stopping: CancellationToken::new(),
             questions,
             question_timeout,
+            orchestra: None,
         })
     }
 }

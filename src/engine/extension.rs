@@ -34,6 +34,13 @@ pub trait Extension: Send + Sync + 'static {
         None
     }
 
+    /// Runs `/name args` inside the turn, for a command that shows its progress (tool calls of
+    /// the turn) and may run long: it gets the turn's scope and cancel token, and its text is
+    /// the answer. Asked before [`Extension::command`]; `None` leaves the prompt to that.
+    fn turn_command(&self, _session: &SessionRecord, _name: &str, _args: &str) -> Option<TurnCommand> {
+        None
+    }
+
     /// A turn starts. What it returns is kept for the turn's life and dropped when the turn
     /// has ended and saved its work (a job registration, say).
     fn watch_turn(&self, _turn: TurnInfo) -> BoxFuture<'static, Option<Box<dyn Send + Sync>>> {
@@ -97,6 +104,11 @@ pub enum SessionNotice {
     /// history is about to be compacted.
     TokenLimit { session: SessionRecord, used_tokens: u64, context_window: u64 },
 }
+
+/// A slash command run inside its turn ([`Extension::turn_command`]).
+pub type TurnCommand = Box<
+    dyn FnOnce(Arc<dyn super::turn_scope::TurnScope>, CancellationToken) -> BoxFuture<'static, String> + Send + Sync,
+>;
 
 /// A turn as an extension sees it start.
 pub struct TurnInfo {

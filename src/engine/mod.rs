@@ -533,6 +533,9 @@ impl Engine {
     ) -> Result<(Vec<ContentPart>, turn::Action), EngineError> {
         use commands::Command;
         Ok(match commands::parse(&content) {
+            None if let Some(run) = self.extension_turn_command(session, &content) => {
+                (content, turn::Action::Extension(run))
+            }
             None => match self.extension_command(session, &content) {
                 Some(reply) => {
                     let reply = reply.await;
@@ -562,6 +565,18 @@ impl Engine {
         let rest = text.trim_start().strip_prefix('/')?;
         let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         self.extension()?.command(session, name.trim(), args.trim())
+    }
+
+    /// The layer above's in-turn command, if the prompt is one it runs that way.
+    fn extension_turn_command(
+        &self,
+        session: &SessionRecord,
+        content: &[ContentPart],
+    ) -> Option<extension::TurnCommand> {
+        let ContentPart::Text { text } = content.first()? else { return None };
+        let rest = text.trim_start().strip_prefix('/')?;
+        let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        self.extension()?.turn_command(session, name.trim(), args.trim())
     }
 
     /// Cancels the running turn of a session. Returns false if none was running.
@@ -621,6 +636,12 @@ impl Engine {
     /// variable that looks secret unless `[shell] env_allow` names it, never a provider key.
     pub async fn command_env(&self) -> CommandEnv {
         CommandEnv::new(self.env_allow(), &self.provider_key_vars().await)
+    }
+
+    /// The secret values tool output is cleaned of, for what the layer above writes to disk
+    /// (team transcripts).
+    pub fn secret_redactor(&self) -> Arc<Redactor> {
+        self.redactor()
     }
 
     /// The variables that hold provider keys (configured and stored providers'), hidden from

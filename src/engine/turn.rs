@@ -44,6 +44,8 @@ pub(super) enum Action {
     Local(Command),
     /// A fixed answer (e.g. "nothing to review").
     Reply(String),
+    /// A command of the layer above, run inside the turn (its text is the answer).
+    Extension(super::extension::TurnCommand),
 }
 
 /// What one model call produced.
@@ -64,9 +66,25 @@ pub(super) enum Ending {
 }
 
 impl Turn {
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         if self.first_prompt {
             self.set_title().await;
+        }
+        if let Action::Extension(_) = &self.action {
+            let Action::Extension(command) = std::mem::replace(&mut self.action, Action::Model) else { return };
+            let cancel = self.cx.claim.token().clone();
+            let text = command(self.cx.tool_turn(), cancel.clone()).await;
+            let ending = if cancel.is_cancelled() {
+                // What it had to say is kept, marked cancelled, like a cancelled model answer.
+                let answer = Answer { text, ..Default::default() };
+                match self.save_answer(&answer, MessageStatus::Cancelled).await {
+                    Ok(()) => Ending::Cancelled,
+                    Err(e) => Ending::Failed(ErrorKind::Store, e.to_string()),
+                }
+            } else {
+                self.reply(text).await
+            };
+            return self.end(ending).await;
         }
         let ending = match &self.action {
             Action::Model => self.run_loop().await,
@@ -76,7 +94,13 @@ impl Turn {
             }
             Action::Local(command) => self.run_command(command.clone()).await,
             Action::Reply(text) => self.reply(text.clone()).await,
+            Action::Extension(_) => Ending::Finished(StopReason::EndTurn),
         };
+        self.end(ending).await;
+    }
+
+    /// Sends the turn's last event.
+    async fn end(&self, ending: Ending) {
         let last = match ending {
             Ending::Finished(stop) => ChatEvent::Complete { stop },
             Ending::Cancelled => ChatEvent::Complete { stop: StopReason::Cancelled },

@@ -15,6 +15,8 @@ use crate::engine::{QuestionAnswer, QuestionForm, ToolCallStatus};
 
 pub(super) struct AskHumanTool {
     pub orchestra: Orchestra,
+    /// Put before the question in the queue (`team t3 coder`), so people see who asks.
+    pub label: Option<String>,
 }
 
 impl Tool for AskHumanTool {
@@ -59,11 +61,15 @@ impl Tool for AskHumanTool {
 
 impl AskHumanTool {
     async fn ask(&self, question: &str, cx: &ToolContext) -> Result<String, String> {
+        let title = match &self.label {
+            Some(label) => format!("[{label}] {question}"),
+            None => question.to_string(),
+        };
         let new = NewQuestion {
             session_id: cx.turn.session_id().to_string(),
             kind: QuestionKind::Ask,
-            title: question.to_string(),
-            body: json!({ "question": question }),
+            title,
+            body: json!({ "question": question, "by": self.label }),
             cwd: cx.cwd.clone(),
         };
         let queue = &self.orchestra.inner.questions;

@@ -19,6 +19,12 @@ use crate::engine::tools::NoHost;
 use crate::engine::turn_scope::{PermissionAsk, TurnScope};
 use crate::engine::{ChatEvent, ContentPart, PermissionAnswer, PermissionRequest, StopReason, ToolCallStatus};
 
+/// Why a child's turn failed when it hit its cap on model calls (`max_iterations`).
+pub(super) const CAP_REACHED: &str = "it reached the limit of model calls in one turn";
+
+/// Why a child's turn failed when something else cancelled it (not its job's kill).
+pub(super) const CANCELLED: &str = "cancelled";
+
 /// How often the starter's tool call shows the child's latest output, at most.
 const SHOW_EVERY: Duration = Duration::from_millis(150);
 /// The tail of the child's output the tool call shows.
@@ -98,8 +104,8 @@ impl ChildTurn<'_> {
                     return match stop {
                         StopReason::EndTurn | StopReason::MaxTokens => Ok(()),
                         StopReason::Cancelled if job.killed() => Err("killed (ratchet jobs kill)".into()),
-                        StopReason::Cancelled => Err("cancelled".into()),
-                        StopReason::MaxTurnRequests => Err("it reached the limit of model calls in one turn".into()),
+                        StopReason::Cancelled => Err(CANCELLED.into()),
+                        StopReason::MaxTurnRequests => Err(CAP_REACHED.into()),
                         StopReason::Refusal => Err("the model refused".into()),
                     };
                 }

@@ -18,6 +18,7 @@ pub const COMMANDS: &[CommandInfo] = &[
         description: "Run a prompt in this session on a schedule",
         hint: Some("add \"SCHEDULE\" PROMPT | list | pause ID | resume ID | stop ID"),
     },
+    CommandInfo { name: "team", description: "Run a team of agents on a task", hint: Some("team name, then the task") },
 ];
 
 pub(super) fn run(

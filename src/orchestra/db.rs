@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     super::tasks::SCHEMA,
     super::projects::SCHEMA,
     super::cron::SCHEMA,
+    super::teams::store::SCHEMA,
 ];
 
 /// Why the orchestra's database failed.

@@ -11,7 +11,7 @@ use super::Orchestra;
 use super::jobs::{JobKind, JobSpec};
 use crate::engine::SessionRecord;
 use crate::engine::commands::CommandInfo;
-use crate::engine::extension::{Extension, SessionNotice, ToolCallInfo, ToolOutcome, TurnInfo};
+use crate::engine::extension::{Extension, SessionNotice, ToolCallInfo, ToolOutcome, TurnCommand, TurnInfo};
 use crate::engine::tools::Tool;
 
 pub(super) struct OrchestraExtension {
@@ -20,7 +20,17 @@ pub(super) struct OrchestraExtension {
 
 impl Extension for OrchestraExtension {
     fn tools(&self, session: &SessionRecord) -> Vec<Arc<dyn Tool>> {
-        let ask: Arc<dyn Tool> = Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone() });
+        // A team member: the team tools, the task tracker, and its questions labelled with
+        // its team and name.
+        if let Some(link) = self.orchestra.team_member(&session.id) {
+            let label = Some(format!("team {} {}", link.team, link.member));
+            let mut tools = super::teams::team_tools(&link);
+            tools.push(Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone(), label }));
+            tools.extend(super::tasks::tools::all(&self.orchestra));
+            return tools;
+        }
+        let ask: Arc<dyn Tool> =
+            Arc::new(super::ask_human::AskHumanTool { orchestra: self.orchestra.clone(), label: None });
         // Every agent shares the task tracker.
         let mut shared = vec![ask];
         shared.extend(super::tasks::tools::all(&self.orchestra));
@@ -42,6 +52,10 @@ impl Extension for OrchestraExtension {
 
     fn command(&self, session: &SessionRecord, name: &str, args: &str) -> Option<BoxFuture<'static, String>> {
         super::commands::run(&self.orchestra, session, name, args)
+    }
+
+    fn turn_command(&self, session: &SessionRecord, name: &str, args: &str) -> Option<TurnCommand> {
+        super::teams::chat_command(&self.orchestra, session, name, args)
     }
 
     fn shutdown(&self) -> BoxFuture<'static, ()> {

@@ -475,7 +475,7 @@ async fn poll_controls(inner: Weak<Inner>, wake: Arc<Notify>, shutdown: Cancella
 /// True unless no process has this pid (`kill(pid, 0)` fails with ESRCH); a process we may not
 /// signal is alive. Pid 0 and pids beyond `pid_t` name no single process.
 #[cfg(unix)]
-fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     let Ok(raw) = libc::pid_t::try_from(pid) else { return false };
     if raw <= 0 {
         return false;
@@ -485,7 +485,7 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 #[cfg(not(unix))]
-fn pid_alive(_pid: u32) -> bool {
+pub(crate) fn pid_alive(_pid: u32) -> bool {
     true
 }
 

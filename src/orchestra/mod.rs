@@ -30,6 +30,7 @@ pub mod projects;
 mod propose;
 pub mod questions;
 pub mod tasks;
+pub mod teams;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -71,6 +72,8 @@ struct Inner {
     home: std::path::PathBuf,
     /// The cron jobs' store and scheduler state.
     cron: cron::CronState,
+    /// Teams: their database, running members' links.
+    teams: teams::TeamsState,
 }
 
 impl Orchestra {
@@ -93,8 +96,9 @@ impl Orchestra {
                 cron: cron::CronState::new(db.clone()),
                 questions: questions::QuestionQueue::new(db.clone()).observed(hooks.question_observer()),
                 task_store: tasks::TaskStore::new(db.clone(), jobs.clone()),
-                projects: projects::Projects::new(db, jobs.clone()),
+                projects: projects::Projects::new(db.clone(), jobs.clone()),
                 jobs,
+                teams: teams::TeamsState::new(db),
                 fleet: fleet::Fleet::new(config.max_workers),
                 hooks,
                 config,

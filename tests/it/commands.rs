@@ -10,10 +10,10 @@ use crate::support::mock_llm::RecordedRequest;
 use crate::support::{AcpClient, Message, MockLlm, MockReply, PermissionPolicy, TestEnv, tr, transcript, update_kind};
 
 /// The commands, in the order editors list them.
-const COMMAND_NAMES: [&str; 10] =
-    ["help", "review", "plan", "compact", "clear", "model", "mode", "approve", "reject", "cron"];
+const COMMAND_NAMES: [&str; 11] =
+    ["help", "review", "plan", "compact", "clear", "model", "mode", "approve", "reject", "cron", "team"];
 /// The commands that take input (and so carry `input.hint`).
-const COMMANDS_WITH_INPUT: [&str; 6] = ["plan", "model", "mode", "approve", "reject", "cron"];
+const COMMANDS_WITH_INPUT: [&str; 7] = ["plan", "model", "mode", "approve", "reject", "cron", "team"];
 const MODES: [&str; 4] = ["ask", "accept-edits", "plan", "yolo"];
 
 fn load_params(session: &str, env: &TestEnv) -> Value {

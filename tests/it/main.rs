@@ -71,6 +71,7 @@ mod permissions;
 mod questions_bridge;
 mod secrets;
 mod tasks_cli;
+mod teams;
 mod tool_cancel;
 mod tool_history;
 mod tool_loop;

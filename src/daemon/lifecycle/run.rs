@@ -91,7 +91,7 @@ async fn serve_locked(
     // The daemon fires the cron jobs (it takes the singleton lock from any `ratchet acp`
     // that held it before the daemon started, once that one exits).
     composed.orchestra.cron().start_scheduler();
-    let engine = composed.engine;
+    let (engine, orchestra) = (composed.engine, composed.orchestra);
     let listener = socket::bind_private(&paths.socket)
         .with_context(|| format!("cannot bind the control socket {}", paths.socket.display()))?;
     // Accepted connections carry the address the listener was bound to (the staging path).
@@ -111,7 +111,7 @@ async fn serve_locked(
         socket: paths.socket.clone(),
     };
     tracing::info!(pid = info.pid, socket = %paths.socket.display(), version = %info.version, ?idle_timeout, "daemon ready");
-    let served = server::serve(listener, engine.clone(), info, control.clone()).await;
+    let served = server::serve_with_orchestra(listener, engine.clone(), Some(orchestra), info, control.clone()).await;
     stop_watchers.cancel();
     watchers.close();
     watchers.wait().await;

@@ -111,6 +111,12 @@ pub(super) fn module(state: Arc<State>) -> Result<RpcModule<State>, RegisterMeth
     add(&mut m, method::PROVIDER_TEST, |s, p: NameParams| async move {
         engine(EngineApi::test_provider(&s.engine, p.name).await)
     })?;
+    add(&mut m, method::TEAM_START, |s, p: crate::orchestra::teams::StartTeam| async move {
+        let Some(orchestra) = &s.orchestra else {
+            return Err(ErrorObjectOwned::owned(protocol::TEAM_REFUSED, "this daemon runs no teams", None::<()>));
+        };
+        orchestra.teams().start(p).await.map_err(|why| ErrorObjectOwned::owned(protocol::TEAM_REFUSED, why, None::<()>))
+    })?;
     turns::register(&mut m)?;
     Ok(m)
 }
