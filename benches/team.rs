@@ -89,7 +89,14 @@ fn main() {
         let run = |task: &'static str| {
             let (orchestra, parent, cwd) = (composed.orchestra.clone(), parent.clone(), cwd.clone());
             async move {
-                let req = StartTeam { name: "bench5".into(), task: task.into(), cwd, paths: vec![] };
+                let req = StartTeam {
+                    name: "bench5".into(),
+                    task: task.into(),
+                    cwd,
+                    paths: vec![],
+                    project: None,
+                    config_dir: None,
+                };
                 let start = Instant::now();
                 let outcome = orchestra
                     .teams()

@@ -1,7 +1,8 @@
 //! `ratchet project start|list|status|pause|resume|kill NAME`: projects defined in
 //! `.ratchet/projects/<name>.yaml` (and `RATCHET_HOME/projects/`), their state in the
 //! orchestra's database (no daemon needed; pause and kill reach the project's jobs wherever
-//! they run, through the job registry).
+//! they run, through the job registry). `start` starts the project's teams like `ratchet
+//! team start`: in the daemon when one runs, else here until they end.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use ratchet::orchestra::projects::{
     self, ControlReport, ProjectCatalog, ProjectDef, ProjectLaunch, ProjectRecord, Projects,
 };
 use ratchet::orchestra::tasks::{TaskFilter, TaskStatus, TaskStore};
+use ratchet::orchestra::teams::{StartTeam, TeamDesk};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +72,7 @@ pub async fn run(config: EngineConfig, command: ProjectCommand) -> anyhow::Resul
             } else {
                 say_started(&launch);
             }
+            return start_teams(config, &launch).await;
         }
         ProjectCommand::List { cwd, json } => list(&store, &catalog(cwd, &home)?, json).await?,
         ProjectCommand::Status { name, cwd, json } => {
@@ -116,8 +119,7 @@ fn say_started(launch: &ProjectLaunch) {
     say_team_launches(launch);
 }
 
-/// The teams a start asks for. Teams cannot be started from here yet, so this says what
-/// would start and how, without claiming anything ran.
+/// The teams a start asks for, with their tasks and directories.
 fn say_team_launches(launch: &ProjectLaunch) {
     if launch.teams.is_empty() {
         super::say("  no teams to start (add `teams: [...]` to the project file)");
@@ -128,10 +130,88 @@ fn say_team_launches(launch: &ProjectLaunch) {
             t.task.as_deref().map_or_else(|| "no task given (use --task or `task:`)".to_string(), |t| format!("{t:?}"));
         super::say(&format!("  team {}: task {task}, in {}", t.team, t.cwd.display()));
     }
-    super::note(
-        "teams are not started by `ratchet project start` yet: they start once teams are available in this build; \
-         the project is recorded as running, and its tasks and sessions can be used now",
-    );
+}
+
+/// Starts the project's teams that have a task, each member's job attached to the project
+/// (so its pause and kill reach them): in the daemon when one runs, so they outlive this
+/// command, else here until every one has ended (Ctrl-C kills them).
+async fn start_teams(config: EngineConfig, launch: &ProjectLaunch) -> anyhow::Result<ExitCode> {
+    let project = &launch.project.name;
+    let mut requests = Vec::new();
+    for t in &launch.teams {
+        let Some(task) = &t.task else {
+            super::note(&format!("team {} not started: it has no task (use --task or `task:`)", t.team));
+            continue;
+        };
+        requests.push(StartTeam {
+            name: t.team.clone(),
+            task: task.clone(),
+            cwd: t.cwd.clone(),
+            paths: t.paths.clone(),
+            project: Some(project.clone()),
+            config_dir: Some(launch.project.cwd.clone()),
+        });
+    }
+    if requests.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(client) = super::running_daemon(&config.home).await {
+        for request in requests {
+            let team = client.start_team(request).await?;
+            super::note(&format!(
+                "team {} ({}) runs in the daemon; follow it with `ratchet team attach {}`",
+                team.id, team.name, team.id
+            ));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let desk = TeamDesk::new(super::orchestra_db(&config.home)?, &config.home);
+    let composed = ratchet::compose::open(config).await?;
+    let mut started = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for request in requests {
+        let name = request.name.clone();
+        match composed.orchestra.teams().start(request).await {
+            Ok(team) => {
+                super::note(&format!("team {} ({}) runs here until it ends; Ctrl-C stops it", team.id, team.name));
+                started.push(team.id);
+            }
+            Err(why) => {
+                super::note(&format!("team {name} not started: {why}"));
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    let ctrl_c = CancellationToken::new();
+    for id in &started {
+        let end = super::team::follow(&desk, id, &ctrl_c, true).await;
+        if ctrl_c.is_cancelled() {
+            for id in &started {
+                let _ = composed.orchestra.teams().kill(id).await;
+            }
+            for id in &started {
+                let _ = desk.wait(id, &CancellationToken::new()).await;
+            }
+            code = ExitCode::FAILURE;
+            break;
+        }
+        match end {
+            Ok(team) => {
+                if let Some(summary) = &team.summary {
+                    super::note(summary);
+                }
+                if super::team::exit_for(&team) != ExitCode::SUCCESS {
+                    code = ExitCode::FAILURE;
+                }
+            }
+            Err(e) => {
+                super::note(&format!("team {id}: {e:#}"));
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    composed.engine.shutdown().await;
+    Ok(code)
 }
 
 fn allowed(p: &ProjectRecord) -> String {

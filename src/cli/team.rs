@@ -115,7 +115,7 @@ async fn start(
         Some(dir) => std::path::absolute(dir)?,
         None => std::env::current_dir()?,
     };
-    let req = StartTeam { name, task, cwd, paths };
+    let req = StartTeam { name, task, cwd, paths, project: None, config_dir: None };
     if let Some(client) = super::running_daemon(&config.home).await {
         let team = client.start_team(req).await?;
         if json {
@@ -159,7 +159,12 @@ async fn start(
 }
 
 /// Prints the team's events (when `print`) until it ends or Ctrl-C (which fires `ctrl_c`).
-async fn follow(desk: &TeamDesk, id: &str, ctrl_c: &CancellationToken, print: bool) -> anyhow::Result<TeamRecord> {
+pub(super) async fn follow(
+    desk: &TeamDesk,
+    id: &str,
+    ctrl_c: &CancellationToken,
+    print: bool,
+) -> anyhow::Result<TeamRecord> {
     let mut after = 0;
     let signal = tokio::signal::ctrl_c();
     tokio::pin!(signal);
@@ -191,7 +196,7 @@ fn event_line(e: &TeamEvent) -> String {
     format!("{who} {}: {text}", e.kind)
 }
 
-fn exit_for(team: &TeamRecord) -> ExitCode {
+pub(super) fn exit_for(team: &TeamRecord) -> ExitCode {
     if team.status == TeamStatus::Completed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 

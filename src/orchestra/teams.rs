@@ -54,6 +54,14 @@ pub struct StartTeam {
     /// More directories its members' tools may touch, besides the config's `paths`.
     #[serde(default)]
     pub paths: Vec<PathBuf>,
+    /// The project it works for (`ratchet project start`): its members' jobs are attached
+    /// to it, so the project's pause and kill reach them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Where `.ratchet/teams/` and `.ratchet/agents/` are looked for, if not in `cwd` (a
+    /// project's root, when its agents work in a subdirectory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<PathBuf>,
 }
 
 /// A team as `ratchet team show` shows it.
@@ -170,7 +178,7 @@ impl Teams<'_> {
         if task.is_empty() {
             return Err("a team needs a task: say what it should do".into());
         }
-        let config = config::find(&req.name, &req.cwd, &o.home)?;
+        let config = config::find(&req.name, req.config_dir.as_deref().unwrap_or(&req.cwd), &o.home)?;
         let workdir = match &config.workdir {
             Some(w) => req.cwd.join(w),
             None => req.cwd.clone(),
@@ -201,6 +209,7 @@ impl Teams<'_> {
             config,
             task,
             cwd: workdir,
+            project: req.project.clone(),
             root,
             scope,
             kill,

@@ -358,3 +358,43 @@ async fn members_are_added_from_definitions_removed_mid_turn_and_the_team_rename
     let list = env.run(&["team", "list"]).await;
     assert!(text(&list.stdout).contains("duo"), "{}", describe(&list));
 }
+
+#[tokio::test]
+async fn a_project_start_runs_its_teams_in_the_daemon_and_its_pause_and_kill_reach_the_members() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    pair_team(&env, "");
+    let ws = env.workspace();
+    std::fs::create_dir_all(ws.join("app")).unwrap();
+    let projects = ws.join(".ratchet/projects");
+    std::fs::create_dir_all(&projects).unwrap();
+    std::fs::write(projects.join("web.yaml"), "workdir: app\nteams: [pair]\ntask: Build the page\n").unwrap();
+    let _daemon = Daemon::start(&env).await;
+    // Both members stay in their first model call until the kill.
+    mock.enqueue_for(ALPHA, MockReply::text(["alpha works", " on"]).stall_after(1));
+    mock.enqueue_for(BETA, MockReply::text(["beta works", " on"]).stall_after(1));
+    let cwd = env.cwd();
+    let out = env.run(&["project", "start", "web", "--cwd", &cwd]).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(text(&out.stderr).contains("runs in the daemon"), "{}", describe(&out));
+    mock.wait_for_requests(2).await;
+    let first = mock.model_requests();
+    assert!(first.iter().all(|r| r.raw_body.contains("Build the page")), "each member starts with the task");
+
+    let status = env.run(&["project", "status", "web", "--json"]).await;
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let jobs: Vec<&str> = status["jobs"].as_array().unwrap().iter().filter_map(|j| j["id"].as_str()).collect();
+    assert!(jobs.contains(&"team_agent:t1.alpha") && jobs.contains(&"team_agent:t1.beta"), "{status:#}");
+
+    let paused = env.run(&["project", "pause", "web"]).await;
+    assert!(paused.status.success(), "{}", describe(&paused));
+    assert!(text(&paused.stdout).contains("team_agent:t1.alpha"), "{}", describe(&paused));
+    let killed = env.run(&["project", "kill", "web"]).await;
+    assert!(killed.status.success(), "{}", describe(&killed));
+    mock.wait_for_aborted_streams(2).await;
+    let view = wait_ended(&env, "t1").await;
+    assert_eq!(member(&view, "alpha")["status"], "killed", "{view:#}");
+    assert_eq!(member(&view, "beta")["status"], "killed", "{view:#}");
+    // The team works in the project's workdir.
+    assert!(view["team"]["cwd"].as_str().unwrap().ends_with("app"), "{view:#}");
+}

@@ -10,6 +10,7 @@ use super::{CRON_POLL, CatchUp, CronError, CronJob, CronRun, DUE_BATCH, Schedule
 use crate::engine::singleton::{SINGLETON_LOCK_FILE, SingletonLock};
 use crate::orchestra::Orchestra;
 use crate::orchestra::db::now_ms;
+use crate::orchestra::hooks::HookEvent;
 
 /// The scheduler's task, on the orchestra's tracker; ends when the orchestra shuts down.
 pub(super) async fn run_scheduler(orchestra: Orchestra) {
@@ -103,7 +104,7 @@ async fn fire(orchestra: &Orchestra, job: CronJob, now: i64) -> Result<(), CronE
         fired_ms: now,
         run_number: job.run_count + 1,
     };
-    fired(orchestra, &run);
+    fired(orchestra, &run).await;
     orchestra.inner.cron.in_flight().insert(job.id);
     let guard = InFlight { orchestra: orchestra.clone(), job: job.id };
     orchestra.inner.tasks.spawn(async move {
@@ -113,8 +114,9 @@ async fn fire(orchestra: &Orchestra, job: CronJob, now: i64) -> Result<(), CronE
     Ok(())
 }
 
-/// A run fired: the place where `cron_fired` hooks are called.
-fn fired(_orchestra: &Orchestra, run: &CronRun) {
+/// A run fired: logged, and the `cron_fired` hooks run (in the session's directory; in the
+/// data directory if the session is gone, so the hook still hears of it).
+async fn fired(orchestra: &Orchestra, run: &CronRun) {
     tracing::info!(
         job = run.job_id,
         session = %run.session_id,
@@ -122,6 +124,12 @@ fn fired(_orchestra: &Orchestra, run: &CronRun) {
         late_ms = run.fired_ms - run.planned_ms,
         "cron job fired"
     );
+    let cwd = match orchestra.inner.engine.session(run.session_id.clone()).await {
+        Ok(record) => record.cwd,
+        Err(_) => orchestra.inner.home.clone(),
+    };
+    let cron_id = format!("cron:{}", run.job_id);
+    orchestra.hooks().fire(HookEvent::cron_fired(&run.session_id, &cwd, &cron_id, &run.schedule, &run.prompt));
 }
 
 /// A run going on; its end (however it ends) lets the job fire again and wakes the scheduler.

@@ -30,7 +30,14 @@ pub(crate) fn command(orchestra: &Orchestra, session: &SessionRecord, name: &str
                     known.join(", ")
                 );
             }
-            let req = StartTeam { name: team, task, cwd: session.cwd.clone(), paths: session.additional_dirs.clone() };
+            let req = StartTeam {
+                name: team,
+                task,
+                cwd: session.cwd.clone(),
+                paths: session.additional_dirs.clone(),
+                project: None,
+                config_dir: None,
+            };
             match orchestra.teams().run_in(req, &session.id, scope, cancel.child_token()).await {
                 Ok(outcome) => outcome.summary,
                 Err(why) => format!("The team did not start: {why}"),

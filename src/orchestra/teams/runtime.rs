@@ -27,6 +27,7 @@ use crate::engine::turn_scope::TurnScope;
 use crate::orchestra::Orchestra;
 use crate::orchestra::blackboard::Blackboard;
 use crate::orchestra::child_turn::{CANCELLED, CAP_REACHED};
+use crate::orchestra::hooks::HookEvent;
 use crate::orchestra::jobs::CONTROL_POLL;
 
 /// Requests from members' tools waiting for the runtime. Each tool call waits for its answer,
@@ -54,6 +55,8 @@ pub struct TeamRun {
     pub config: TeamConfig,
     pub task: String,
     pub cwd: PathBuf,
+    /// The project whose pause and kill reach its members (see `StartTeam::project`).
+    pub project: Option<String>,
     pub root: String,
     /// The turn that shows the members (a chat's `/team`), or `NoTurn`.
     pub scope: Arc<dyn TurnScope>,
@@ -335,6 +338,19 @@ impl TeamRun {
             parent_cancel: &self.kill,
         };
         let member = side.join(spec).await?;
+        if let Some(project) = &self.project
+            && let Err(e) = self.orchestra.projects().attach_job(project, member.job.id()).await
+        {
+            tracing::warn!(team = %self.id, %project, error = %e, "cannot attach a member to its project");
+        }
+        self.orchestra.hooks().fire(HookEvent::team_agent_spawn(
+            Some(&self.root),
+            &self.cwd,
+            &self.id,
+            &member.spec.name,
+            &member.session,
+            &self.task,
+        ));
         let link = MemberLink {
             team: self.id.clone(),
             member: member.spec.name.clone(),
@@ -415,8 +431,17 @@ impl TeamRun {
             self.transcript.line(&format!("{} is {text}", m.spec.name)).await;
             self.event("status", Some(&m.spec.name), &text).await;
             if state.is_final() {
-                let status =
-                    if state == MemberState::Done { ToolCallStatus::Completed } else { ToolCallStatus::Failed };
+                let ok = state == MemberState::Done;
+                self.orchestra.hooks().fire(HookEvent::team_agent_complete(
+                    Some(&self.root),
+                    &self.cwd,
+                    &self.id,
+                    &m.spec.name,
+                    &m.session,
+                    ok,
+                    &text,
+                ));
+                let status = if ok { ToolCallStatus::Completed } else { ToolCallStatus::Failed };
                 show(self.scope.as_ref(), &m.call_id, status, text).await;
             }
         }
