@@ -1,0 +1,185 @@
+--- One ACP session for one project (cwd): the `ratchet acp` connection, the handshake, the
+--- prompt turn, and the client-side requests (permissions, fs) the agent sends.
+local rpc = require("ratchet.rpc")
+local chat_mod = require("ratchet.chat")
+local fs = require("ratchet.fs")
+
+local M = {}
+
+local PROTOCOL_VERSION = 1
+
+local Session = {}
+Session.__index = Session
+
+--- opts: { cmd = {...}, env = {...}|nil, cwd = string }
+function M.start(opts)
+  local self = setmetatable({
+    cwd = opts.cwd,
+    chat = chat_mod.new(opts.cwd),
+    session_id = nil,
+    ready = false,
+    busy = false,
+    queue = {}, -- actions waiting for the handshake
+    open_permissions = {}, -- respond callbacks of permission requests still open
+    agent = nil, -- initialize result
+    stop_reasons = {}, -- stop reason of each finished turn, in order
+    stderr = {},
+  }, Session)
+  local cmd = vim.list_extend(vim.deepcopy(opts.cmd), { "acp" })
+  self.conn = rpc.spawn(cmd, {
+    cwd = opts.cwd,
+    env = opts.env,
+    handlers = {
+      ["session/request_permission"] = function(p, respond) self:_permission(p, respond) end,
+      ["fs/read_text_file"] = function(p, respond)
+        local content, err = fs.read(p)
+        if err then respond(err) else respond(nil, { content = content }) end
+      end,
+      ["fs/write_text_file"] = function(p, respond)
+        local ok, err = fs.write(p)
+        if ok then respond(nil, vim.empty_dict()) else respond(err) end
+      end,
+    },
+    on_notification = function(method, params)
+      if method == "session/update" and params.update then self.chat:render(params.update) end
+    end,
+    on_stderr = function(text) table.insert(self.stderr, text) end,
+    on_exit = function(code)
+      self.ready, self.busy = false, false
+      self.exited = code
+      self.chat:notice(("ratchet acp exited with code %s; run :Ratchet to restart"):format(tostring(code)))
+    end,
+  })
+  self:_handshake()
+  return self
+end
+
+function Session:_fail(what, err)
+  self.last_error = err
+  self.chat:notice(("%s failed: %s"):format(what, err and err.message or vim.inspect(err)))
+end
+
+function Session:_handshake()
+  self.conn:request("initialize", {
+    protocolVersion = PROTOCOL_VERSION,
+    clientCapabilities = {
+      fs = { readTextFile = true, writeTextFile = true },
+      terminal = false, -- not implemented: the agent runs shell commands itself
+    },
+    clientInfo = { name = "ratchet.nvim", version = "0.1.0" },
+  }, function(err, result)
+    if err then return self:_fail("initialize", err) end
+    self.agent = result
+    self.conn:request("session/new", { cwd = self.cwd, mcpServers = {} }, function(err2, res2)
+      if err2 then return self:_fail("session/new", err2) end
+      self:_session_ready(res2.sessionId, res2)
+    end)
+  end)
+end
+
+function Session:_session_ready(id, result)
+  self.session_id = id
+  self.config = result and result.configOptions
+  self.modes = result and result.modes
+  self.ready = true
+  local queued = self.queue
+  self.queue = {}
+  for _, action in ipairs(queued) do action() end
+end
+
+--- Runs `action` now if the session is ready, else after the handshake.
+function Session:_when_ready(action)
+  if self.ready then action() else table.insert(self.queue, action) end
+end
+
+function Session:prompt(text)
+  self:_when_ready(function()
+    if self.busy then
+      vim.notify("ratchet: a turn is running; :RatchetCancel first", vim.log.levels.WARN)
+      return
+    end
+    self.busy = true
+    self.chat:user_text(text)
+    self.conn:request("session/prompt", {
+      sessionId = self.session_id,
+      prompt = { { type = "text", text = text } },
+    }, function(err, result)
+      self.busy = false
+      if err then return self:_fail("session/prompt", err) end
+      local reason = result and result.stopReason or "unknown"
+      table.insert(self.stop_reasons, reason)
+      if reason == "cancelled" then self.chat:cancel_open_tools() end
+      if reason ~= "end_turn" then self.chat:notice("turn ended: " .. reason) end
+    end)
+  end)
+end
+
+--- Cancels the running turn; open permission prompts are answered `cancelled` (§13.1).
+function Session:cancel()
+  if not self.session_id then return end
+  for _, respond in pairs(self.open_permissions) do
+    respond(nil, { outcome = { outcome = "cancelled" } })
+  end
+  self.open_permissions = {}
+  self.conn:notify("session/cancel", { sessionId = self.session_id })
+end
+
+function Session:_permission(params, respond)
+  local key = {}
+  self.open_permissions[key] = respond
+  local call = params.toolCall or {}
+  local known = call.toolCallId and self.chat.tools[call.toolCallId]
+  local title = call.title or (known and known.call.title) or call.toolCallId or "tool call"
+  vim.ui.select(params.options or {}, {
+    prompt = "ratchet wants to run: " .. title,
+    format_item = function(o) return ("%s (%s)"):format(o.name, o.kind) end,
+    kind = "ratchet_permission",
+  }, function(choice)
+    if not self.open_permissions[key] then return end
+    self.open_permissions[key] = nil
+    if choice then
+      respond(nil, { outcome = { outcome = "selected", optionId = choice.optionId } })
+    else
+      respond(nil, { outcome = { outcome = "cancelled" } })
+    end
+  end)
+end
+
+--- `session/list` for this cwd, then `session/load` of the picked one (history replays).
+function Session:pick_session()
+  self:_when_ready(function()
+    self.conn:request("session/list", { cwd = self.cwd }, function(err, result)
+      if err then return self:_fail("session/list", err) end
+      local sessions = result.sessions or {}
+      if #sessions == 0 then return vim.notify("ratchet: no past sessions for " .. self.cwd) end
+      vim.ui.select(sessions, {
+        prompt = "Load ratchet session",
+        format_item = function(s) return (s.title or s.sessionId) .. (s.updatedAt and ("  " .. s.updatedAt) or "") end,
+        kind = "ratchet_session",
+      }, function(choice)
+        if choice then self:load(choice.sessionId) end
+      end)
+    end)
+  end)
+end
+
+function Session:load(session_id)
+  self:_when_ready(function()
+    self.ready = false
+    self.chat:notice("loading session " .. session_id)
+    self.conn:request("session/load", { sessionId = session_id, cwd = self.cwd, mcpServers = {} }, function(err, result)
+      if err then
+        self.ready = true
+        return self:_fail("session/load", err)
+      end
+      self.loaded = session_id
+      self:_session_ready(session_id, result)
+    end)
+  end)
+end
+
+function Session:stop()
+  self.conn:stop()
+end
+
+return M

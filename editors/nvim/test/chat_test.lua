@@ -1,0 +1,142 @@
+-- Headless end-to-end tests of ratchet.nvim: the real plugin, the real `ratchet acp`, the
+-- loopback mock LLM (replies scripted in script.json, consumed in the order below).
+local plugin_dir = assert(os.getenv("RATCHET_PLUGIN_DIR"))
+local workspace = vim.fs.normalize(assert(os.getenv("RATCHET_TEST_WORKSPACE")))
+vim.opt.runtimepath:prepend(plugin_dir)
+vim.cmd("runtime plugin/ratchet.lua")
+vim.cmd.cd(workspace)
+
+local ratchet = require("ratchet")
+ratchet.setup({ cmd = { assert(os.getenv("RATCHET_TEST_BIN")) } })
+
+local TIMEOUT_MS = 20000
+local failures, passed = 0, 0
+
+local function wait_for(what, cond)
+  if not vim.wait(TIMEOUT_MS, cond, 20) then error("timed out waiting for " .. what, 2) end
+end
+
+local function check(cond, msg)
+  if not cond then error(msg, 2) end
+end
+
+local function session() return ratchet.sessions[workspace] end
+
+local function chat_text() return session().chat:text() end
+
+local function wait_turns(n)
+  wait_for(n .. " finished turn(s)", function() return #session().stop_reasons >= n end)
+end
+
+--- Answers every permission prompt with the first `allow_once` option and records it.
+local permission_prompts = {}
+--- The session id the session picker chooses (nil: the first listed).
+local pick_session_id = nil
+vim.ui.select = function(items, opts, on_choice)
+  if opts.kind == "ratchet_permission" then
+    table.insert(permission_prompts, opts.prompt)
+    for _, item in ipairs(items) do
+      if item.kind == "allow_once" then return on_choice(item) end
+    end
+    error("no allow_once option among " .. vim.inspect(items))
+  end
+  if opts.kind == "ratchet_session" and pick_session_id then
+    for _, item in ipairs(items) do
+      if item.sessionId == pick_session_id then return on_choice(item) end
+    end
+    error(pick_session_id .. " not among listed sessions " .. vim.inspect(items))
+  end
+  return on_choice(items[1])
+end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local tests = {}
+
+tests[#tests + 1] = { "chat: streamed agent text lands in the chat buffer", function()
+  vim.cmd("Ratchet say hello")
+  wait_turns(1)
+  check(session().stop_reasons[1] == "end_turn", "stop reason " .. tostring(session().stop_reasons[1]))
+  local text = chat_text()
+  check(text:find("## You\nsay hello", 1, true), "user prompt missing:\n" .. text)
+  check(text:find("## ratchet\nHello from the mock.", 1, true), "agent text missing:\n" .. text)
+  check(vim.bo[session().chat.buf].filetype == "markdown", "chat buffer is not markdown")
+  check(vim.api.nvim_get_current_buf() == session().chat.buf, ":Ratchet did not focus the chat")
+end }
+
+tests[#tests + 1] = { "tool call: permission asked via vim.ui.select, allowed, file written, status completed", function()
+  vim.cmd("Ratchet create out.txt")
+  wait_turns(2)
+  check(#permission_prompts == 1, "expected one permission prompt, got " .. #permission_prompts)
+  check(read(workspace .. "/out.txt") == "created by the agent\n", "out.txt content wrong")
+  local text = chat_text()
+  check(text:find("- [x] **edit**", 1, true), "no completed edit tool line:\n" .. text)
+  check(text:find("+created by the agent", 1, true), "no diff rendered:\n" .. text)
+  check(text:find("Wrote out.txt.", 1, true), "final text missing:\n" .. text)
+end }
+
+tests[#tests + 1] = { "edit: lands in the open modified buffer (unsaved text read), undo restores", function()
+  local path = workspace .. "/notes.txt"
+  local f = assert(io.open(path, "wb"))
+  f:write("DISK\n")
+  f:close()
+  vim.cmd("edit " .. vim.fn.fnameescape(path))
+  local buf = vim.api.nvim_get_current_buf()
+  vim.api.nvim_buf_set_lines(buf, 0, -1, false, { "UNSAVED line" })
+  check(vim.bo[buf].modified, "buffer should be modified")
+  vim.cmd("Ratchet fix notes")
+  wait_turns(3)
+  check(session().stop_reasons[3] == "end_turn", "stop reason " .. tostring(session().stop_reasons[3]))
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  check(lines[1] == "EDITED line" and #lines == 1, "buffer after edit: " .. vim.inspect(lines))
+  check(read(path) == "EDITED line\n", "disk after edit: " .. read(path))
+  vim.api.nvim_buf_call(buf, function() vim.cmd("silent undo") end)
+  lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  check(lines[1] == "UNSAVED line", "undo did not restore: " .. vim.inspect(lines))
+end }
+
+tests[#tests + 1] = { "cancel: :RatchetCancel ends a stalled turn with stopReason cancelled", function()
+  vim.cmd("Ratchet take your time")
+  wait_for("streamed text before the stall", function() return chat_text():find("Working on it", 1, true) ~= nil end)
+  check(session().busy, "turn should be running")
+  vim.cmd("RatchetCancel")
+  wait_turns(4)
+  check(session().stop_reasons[4] == "cancelled", "stop reason " .. tostring(session().stop_reasons[4]))
+  check(chat_text():find("turn ended: cancelled", 1, true), "no cancel notice:\n" .. chat_text())
+end }
+
+tests[#tests + 1] = { "sessions: a new process lists and loads the past session, history replays", function()
+  local old = session()
+  local old_id = old.session_id
+  old:stop()
+  wait_for("old process exit", function() return old.exited ~= nil end)
+  vim.api.nvim_buf_delete(old.chat.buf, { force = true })
+  pick_session_id = old_id
+  vim.cmd("RatchetSessions")
+  wait_for("session loaded", function() return session() ~= old and session().loaded ~= nil end)
+  check(session().loaded == old_id, "loaded " .. tostring(session().loaded) .. ", wanted " .. tostring(old_id))
+  local text = chat_text()
+  check(text:find("say hello", 1, true), "user message not replayed:\n" .. text)
+  check(text:find("Hello from the mock.", 1, true), "agent message not replayed:\n" .. text)
+end }
+
+for _, t in ipairs(tests) do
+  local ok, err = pcall(t[2])
+  if ok then
+    passed = passed + 1
+    io.stdout:write("ok   - " .. t[1] .. "\n")
+  else
+    failures = failures + 1
+    io.stdout:write("FAIL - " .. t[1] .. "\n    " .. tostring(err) .. "\n")
+    local s = session()
+    if s and #s.stderr > 0 then io.stdout:write("    ratchet stderr: " .. table.concat(s.stderr):sub(-2000) .. "\n") end
+  end
+end
+io.stdout:write(("%d passed, %d failed\n"):format(passed, failures))
+ratchet.stop_all()
+os.exit(failures == 0 and 0 or 1)

