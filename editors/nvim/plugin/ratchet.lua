@@ -7,4 +7,8 @@ vim.api.nvim_create_user_command("RatchetCancel", function() require("ratchet").
   { desc = "Cancel the running ratchet turn" })
 vim.api.nvim_create_user_command("RatchetSessions", function() require("ratchet").pick_session() end,
   { desc = "List and load past ratchet sessions of this project" })
+vim.api.nvim_create_user_command("RatchetMode", function(a) require("ratchet").pick_config("mode", a.args) end,
+  { nargs = "?", desc = "Pick (or set) the ratchet session mode" })
+vim.api.nvim_create_user_command("RatchetModel", function(a) require("ratchet").pick_config("model", a.args) end,
+  { nargs = "?", desc = "Pick (or set) the ratchet session model" })
 vim.api.nvim_create_autocmd("VimLeavePre", { callback = function() require("ratchet").stop_all() end })

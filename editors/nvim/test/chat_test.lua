@@ -30,6 +30,8 @@ end
 
 --- Answers every permission prompt with the first `allow_once` option and records it.
 local permission_prompts = {}
+--- The mode before :RatchetMode (the picker chooses another one).
+local current_mode = nil
 --- The session id the session picker chooses (nil: the first listed).
 local pick_session_id = nil
 vim.ui.select = function(items, opts, on_choice)
@@ -45,6 +47,11 @@ vim.ui.select = function(items, opts, on_choice)
       if item.sessionId == pick_session_id then return on_choice(item) end
     end
     error(pick_session_id .. " not among listed sessions " .. vim.inspect(items))
+  end
+  if opts.kind == "ratchet_config" then
+    for _, item in ipairs(items) do
+      if not item.name:find("^%*") and item.value ~= current_mode then return on_choice(item) end
+    end
   end
   return on_choice(items[1])
 end
@@ -108,6 +115,26 @@ tests[#tests + 1] = { "cancel: :RatchetCancel ends a stalled turn with stopReaso
   wait_turns(4)
   check(session().stop_reasons[4] == "cancelled", "stop reason " .. tostring(session().stop_reasons[4]))
   check(chat_text():find("turn ended: cancelled", 1, true), "no cancel notice:\n" .. chat_text())
+end }
+
+tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches with session/set_config_option", function()
+  local mode = session():config_option("mode")
+  check(mode and #mode.options > 1, "no mode config option: " .. vim.inspect(session().config))
+  current_mode = mode.currentValue
+  vim.cmd("RatchetMode")
+  wait_for("mode change", function()
+    local m = session():config_option("mode")
+    return m and m.currentValue ~= current_mode
+  end)
+end }
+
+tests[#tests + 1] = { "health: :checkhealth ratchet reports the binary, its version and the daemon", function()
+  vim.cmd("silent checkhealth ratchet")
+  local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  check(text:find("binary: ", 1, true), "no binary line:\n" .. text)
+  check(text:find("version: ratchet", 1, true), "no version line:\n" .. text)
+  check(text:find("daemon: ", 1, true), "no daemon line:\n" .. text)
+  vim.cmd("bwipeout")
 end }
 
 tests[#tests + 1] = { "sessions: a new process lists and loads the past session, history replays", function()

@@ -57,6 +57,11 @@ function M.pick_session()
   s:pick_session()
 end
 
+--- `:RatchetMode [id]` / `:RatchetModel [id]`: the agent's `mode` / `model` config option.
+function M.pick_config(category, value)
+  M.session():pick_config(category, value)
+end
+
 function M.stop_all()
   for _, s in pairs(M.sessions) do s:stop() end
 end

@@ -41,7 +41,9 @@ function M.start(opts)
       end,
     },
     on_notification = function(method, params)
-      if method == "session/update" and params.update then self.chat:render(params.update) end
+      if method ~= "session/update" or not params.update then return end
+      if params.update.sessionUpdate == "config_option_update" then self.config = params.update.configOptions end
+      self.chat:render(params.update)
     end,
     on_stderr = function(text) table.insert(self.stderr, text) end,
     on_exit = function(code)
@@ -174,6 +176,55 @@ function Session:load(session_id)
       end
       self.loaded = session_id
       self:_session_ready(session_id, result)
+    end)
+  end)
+end
+
+--- The config option of `category` ("mode", "model", ...), if the agent offers one.
+function Session:config_option(category)
+  for _, opt in ipairs(self.config or {}) do
+    if opt.category == category or opt.id == category then return opt end
+  end
+  return nil
+end
+
+--- Flattens a select option's (possibly grouped) values.
+local function option_values(opt)
+  local out = {}
+  for _, v in ipairs(opt.options or {}) do
+    if v.options then
+      for _, inner in ipairs(v.options) do
+        out[#out + 1] = { value = inner.value, name = (v.name or v.group) .. " / " .. (inner.name or inner.value) }
+      end
+    else
+      out[#out + 1] = v
+    end
+  end
+  return out
+end
+
+--- `session/set_config_option`; the agent answers with the complete new list.
+function Session:set_config(config_id, value, on_done)
+  self.conn:request("session/set_config_option", { sessionId = self.session_id, configId = config_id, value = value },
+    function(err, result)
+      if err then return self:_fail("session/set_config_option", err) end
+      self.config = result.configOptions or self.config
+      if on_done then on_done() end
+    end)
+end
+
+--- Picks a value of the `category` config option with vim.ui.select (or sets `value` directly).
+function Session:pick_config(category, value)
+  self:_when_ready(function()
+    local opt = self:config_option(category)
+    if not opt then return vim.notify("ratchet: the agent offers no " .. category .. " option", vim.log.levels.WARN) end
+    if value and value ~= "" then return self:set_config(opt.id, value) end
+    vim.ui.select(option_values(opt), {
+      prompt = ("%s (now %s)"):format(opt.name, tostring(opt.currentValue)),
+      format_item = function(v) return (v.value == opt.currentValue and "* " or "  ") .. (v.name or v.value) end,
+      kind = "ratchet_config",
+    }, function(choice)
+      if choice then self:set_config(opt.id, choice.value) end
     end)
   end)
 end
