@@ -85,6 +85,8 @@ tests[#tests + 1] = { "tool call: permission asked via vim.ui.select, allowed, f
   check(text:find("- [x] **edit**", 1, true), "no completed edit tool line:\n" .. text)
   check(text:find("+created by the agent", 1, true), "no diff rendered:\n" .. text)
   check(text:find("Wrote out.txt.", 1, true), "final text missing:\n" .. text)
+  local _, lines_for_call = text:gsub("`Write out.txt`", "")
+  check(lines_for_call == 1, "tool call not updated in place (" .. lines_for_call .. " lines):\n" .. text)
 end }
 
 tests[#tests + 1] = { "edit: lands in the open modified buffer (unsaved text read), undo restores", function()
@@ -107,13 +109,32 @@ tests[#tests + 1] = { "edit: lands in the open modified buffer (unsaved text rea
   check(lines[1] == "UNSAVED line", "undo did not restore: " .. vim.inspect(lines))
 end }
 
+tests[#tests + 1] = { "plan and thoughts: the plan is a checklist rewritten in place, thoughts are quoted", function()
+  vim.cmd("Ratchet make a plan")
+  wait_turns(4)
+  local text = chat_text()
+  check(text:find("**Plan**\n- [x] Read the code\n- [~] Write the fix", 1, true), "plan not updated in place:\n" .. text)
+  local _, count = text:gsub("%*%*Plan%*%*", "")
+  check(count == 1, "plan rendered " .. count .. " times:\n" .. text)
+  check(text:find("> _thinking:_ Weighing the plan.", 1, true), "thought missing:\n" .. text)
+  check(text:find("Plan made.", 1, true), "final text missing:\n" .. text)
+  local _, plan_calls = text:gsub("`Update plan`", "")
+  check(plan_calls == 2, "expected one line per update_plan call, got " .. plan_calls .. ":\n" .. text)
+end }
+
 tests[#tests + 1] = { "cancel: :RatchetCancel ends a stalled turn with stopReason cancelled", function()
   vim.cmd("Ratchet take your time")
   wait_for("streamed text before the stall", function() return chat_text():find("Working on it", 1, true) ~= nil end)
   check(session().busy, "turn should be running")
   vim.cmd("RatchetCancel")
-  wait_turns(4)
-  check(session().stop_reasons[4] == "cancelled", "stop reason " .. tostring(session().stop_reasons[4]))
+  wait_turns(5)
+  local dump = os.getenv("RATCHET_NVIM_CHAT_DUMP")
+  if dump then
+    local f = assert(io.open(dump, "wb"))
+    f:write(chat_text() .. "\n")
+    f:close()
+  end
+  check(session().stop_reasons[5] == "cancelled", "stop reason " .. tostring(session().stop_reasons[5]))
   check(chat_text():find("turn ended: cancelled", 1, true), "no cancel notice:\n" .. chat_text())
 end }
 
@@ -154,6 +175,9 @@ end }
 
 for _, t in ipairs(tests) do
   local ok, err = pcall(t[2])
+  if ok and session() and #session().errors > 0 then
+    ok, err = false, "plugin errors: " .. table.concat(session().errors, "; ")
+  end
   if ok then
     passed = passed + 1
     io.stdout:write("ok   - " .. t[1] .. "\n")

@@ -4,6 +4,7 @@
 Usage: mock_llm.py SCRIPT.json PORT_FILE
 SCRIPT.json is a list of replies, served one per POST /v1/chat/completions, in order
 (an exhausted script answers "Default mock answer."). A reply is an object with optional
+  "thinking": list of reasoning chunks streamed as `delta.reasoning_content`,
   "text":  list of text chunks streamed as `delta.content`,
   "tool":  {"id", "name", "arguments"} one tool call (finish_reason "tool_calls"),
   "stall": true  keep the connection open after the text chunks (for cancel tests).
@@ -44,6 +45,8 @@ def chunk(model, delta, finish=None):
 
 def frames_for(reply, model):
     yield chunk(model, {"role": "assistant", "content": ""})
+    for thought in reply.get("thinking", []):
+        yield chunk(model, {"reasoning_content": thought})
     for text in reply.get("text", []):
         yield chunk(model, {"content": text})
     if reply.get("stall"):

@@ -35,7 +35,7 @@ function M.new(cwd)
     buf = buf,
     section = nil, -- "user" | "agent" | "thought" | "tool" | "plan"
     tools = {}, -- toolCallId -> { mark, lines, call }
-    plan = nil, -- { mark, lines }
+    plan_block = nil, -- { mark, count } of the rendered plan
     title = nil,
     usage = nil,
   }, Chat)
@@ -132,13 +132,15 @@ function Chat:_put_block(slot, lines)
     local pos = vim.api.nvim_buf_get_extmark_by_id(self.buf, ns, slot.mark, {})
     if pos and pos[1] then
       vim.api.nvim_buf_set_lines(self.buf, pos[1], pos[1] + slot.count, false, lines)
+      -- Re-anchor at the block's first line: replacing lines moves marks to the change's end.
+      vim.api.nvim_buf_set_extmark(self.buf, ns, pos[1], 0, { id = slot.mark, right_gravity = false })
       slot.count = #lines
       return
     end
   end
   local start = vim.api.nvim_buf_line_count(self.buf)
   self:_append_lines(lines)
-  slot.mark = vim.api.nvim_buf_set_extmark(self.buf, ns, start, 0, {})
+  slot.mark = vim.api.nvim_buf_set_extmark(self.buf, ns, start, 0, { right_gravity = false })
   slot.count = #lines
 end
 
@@ -172,11 +174,11 @@ function Chat:plan(entries)
   for _, e in ipairs(entries or {}) do
     table.insert(lines, ("- %s %s"):format(PLAN_MARK[e.status] or "[ ]", e.content or ""))
   end
-  if not self.plan then
-    self.plan = {}
+  if not self.plan_block then
+    self.plan_block = {}
     self:_enter("plan")
   end
-  self:_put_block(self.plan, lines)
+  self:_put_block(self.plan_block, lines)
 end
 
 function Chat:notice(text)

@@ -17,7 +17,7 @@ M.RESOURCE_NOT_FOUND = -32002
 
 --- Spawns `cmd` (a list) and returns a Connection.
 --- opts: { env?, cwd?, handlers = {method = fn(params, respond)}, on_notification = fn(method, params),
----         on_exit = fn(code), on_stderr = fn(text) }
+---         on_exit = fn(code), on_stderr = fn(text), on_error = fn(method, err) (a handler raised) }
 function M.spawn(cmd, opts)
   local self = setmetatable({
     next_id = 1,
@@ -26,6 +26,7 @@ function M.spawn(cmd, opts)
     handlers = opts.handlers or {},
     on_notification = opts.on_notification or function() end,
     on_exit = opts.on_exit or function() end,
+    on_error = opts.on_error or function() end,
     closed = false,
   }, Connection)
   local ok, proc = pcall(vim.system, cmd, {
@@ -98,7 +99,8 @@ function Connection:_dispatch(msg)
       respond({ code = M.INTERNAL_ERROR, message = tostring(perr) })
     end
   elseif msg.method then
-    pcall(self.on_notification, msg.method, msg.params or {})
+    local ok, err = pcall(self.on_notification, msg.method, msg.params or {})
+    if not ok then self.on_error(msg.method, err) end
   elseif msg.id ~= nil then
     local cb = self.pending[msg.id]
     self.pending[msg.id] = nil

@@ -24,6 +24,7 @@ function M.start(opts)
     agent = nil, -- initialize result
     stop_reasons = {}, -- stop reason of each finished turn, in order
     stderr = {},
+    errors = {}, -- errors raised while handling the agent's messages (a plugin bug)
   }, Session)
   local cmd = vim.list_extend(vim.deepcopy(opts.cmd), { "acp" })
   self.conn = rpc.spawn(cmd, {
@@ -46,6 +47,10 @@ function M.start(opts)
       self.chat:render(params.update)
     end,
     on_stderr = function(text) table.insert(self.stderr, text) end,
+    on_error = function(method, err)
+      table.insert(self.errors, method .. ": " .. tostring(err))
+      vim.notify("ratchet.nvim: error handling " .. method .. ": " .. tostring(err), vim.log.levels.ERROR)
+    end,
     on_exit = function(code)
       self.ready, self.busy = false, false
       self.exited = code
