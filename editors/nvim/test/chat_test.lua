@@ -28,8 +28,11 @@ local function wait_turns(n)
   wait_for(n .. " finished turn(s)", function() return #session().stop_reasons >= n end)
 end
 
---- Answers every permission prompt with the first `allow_once` option and records it.
+--- Answers every permission prompt with the option of kind `permission_answer` ("hold": keeps
+--- the prompt open in `held_permission`) and records the prompt.
 local permission_prompts = {}
+local permission_answer = "allow_once"
+local held_permission = nil
 --- The mode before :RatchetMode (the picker chooses another one).
 local current_mode = nil
 --- The session id the session picker chooses (nil: the first listed).
@@ -37,10 +40,14 @@ local pick_session_id = nil
 vim.ui.select = function(items, opts, on_choice)
   if opts.kind == "ratchet_permission" then
     table.insert(permission_prompts, opts.prompt)
-    for _, item in ipairs(items) do
-      if item.kind == "allow_once" then return on_choice(item) end
+    if permission_answer == "hold" then
+      held_permission = on_choice
+      return
     end
-    error("no allow_once option among " .. vim.inspect(items))
+    for _, item in ipairs(items) do
+      if item.kind == permission_answer then return on_choice(item) end
+    end
+    error("no " .. permission_answer .. " option among " .. vim.inspect(items))
   end
   if opts.kind == "ratchet_session" and pick_session_id then
     for _, item in ipairs(items) do
@@ -136,6 +143,32 @@ tests[#tests + 1] = { "cancel: :RatchetCancel ends a stalled turn with stopReaso
   end
   check(session().stop_reasons[5] == "cancelled", "stop reason " .. tostring(session().stop_reasons[5]))
   check(chat_text():find("turn ended: cancelled", 1, true), "no cancel notice:\n" .. chat_text())
+end }
+
+tests[#tests + 1] = { "permission rejected: the file is not written and the agent is told", function()
+  permission_answer = "reject_once"
+  vim.cmd("Ratchet create rejected.txt")
+  wait_turns(6)
+  check(session().stop_reasons[6] == "end_turn", "stop reason " .. tostring(session().stop_reasons[6]))
+  check(io.open(workspace .. "/rejected.txt") == nil, "rejected.txt was written")
+  check(chat_text():find("Understood, not writing it.", 1, true), "no final text:\n" .. chat_text())
+end }
+
+tests[#tests + 1] = { "cancel during a permission prompt: answered cancelled, nothing written, call marked", function()
+  permission_answer = "hold"
+  local asked = #permission_prompts
+  vim.cmd("Ratchet create held.txt")
+  wait_for("the permission prompt", function() return #permission_prompts > asked end)
+  vim.cmd("RatchetCancel")
+  wait_turns(7)
+  check(session().stop_reasons[7] == "cancelled", "stop reason " .. tostring(session().stop_reasons[7]))
+  check(io.open(workspace .. "/held.txt") == nil, "held.txt was written")
+  check(next(session().open_permissions) == nil, "a permission request is still open")
+  held_permission(nil) -- the picker closing late must not answer twice
+  local text = chat_text()
+  check(text:find("- [-] **edit** `Write held.txt`", 1, true) or text:find("- [!] **edit** `Write held.txt`", 1, true),
+    "held call not marked cancelled/failed:\n" .. text)
+  permission_answer = "allow_once"
 end }
 
 tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches with session/set_config_option", function()
