@@ -171,6 +171,28 @@ tests[#tests + 1] = { "cancel during a permission prompt: answered cancelled, no
   permission_answer = "allow_once"
 end }
 
+tests[#tests + 1] = { "elicitation: ask_human's form is answered through vim.ui.input and reaches the model", function()
+  local asked = nil
+  vim.ui.input = function(opts, on_confirm)
+    asked = opts.prompt
+    on_confirm("blue")
+  end
+  vim.cmd("Ratchet pick a colour")
+  wait_turns(8)
+  check(session().stop_reasons[8] == "end_turn", "stop reason " .. tostring(session().stop_reasons[8]))
+  check(asked and asked:find("Which colour should the button be?", 1, true), "input prompt: " .. tostring(asked))
+  local log = read(assert(os.getenv("RATCHET_TEST_REQUEST_LOG")))
+  local tool_msg = nil
+  for _, line in ipairs(vim.split(vim.trim(log), "\n", { plain = true })) do
+    for _, m in ipairs(vim.json.decode(line).messages or {}) do
+      if m.role == "tool" and m.tool_call_id == "call_ask" then tool_msg = m end
+    end
+  end
+  check(tool_msg, "the model never got ask_human's result")
+  check(vim.inspect(tool_msg.content):find("blue", 1, true), "answer not in the tool result: " .. vim.inspect(tool_msg))
+  check(chat_text():find("Blue it is.", 1, true), "no final text:\n" .. chat_text())
+end }
+
 tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches with session/set_config_option", function()
   local mode = session():config_option("mode")
   check(mode and #mode.options > 1, "no mode config option: " .. vim.inspect(session().config))

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """A loopback mock LLM for the Neovim plugin tests: OpenAI Chat Completions over SSE.
 
-Usage: mock_llm.py SCRIPT.json PORT_FILE
+Usage: mock_llm.py SCRIPT.json PORT_FILE [REQUEST_LOG]
 SCRIPT.json is a list of replies, served one per POST /v1/chat/completions, in order
 (an exhausted script answers "Default mock answer."). A reply is an object with optional
   "thinking": list of reasoning chunks streamed as `delta.reasoning_content`,
   "text":  list of text chunks streamed as `delta.content`,
   "tool":  {"id", "name", "arguments"} one tool call (finish_reason "tool_calls"),
   "stall": true  keep the connection open after the text chunks (for cancel tests).
-The chosen port is written to PORT_FILE once the server listens, so the caller never races.
+Each request body is appended to REQUEST_LOG (one JSON line each) when given, so a test can
+check what ratchet sent the model (tool results). The chosen port is written to PORT_FILE once the server listens, so the caller never races.
 """
 import json
 import sys
@@ -67,7 +68,7 @@ def frames_for(reply, model):
     yield "data: [DONE]\n\n"
 
 
-def make_handler(script):
+def make_handler(script, request_log):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -84,6 +85,9 @@ def make_handler(script):
                 model = json.loads(body).get("model", "mock-model")
             except ValueError:
                 model = "mock-model"
+            if request_log:
+                with open(request_log, "ab") as log:
+                    log.write(body.replace(b"\n", b" ") + b"\n")
             reply = script.next()
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
@@ -105,9 +109,10 @@ def make_handler(script):
 
 def main():
     script_path, port_file = sys.argv[1], sys.argv[2]
+    request_log = sys.argv[3] if len(sys.argv) > 3 else None
     with open(script_path) as f:
         script = Script(json.load(f))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(script))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(script, request_log))
     server.daemon_threads = True
     with open(port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))

@@ -38,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$tmp/home" "$tmp/workspace"
-python3 "$here/mock_llm.py" "$here/script.json" "$tmp/port" &
+python3 "$here/mock_llm.py" "$here/script.json" "$tmp/port" "$tmp/requests.jsonl" &
 mock_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 [ -s "$tmp/port" ] || { echo "mock LLM did not start" >&2; exit 1; }
@@ -51,5 +51,6 @@ export OPENAI_API_KEY=test
 export RATCHET_TEST_BIN="$bin"
 export RATCHET_TEST_WORKSPACE="$tmp/workspace"
 export RATCHET_PLUGIN_DIR="$root/editors/nvim"
+export RATCHET_TEST_REQUEST_LOG="$tmp/requests.jsonl"
 cd "$tmp/workspace"
 "$nvim" --headless -u NONE -i NONE -n -l "$here/chat_test.lua"

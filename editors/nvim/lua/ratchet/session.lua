@@ -3,6 +3,7 @@
 local rpc = require("ratchet.rpc")
 local chat_mod = require("ratchet.chat")
 local fs = require("ratchet.fs")
+local elicitation = require("ratchet.elicitation")
 
 local M = {}
 
@@ -32,6 +33,7 @@ function M.start(opts)
     env = opts.env,
     handlers = {
       ["session/request_permission"] = function(p, respond) self:_permission(p, respond) end,
+      ["elicitation/create"] = elicitation.handle,
       ["fs/read_text_file"] = function(p, respond)
         local content, err = fs.read(p)
         if err then respond(err) else respond(nil, { content = content }) end
@@ -72,6 +74,7 @@ function Session:_handshake()
     clientCapabilities = {
       fs = { readTextFile = true, writeTextFile = true },
       terminal = false, -- not implemented: the agent runs shell commands itself
+      elicitation = { form = vim.empty_dict() }, -- forms via vim.ui.select / vim.ui.input; no url mode
     },
     clientInfo = { name = "ratchet.nvim", version = "0.1.0" },
   }, function(err, result)
