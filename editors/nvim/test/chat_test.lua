@@ -70,6 +70,32 @@ local function read(path)
   return s
 end
 
+--- docs/nvim-chat.md is what the chat buffer looks like mid-conversation (tool calls, diffs,
+--- a plan, thoughts, a cancel), taken from this session with the temp path replaced; the test
+--- fails when the rendering changes, and RATCHET_NVIM_UPDATE_SNAPSHOT=1 rewrites it.
+local SNAPSHOT = plugin_dir .. "/../../docs/nvim-chat.md"
+local function check_snapshot()
+  local lines = vim.api.nvim_buf_get_lines(session().chat.buf, 0, -1, false)
+  local bar = vim.wo[vim.fn.win_findbuf(session().chat.buf)[1]].winbar
+  local body = table.concat(lines, "\n"):gsub(vim.pesc(workspace), "/home/you/project")
+  local doc = "# The ratchet.nvim chat buffer\n\n"
+    .. "Rendered by `editors/nvim/test/chat_test.lua` from a headless Neovim session against the real\n"
+    .. "binary and the mock model; the test fails if the rendering drifts from this file.\n\n"
+    .. "Winbar: `" .. bar .. "`\n\n````markdown\n" .. body .. "\n````\n"
+  if os.getenv("RATCHET_NVIM_UPDATE_SNAPSHOT") == "1" then
+    local f = assert(io.open(SNAPSHOT, "wb"))
+    f:write(doc)
+    f:close()
+    return
+  end
+  local f = io.open(SNAPSHOT, "rb")
+  check(f, SNAPSHOT .. " is missing; run with RATCHET_NVIM_UPDATE_SNAPSHOT=1")
+  local want = f:read("*a")
+  f:close()
+  check(want == doc, "the chat rendering changed; compare with " .. SNAPSHOT
+    .. " (RATCHET_NVIM_UPDATE_SNAPSHOT=1 rewrites it). Now:\n" .. doc)
+end
+
 local tests = {}
 
 tests[#tests + 1] = { "chat: streamed agent text lands in the chat buffer", function()
@@ -81,6 +107,12 @@ tests[#tests + 1] = { "chat: streamed agent text lands in the chat buffer", func
   check(text:find("## ratchet\nHello from the mock.", 1, true), "agent text missing:\n" .. text)
   check(vim.bo[session().chat.buf].filetype == "markdown", "chat buffer is not markdown")
   check(vim.api.nvim_get_current_buf() == session().chat.buf, ":Ratchet did not focus the chat")
+  wait_for("the session title", function() return session().chat.title ~= nil end)
+  local bar = vim.wo[vim.fn.win_findbuf(session().chat.buf)[1]].winbar
+  check(bar:find(session().chat.title, 1, true), "winbar without the title: " .. bar)
+  wait_for("the usage", function() return session().chat.usage ~= nil end)
+  bar = vim.wo[vim.fn.win_findbuf(session().chat.buf)[1]].winbar
+  check(bar:find("tokens]", 1, true), "winbar without usage: " .. bar)
 end }
 
 tests[#tests + 1] = { "tool call: permission asked via vim.ui.select, allowed, file written, status completed", function()
@@ -135,12 +167,7 @@ tests[#tests + 1] = { "cancel: :RatchetCancel ends a stalled turn with stopReaso
   check(session().busy, "turn should be running")
   vim.cmd("RatchetCancel")
   wait_turns(5)
-  local dump = os.getenv("RATCHET_NVIM_CHAT_DUMP")
-  if dump then
-    local f = assert(io.open(dump, "wb"))
-    f:write(chat_text() .. "\n")
-    f:close()
-  end
+  check_snapshot()
   check(session().stop_reasons[5] == "cancelled", "stop reason " .. tostring(session().stop_reasons[5]))
   check(chat_text():find("turn ended: cancelled", 1, true), "no cancel notice:\n" .. chat_text())
 end }
