@@ -220,6 +220,28 @@ tests[#tests + 1] = { "elicitation: ask_human's form is answered through vim.ui.
   check(chat_text():find("Blue it is.", 1, true), "no final text:\n" .. chat_text())
 end }
 
+tests[#tests + 1] = { "terminal: the shell tool runs in a Neovim terminal buffer and its output reaches the model", function()
+  vim.cmd("Ratchet run echo")
+  wait_turns(9)
+  check(session().stop_reasons[9] == "end_turn", "stop reason " .. tostring(session().stop_reasons[9]))
+  local term_buf = vim.fn.bufnr("ratchet://terminal/nvim-term-1")
+  check(term_buf ~= -1 and vim.bo[term_buf].buftype == "terminal", "no terminal buffer")
+  wait_for("the output in the terminal buffer", function()
+    return table.concat(vim.api.nvim_buf_get_lines(term_buf, 0, -1, false), "\n"):find("from-the-nvim-terminal", 1, true) ~= nil
+  end)
+  local log = read(assert(os.getenv("RATCHET_TEST_REQUEST_LOG")))
+  local tool_msg = nil
+  for _, line in ipairs(vim.split(vim.trim(log), "\n", { plain = true })) do
+    for _, m in ipairs(vim.json.decode(line).messages or {}) do
+      if m.role == "tool" and m.tool_call_id == "call_sh" then tool_msg = m end
+    end
+  end
+  check(tool_msg and vim.inspect(tool_msg.content):find("from-the-nvim-terminal", 1, true),
+    "the model did not get the output: " .. vim.inspect(tool_msg))
+  check(next(session().terminals.by_id) == nil, "the agent did not release its terminal")
+  check(chat_text():find("- [x] **execute**", 1, true), "no completed execute line:\n" .. chat_text())
+end }
+
 tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches with session/set_config_option", function()
   local mode = session():config_option("mode")
   check(mode and #mode.options > 1, "no mode config option: " .. vim.inspect(session().config))

@@ -108,7 +108,9 @@ local function tool_lines(call)
   local icon = STATUS_ICON[call.status or "pending"] or "[?]"
   local lines = { ("- %s **%s** `%s`"):format(icon, call.kind or "other", call.title or call.toolCallId) }
   for _, item in ipairs(call.content or {}) do
-    if item.type == "diff" then
+    if item.type == "terminal" then
+      table.insert(lines, "  output: `:buffer ratchet://terminal/" .. tostring(item.terminalId) .. "`")
+    elseif item.type == "diff" then
       table.insert(lines, "  ```diff")
       table.insert(lines, "  --- " .. (item.oldText and item.path or "/dev/null"))
       table.insert(lines, "  +++ " .. item.path)

@@ -4,6 +4,7 @@ local rpc = require("ratchet.rpc")
 local chat_mod = require("ratchet.chat")
 local fs = require("ratchet.fs")
 local elicitation = require("ratchet.elicitation")
+local terminal = require("ratchet.terminal")
 
 local M = {}
 
@@ -26,12 +27,13 @@ function M.start(opts)
     stop_reasons = {}, -- stop reason of each finished turn, in order
     stderr = {},
     errors = {}, -- errors raised while handling the agent's messages (a plugin bug)
+    terminals = terminal.new(),
   }, Session)
   local cmd = vim.list_extend(vim.deepcopy(opts.cmd), { "acp" })
   self.conn = rpc.spawn(cmd, {
     cwd = opts.cwd,
     env = opts.env,
-    handlers = {
+    handlers = vim.tbl_extend("error", self.terminals:handlers(), {
       ["session/request_permission"] = function(p, respond) self:_permission(p, respond) end,
       ["elicitation/create"] = elicitation.handle,
       ["fs/read_text_file"] = function(p, respond)
@@ -42,7 +44,7 @@ function M.start(opts)
         local ok, err = fs.write(p)
         if ok then respond(nil, vim.empty_dict()) else respond(err) end
       end,
-    },
+    }),
     on_notification = function(method, params)
       if method ~= "session/update" or not params.update then return end
       if params.update.sessionUpdate == "config_option_update" then self.config = params.update.configOptions end
@@ -73,7 +75,7 @@ function Session:_handshake()
     protocolVersion = PROTOCOL_VERSION,
     clientCapabilities = {
       fs = { readTextFile = true, writeTextFile = true },
-      terminal = false, -- not implemented: the agent runs shell commands itself
+      terminal = true, -- commands run in ratchet://terminal/<id> buffers (terminal.lua)
       elicitation = { form = vim.empty_dict() }, -- forms via vim.ui.select / vim.ui.input; no url mode
     },
     clientInfo = { name = "ratchet.nvim", version = "0.1.0" },
@@ -238,6 +240,7 @@ function Session:pick_config(category, value)
 end
 
 function Session:stop()
+  self.terminals:kill_all()
   self.conn:stop()
 end
 
