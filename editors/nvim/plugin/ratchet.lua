@@ -11,4 +11,8 @@ vim.api.nvim_create_user_command("RatchetMode", function(a) require("ratchet").p
   { nargs = "?", desc = "Pick (or set) the ratchet session mode" })
 vim.api.nvim_create_user_command("RatchetModel", function(a) require("ratchet").pick_config("model", a.args) end,
   { nargs = "?", desc = "Pick (or set) the ratchet session model" })
+for command, what in pairs({ RatchetPlans = "plans", RatchetJobs = "jobs", RatchetQuestions = "questions" }) do
+  vim.api.nvim_create_user_command(command, function() require("ratchet").list(what) end,
+    { desc = "Show ratchet's " .. what .. " (ratchet " .. what .. " list --json)" })
+end
 vim.api.nvim_create_autocmd("VimLeavePre", { callback = function() require("ratchet").stop_all() end })

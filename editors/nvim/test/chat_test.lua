@@ -33,6 +33,8 @@ end
 local permission_prompts = {}
 local permission_answer = "allow_once"
 local held_permission = nil
+--- Prompts of form fields asked with vim.ui.select (a choice: "reject"; a multi-select: none).
+local elicitation_prompts = {}
 --- The mode before :RatchetMode (the picker chooses another one).
 local current_mode = nil
 --- The session id the session picker chooses (nil: the first listed).
@@ -58,6 +60,15 @@ vim.ui.select = function(items, opts, on_choice)
   if opts.kind == "ratchet_config" then
     for _, item in ipairs(items) do
       if not item.name:find("^%*") and item.value ~= current_mode then return on_choice(item) end
+    end
+  end
+  if opts.kind == "ratchet_elicitation" then
+    table.insert(elicitation_prompts, opts.prompt)
+    for _, item in ipairs(items) do
+      if item.value == "reject" then return on_choice(item) end
+    end
+    for _, item in ipairs(items) do
+      if item.value == nil then return on_choice(item) end -- "(done)" of a multi-select
     end
   end
   return on_choice(items[1])
@@ -240,6 +251,33 @@ tests[#tests + 1] = { "terminal: the shell tool runs in a Neovim terminal buffer
     "the model did not get the output: " .. vim.inspect(tool_msg))
   check(next(session().terminals.by_id) == nil, "the agent did not release its terminal")
   check(chat_text():find("- [x] **execute**", 1, true), "no completed execute line:\n" .. chat_text())
+end }
+
+tests[#tests + 1] = { "plan approval form: rejected with feedback through vim.ui.select and vim.ui.input", function()
+  vim.ui.input = function(_, on_confirm) on_confirm("not now") end
+  vim.cmd("Ratchet plan a file")
+  wait_turns(10)
+  check(session().stop_reasons[10] == "end_turn", "stop reason " .. tostring(session().stop_reasons[10]))
+  check(#elicitation_prompts == 2, "expected the decision and the steps to skip: " .. vim.inspect(elicitation_prompts))
+  check(io.open(workspace .. "/one.txt") == nil, "the rejected plan ran")
+  local log = read(assert(os.getenv("RATCHET_TEST_REQUEST_LOG")))
+  check(log:find("not now", 1, true), "the feedback did not reach the model")
+  check(chat_text():find("OK, no plan then.", 1, true), "no final text:\n" .. chat_text())
+end }
+
+tests[#tests + 1] = { "lists: :RatchetPlans, :RatchetJobs and :RatchetQuestions show the CLI's --json records", function()
+  for _, what in ipairs({ "plans", "jobs", "questions" }) do
+    local shown = nil
+    ratchet.list(what, function(buf) shown = buf end)
+    wait_for(what .. " listing", function() return shown ~= nil end)
+    local lines = vim.api.nvim_buf_get_lines(shown, 0, -1, false)
+    check(lines[1]:find("^# ratchet " .. what .. " %(%d+%)$"), what .. " heading: " .. vim.inspect(lines))
+    if what == "plans" then
+      check(lines[1] == "# ratchet plans (1)", "the proposed plan is not listed: " .. vim.inspect(lines))
+      check(lines[3]:find("Make a file", 1, true), "plan line: " .. tostring(lines[3]))
+    end
+    io.stdout:write("     " .. table.concat(lines, " | ") .. "\n")
+  end
 end }
 
 tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches with session/set_config_option", function()

@@ -62,6 +62,11 @@ function M.pick_config(category, value)
   M.session():pick_config(category, value)
 end
 
+--- `:RatchetPlans` / `:RatchetJobs` / `:RatchetQuestions`: `ratchet <what> list --json`.
+function M.list(what, on_done)
+  require("ratchet.lists").show(M.config.cmd, what, on_done)
+end
+
 function M.stop_all()
   for _, s in pairs(M.sessions) do s:stop() end
 end
