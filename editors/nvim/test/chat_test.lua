@@ -291,12 +291,14 @@ tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches 
   end)
 end }
 
-tests[#tests + 1] = { "health: :checkhealth ratchet reports the binary, its version and the daemon", function()
+tests[#tests + 1] = { "health: :checkhealth ratchet reports the binary, its version, the provider and the daemon", function()
   vim.cmd("silent checkhealth ratchet")
   local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
   check(text:find("binary: ", 1, true), "no binary line:\n" .. text)
   check(text:find("version: ratchet", 1, true), "no version line:\n" .. text)
   check(text:find("daemon: ", 1, true), "no daemon line:\n" .. text)
+  check(text:find("provider: openai (RATCHET_PROVIDER), model mock-model", 1, true), "no provider line:\n" .. text)
+  check(text:find("uses model ", 1, true), "no session model line:\n" .. text)
   vim.cmd("bwipeout")
 end }
 

@@ -1,4 +1,4 @@
---- `:checkhealth ratchet`: the binary, its version and the daemon's status.
+--- `:checkhealth ratchet`: the binary, its version, the provider it would use and the daemon's status.
 local M = {}
 
 local function run(cmd)
@@ -23,6 +23,26 @@ function M.check()
     health.ok("version: " .. vim.trim(version.stdout or ""))
   else
     health.warn("`ratchet --version` failed")
+  end
+  -- The provider: RATCHET_PROVIDER/RATCHET_MODEL win, then the stored default provider.
+  local env = require("ratchet").config.env or {}
+  local provider = env.RATCHET_PROVIDER or vim.env.RATCHET_PROVIDER
+  local model = env.RATCHET_MODEL or vim.env.RATCHET_MODEL
+  if provider then
+    health.ok(("provider: %s (RATCHET_PROVIDER)%s"):format(provider, model and (", model " .. model) or ""))
+  else
+    local stored = run(vim.list_extend(vim.deepcopy(cmd), { "provider", "list" }))
+    local default = stored and stored.code == 0 and (stored.stdout or ""):match("[^\n]*%*[^\n]*")
+    if default then
+      health.ok("provider: " .. vim.trim(default) .. " (stored default)")
+    else
+      health.info("provider: none chosen; ratchet picks one from the API key variables it finds "
+        .. "(see `ratchet provider add` and the main README's \"Using a real model\")")
+    end
+  end
+  for cwd, session in pairs(require("ratchet").sessions) do
+    local opt = session.exited == nil and session:config_option("model")
+    if opt then health.ok(("session in %s uses model %s"):format(cwd, tostring(opt.currentValue))) end
   end
   local daemon = run(vim.list_extend(vim.deepcopy(cmd), { "daemon", "status" }))
   if daemon and daemon.code == 0 then
