@@ -167,6 +167,9 @@ tests[#tests + 1] = { "plan and thoughts: the plan is a checklist rewritten in p
   local _, count = text:gsub("%*%*Plan%*%*", "")
   check(count == 1, "plan rendered " .. count .. " times:\n" .. text)
   check(text:find("> _thinking:_ Weighing the plan.", 1, true), "thought missing:\n" .. text)
+  local chat_win = vim.fn.win_findbuf(session().chat.buf)[1]
+  local thought_line = vim.fn.match(vim.api.nvim_buf_get_lines(session().chat.buf, 0, -1, false), "^> _thinking:_") + 1
+  check(vim.api.nvim_win_call(chat_win, function() return vim.fn.foldclosed(thought_line) end) ~= -1, "thought not folded")
   check(text:find("Plan made.", 1, true), "final text missing:\n" .. text)
   local _, plan_calls = text:gsub("`Update plan`", "")
   check(plan_calls == 2, "expected one line per update_plan call, got " .. plan_calls .. ":\n" .. text)

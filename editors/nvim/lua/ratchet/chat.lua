@@ -235,9 +235,19 @@ function Chat:show()
     vim.api.nvim_win_set_buf(0, self.buf)
   end
   vim.wo.wrap = true
+  -- Thoughts (`> ` quotes) fold away; `zo` opens one.
+  vim.wo.foldmethod = "expr"
+  vim.wo.foldexpr = "v:lua.require'ratchet.chat'.foldexpr(v:lnum)"
+  vim.wo.foldlevel = 0
+  vim.wo.foldenable = true
   self:_winbar()
   self:_follow()
   return vim.api.nvim_get_current_win()
+end
+
+--- Fold level of a chat line: 1 for thought quotes, 0 otherwise.
+function M.foldexpr(lnum)
+  return vim.fn.getline(lnum):sub(1, 2) == "> " and 1 or 0
 end
 
 function Chat:text()
