@@ -35,6 +35,7 @@ local permission_answer = "allow_once"
 local held_permission = nil
 --- Prompts of form fields asked with vim.ui.select (a choice: "reject"; a multi-select: none).
 local elicitation_prompts = {}
+local plan_decision = "reject"
 --- The mode before :RatchetMode (the picker chooses another one).
 local current_mode = nil
 --- The session id the session picker chooses (nil: the first listed).
@@ -65,7 +66,7 @@ vim.ui.select = function(items, opts, on_choice)
   if opts.kind == "ratchet_elicitation" then
     table.insert(elicitation_prompts, opts.prompt)
     for _, item in ipairs(items) do
-      if item.value == "reject" then return on_choice(item) end
+      if item.value == plan_decision then return on_choice(item) end
     end
     for _, item in ipairs(items) do
       if item.value == nil then return on_choice(item) end -- "(done)" of a multi-select
@@ -268,6 +269,23 @@ tests[#tests + 1] = { "plan approval form: rejected with feedback through vim.ui
   check(chat_text():find("OK, no plan then.", 1, true), "no final text:\n" .. chat_text())
 end }
 
+tests[#tests + 1] = { "fleet: an approved plan's workers show as their own lines, with live status", function()
+  plan_decision = "approve"
+  vim.cmd("Ratchet make two files")
+  wait_turns(11)
+  check(session().stop_reasons[11] == "end_turn", "stop reason " .. tostring(session().stop_reasons[11]))
+  check(read(workspace .. "/one.txt") == "s1\n" and read(workspace .. "/two.txt") == "s2\n", "workers did not write")
+  local text = chat_text()
+  local turn = text:sub((text:find("make two files", 1, true)))
+  check(turn:find("**Plan**\n- [x] s1: Write one.txt", 1, true) and turn:find("\n- [x] s2: Write two.txt", 1, true),
+    "plan not completed in this turn's own block:\n" .. turn)
+  for _, step in ipairs({ "s1: Write one.txt", "s2: Write two.txt" }) do
+    local _, n = turn:gsub(vim.pesc("- [x] **other** `Worker · " .. step .. "`"), "")
+    check(n == 1, "expected one completed line for worker " .. step .. ", got " .. n .. ":\n" .. turn)
+  end
+  check(turn:find("The fleet is done.", 1, true), "no final text:\n" .. turn)
+end }
+
 tests[#tests + 1] = { "lists: :RatchetPlans, :RatchetJobs and :RatchetQuestions show the CLI's --json records", function()
   for _, what in ipairs({ "plans", "jobs", "questions" }) do
     local shown = nil
@@ -276,8 +294,10 @@ tests[#tests + 1] = { "lists: :RatchetPlans, :RatchetJobs and :RatchetQuestions 
     local lines = vim.api.nvim_buf_get_lines(shown, 0, -1, false)
     check(lines[1]:find("^# ratchet " .. what .. " %(%d+%)$"), what .. " heading: " .. vim.inspect(lines))
     if what == "plans" then
-      check(lines[1] == "# ratchet plans (1)", "the proposed plan is not listed: " .. vim.inspect(lines))
-      check(lines[3]:find("Make a file", 1, true), "plan line: " .. tostring(lines[3]))
+      local listing = table.concat(lines, "\n")
+      check(lines[1] == "# ratchet plans (2)", "the proposed plans are not listed: " .. listing)
+      check(listing:find("**p1**  Make a file", 1, true) and listing:find("**p2**  Make two files", 1, true),
+        "plan lines: " .. listing)
     end
     io.stdout:write("     " .. table.concat(lines, " | ") .. "\n")
   end

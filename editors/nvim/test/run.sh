@@ -39,6 +39,8 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$tmp/home" "$tmp/workspace"
+# One fleet worker at a time, so the workers' model calls take the scripted replies in order.
+printf '[fleet]\nmax_workers = 1\n' > "$tmp/home/config.toml"
 python3 "$here/mock_llm.py" "$here/script.json" "$tmp/port" "$tmp/requests.jsonl" &
 mock_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done

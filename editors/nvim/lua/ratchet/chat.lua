@@ -91,6 +91,7 @@ function Chat:_enter(section)
 end
 
 function Chat:user_text(text)
+  if self.section ~= "user" then self.plan_block = nil end -- a new turn's plan gets its own block
   self:_enter("user")
   self:_append_text(text)
 end
@@ -133,8 +134,11 @@ function Chat:_put_block(slot, lines)
   if slot.mark then
     local pos = vim.api.nvim_buf_get_extmark_by_id(self.buf, ns, slot.mark, {})
     if pos and pos[1] then
-      vim.api.nvim_buf_set_lines(self.buf, pos[1], pos[1] + slot.count, false, lines)
-      -- Re-anchor at the block's first line: replacing lines moves marks to the change's end.
+      -- Replace the block's text but not its final line break: deleting whole lines would
+      -- drag the next block's mark (at the start of the following line) into this block.
+      local last = pos[1] + slot.count - 1
+      local last_len = #(vim.api.nvim_buf_get_lines(self.buf, last, last + 1, false)[1] or "")
+      vim.api.nvim_buf_set_text(self.buf, pos[1], 0, last, last_len, lines)
       vim.api.nvim_buf_set_extmark(self.buf, ns, pos[1], 0, { id = slot.mark, right_gravity = false })
       slot.count = #lines
       return

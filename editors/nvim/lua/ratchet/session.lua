@@ -46,6 +46,13 @@ function M.start(opts)
       end,
     }),
     on_notification = function(method, params)
+      if vim.env.RATCHET_NVIM_TRACE then
+        local f = io.open(vim.env.RATCHET_NVIM_TRACE, "a")
+        if f then
+          f:write(vim.json.encode({ method = method, params = params }) .. "\n")
+          f:close()
+        end
+      end
       if method ~= "session/update" or not params.update then return end
       if params.update.sessionUpdate == "config_option_update" then self.config = params.update.configOptions end
       self.chat:render(params.update)
