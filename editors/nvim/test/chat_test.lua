@@ -110,6 +110,29 @@ end
 
 local tests = {}
 
+tests[#tests + 1] = { "rpc: framing across chunk boundaries, and ids correlated both ways (against `cat`)", function()
+  local rpc = require("ratchet.rpc")
+  local notes, got = {}, nil
+  -- `cat` echoes every line: our request comes back as a request to us (served by the
+  -- handler), whose response comes back as the response to our request.
+  local conn = rpc.spawn({ "cat" }, {
+    handlers = { ["echo/ping"] = function(params, respond) respond(nil, { pong = params.n }) end },
+    on_notification = function(method, params) table.insert(notes, { method, params.k }) end,
+  })
+  conn:request("echo/ping", { n = 7 }, function(err, result) got = { err = err, result = result } end)
+  wait_for("the echoed response", function() return got ~= nil end)
+  check(got.err == nil and got.result.pong == 7, "response: " .. vim.inspect(got))
+  -- Two messages split mid-line and joined in one chunk.
+  conn:_feed('{"jsonrpc":"2.0","method":"a","params":{"k":1}}\n{"jsonrpc":"2.0","me')
+  check(#notes == 1, "first notification not dispatched alone")
+  conn:_feed('thod":"b","params":{"k":2}}\n\nnot json\n')
+  check(#notes == 2 and notes[2][1] == "b" and notes[2][2] == 2, "split notification: " .. vim.inspect(notes))
+  conn:request("nobody/answers", {}, function(err) got = { err = err } end)
+  conn:stop()
+  wait_for("the pending request to fail on exit", function() return got.err ~= nil end)
+  check(got.err.message:find("exited", 1, true), "error on exit: " .. vim.inspect(got.err))
+end }
+
 tests[#tests + 1] = { "chat: streamed agent text lands in the chat buffer", function()
   vim.cmd("Ratchet say hello")
   wait_turns(1)
