@@ -337,6 +337,23 @@ tests[#tests + 1] = { "mode: :RatchetMode offers the agent's modes and switches 
   end)
 end }
 
+tests[#tests + 1] = { "model: :RatchetModel offers the agent's model option and sets the picked value", function()
+  local opt = session():config_option("model")
+  check(opt, "no model config option: " .. vim.inspect(session().config))
+  local offered = nil
+  local original_select = vim.ui.select
+  vim.ui.select = function(items, opts, on_choice)
+    offered = { items = items, prompt = opts.prompt }
+    on_choice(items[1])
+  end
+  vim.cmd("RatchetModel")
+  vim.ui.select = original_select
+  check(offered and #offered.items >= 1, "no model offered")
+  check(offered.prompt:find(tostring(opt.currentValue), 1, true), "prompt without the current model: " .. offered.prompt)
+  wait_for("the set_config_option answer", function() return next(session().conn.pending) == nil end)
+  check(session():config_option("model").currentValue == offered.items[1].value, "model not set")
+end }
+
 tests[#tests + 1] = { "health: :checkhealth ratchet reports the binary, its version, the provider and the daemon", function()
   vim.cmd("silent checkhealth ratchet")
   local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
