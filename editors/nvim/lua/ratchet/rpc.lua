@@ -104,7 +104,10 @@ function Connection:_dispatch(msg)
   elseif msg.id ~= nil then
     local cb = self.pending[msg.id]
     self.pending[msg.id] = nil
-    if cb then cb(msg.error, msg.result) end
+    if cb then
+      local ok, err = pcall(cb, msg.error, msg.result)
+      if not ok then self.on_error("response " .. tostring(msg.id), err) end
+    end
   end
 end
 

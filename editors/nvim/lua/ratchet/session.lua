@@ -1,5 +1,5 @@
 --- One ACP session for one project (cwd): the `ratchet acp` connection, the handshake, the
---- prompt turn, and the client-side requests (permissions, fs) the agent sends.
+--- prompt turn, and the client-side requests the agent sends (permissions, forms, fs, terminals).
 local rpc = require("ratchet.rpc")
 local chat_mod = require("ratchet.chat")
 local fs = require("ratchet.fs")
@@ -54,6 +54,8 @@ function M.start(opts)
         end
       end
       if method ~= "session/update" or not params.update then return end
+      -- Only this session's updates (and, during a load, the loaded one's replay).
+      if params.sessionId ~= self.session_id and params.sessionId ~= self.loading_id then return end
       if params.update.sessionUpdate == "config_option_update" then self.config = params.update.configOptions end
       self.chat:render(params.update)
     end,
@@ -164,9 +166,19 @@ function Session:_permission(params, respond)
   end)
 end
 
+--- Whether the agent advertised `loadSession` ("load") or `sessionCapabilities[what]`.
+local function capable(self, what)
+  local caps = self.agent and self.agent.agentCapabilities or {}
+  if what == "load" then return caps.loadSession == true end
+  return (caps.sessionCapabilities or {})[what] ~= nil
+end
+
 --- `session/list` for this cwd, then `session/load` of the picked one (history replays).
 function Session:pick_session()
   self:_when_ready(function()
+    if not capable(self, "list") then
+      return vim.notify("ratchet: this agent cannot list sessions (no sessionCapabilities.list)", vim.log.levels.WARN)
+    end
     self.conn:request("session/list", { cwd = self.cwd }, function(err, result)
       if err then return self:_fail("session/list", err) end
       local sessions = result.sessions or {}
@@ -184,9 +196,14 @@ end
 
 function Session:load(session_id)
   self:_when_ready(function()
+    if not capable(self, "load") then
+      return vim.notify("ratchet: this agent cannot load sessions (no loadSession)", vim.log.levels.WARN)
+    end
     self.ready = false
+    self.loading_id = session_id
     self.chat:notice("loading session " .. session_id)
     self.conn:request("session/load", { sessionId = session_id, cwd = self.cwd, mcpServers = {} }, function(err, result)
+      self.loading_id = nil
       if err then
         self.ready = true
         return self:_fail("session/load", err)
