@@ -117,7 +117,7 @@ local function tool_lines(call)
       table.insert(lines, "  +++ " .. item.path)
       local old = vim.split(item.oldText or "", "\n", { plain = true })
       local new = vim.split(item.newText or "", "\n", { plain = true })
-      local ok, hunks = pcall(vim.diff, table.concat(old, "\n"), table.concat(new, "\n"), { result_type = "unified", ctxlen = 1 })
+      local ok, hunks = pcall((vim.text and vim.text.diff) or vim.diff, table.concat(old, "\n"), table.concat(new, "\n"), { result_type = "unified", ctxlen = 1 })
       if ok and type(hunks) == "string" then
         for _, l in ipairs(vim.split(hunks, "\n", { plain = true, trimempty = true })) do
           table.insert(lines, "  " .. l)
