@@ -107,7 +107,7 @@ pub fn load(cwd: &Path, home: &Path) -> AgentCatalog {
         (home.join("agents"), Origin::User),
     ];
     for (dir, origin) in dirs {
-        for path in definition_files(&dir, &mut catalog.skipped) {
+        for path in definition_files(&dir, &["yaml", "yml", "md"], "definition", &mut catalog.skipped) {
             match read(&path, origin) {
                 Ok(def) if catalog.get(&def.name).is_some() => catalog.shadowed.push(def),
                 Ok(def) => catalog.agents.push(def),
@@ -118,17 +118,24 @@ pub fn load(cwd: &Path, home: &Path) -> AgentCatalog {
     catalog
 }
 
-/// The `.yaml`, `.yml` and `.md` files of `dir`, sorted; none if it does not exist.
-fn definition_files(dir: &Path, skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
+/// The files of `dir` with one of `extensions`, sorted, at most `MAX_DEFINITION_FILES` (the
+/// rest named in `skipped` as more `what` files than are read); none if it does not exist.
+/// Agent and project definitions alike.
+pub(crate) fn definition_files(
+    dir: &Path,
+    extensions: &[&str],
+    what: &str,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "md")))
+        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| extensions.contains(&e)))
         .collect();
     files.sort();
     if files.len() > MAX_DEFINITION_FILES {
-        let reason = format!("more than {MAX_DEFINITION_FILES} definition files here; the rest are not read");
+        let reason = format!("more than {MAX_DEFINITION_FILES} {what} files here; the rest are not read");
         skipped.push(Skipped { source: dir.to_path_buf(), reason });
         files.truncate(MAX_DEFINITION_FILES);
     }

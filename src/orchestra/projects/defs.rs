@@ -21,7 +21,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::orchestra::agents::{MAX_DEFINITION_BYTES, MAX_DEFINITION_FILES, Skipped};
+use crate::orchestra::agents::{MAX_DEFINITION_BYTES, Skipped, definition_files};
 
 /// Where a project definition came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ pub fn load(cwd: &Path, home: &Path) -> ProjectCatalog {
     let mut catalog = ProjectCatalog::default();
     let dirs = [(cwd.join(".ratchet/projects"), ProjectOrigin::Project), (home.join("projects"), ProjectOrigin::User)];
     for (dir, origin) in dirs {
-        for path in yaml_files(&dir, &mut catalog.skipped) {
+        for path in definition_files(&dir, &["yaml", "yml"], "project", &mut catalog.skipped) {
             match read(&path, origin, cwd) {
                 Ok(def) if catalog.get(&def.name).is_some() => catalog.shadowed.push(def),
                 Ok(def) => catalog.projects.push(def),
@@ -95,21 +95,6 @@ pub fn load(cwd: &Path, home: &Path) -> ProjectCatalog {
 /// and is a file's stem).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 100 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn yaml_files(dir: &Path, skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    if files.len() > MAX_DEFINITION_FILES {
-        let reason = format!("more than {MAX_DEFINITION_FILES} project files here; the rest are not read");
-        skipped.push(Skipped { source: dir.to_path_buf(), reason });
-        files.truncate(MAX_DEFINITION_FILES);
-    }
-    files
 }
 
 #[derive(Deserialize)]
