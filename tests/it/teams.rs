@@ -265,7 +265,9 @@ async fn a_members_permission_question_is_labelled_with_its_team_and_name() {
 
 /// Waits until `ratchet questions list --json` shows an open question; puts it in `found`.
 async fn wait_for_question(env: &TestEnv, found: &mut Value) {
-    for _ in 0..150 {
+    // Bounded by time, not tries: on a loaded machine each CLI run takes a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         let out = env.run(&["questions", "list", "--json"]).await;
         let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         if let Some(q) = list.as_array().and_then(|a| a.first()) {
