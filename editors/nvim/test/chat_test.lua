@@ -1,12 +1,14 @@
 -- Headless end-to-end tests of ratchet.nvim: the real plugin, the real `ratchet acp`, the
 -- loopback mock LLM (replies scripted in script.json, consumed in the order below).
 local plugin_dir = assert(os.getenv("RATCHET_PLUGIN_DIR"))
+local test_dir = plugin_dir .. "/test"
 local workspace = vim.fs.normalize(assert(os.getenv("RATCHET_TEST_WORKSPACE")))
 vim.opt.runtimepath:prepend(plugin_dir)
 vim.cmd("runtime plugin/ratchet.lua")
 vim.cmd.cd(workspace)
 
 local ratchet = require("ratchet")
+local screen = dofile(test_dir .. "/screen.lua")
 ratchet.setup({ cmd = { assert(os.getenv("RATCHET_TEST_BIN")) } })
 
 local TIMEOUT_MS = 20000
@@ -82,19 +84,29 @@ local function read(path)
   return s
 end
 
---- docs/nvim-chat.md is what the chat buffer looks like mid-conversation (tool calls, diffs,
---- a plan, thoughts, a cancel), taken from this session with the temp path replaced; the test
---- fails when the rendering changes, and RATCHET_NVIM_UPDATE_SNAPSHOT=1 rewrites it.
-local SNAPSHOT = plugin_dir .. "/../../docs/nvim-chat.md"
+--- docs/nvim-chat.md is what the chat looks like mid-conversation: the screen of the picture
+--- test (its text, and docs/nvim-chat.png drawn from it) and the whole chat buffer at the end
+--- of the cancel test (tool calls, diffs, a plan, thoughts, a cancel), the temp path replaced.
+--- The test fails when the rendering changes; RATCHET_NVIM_UPDATE_SNAPSHOT=1 rewrites both.
+local DOCS = plugin_dir .. "/../../docs"
+local SNAPSHOT = DOCS .. "/nvim-chat.md"
+local PICTURE = DOCS .. "/nvim-chat.png"
+local UPDATE = os.getenv("RATCHET_NVIM_UPDATE_SNAPSHOT") == "1"
+--- The picture's screen as text, once the picture test ran.
+local screen_text = nil
 local function check_snapshot()
   local lines = vim.api.nvim_buf_get_lines(session().chat.buf, 0, -1, false)
   local bar = vim.wo[vim.fn.win_findbuf(session().chat.buf)[1]].winbar
   local body = table.concat(lines, "\n"):gsub(vim.pesc(workspace), "/home/you/project")
   local doc = "# The ratchet.nvim chat buffer\n\n"
-    .. "Rendered by `editors/nvim/test/chat_test.lua` from a headless Neovim session against the real\n"
-    .. "binary and the mock model; the test fails if the rendering drifts from this file.\n\n"
-    .. "Winbar: `" .. bar .. "`\n\n````markdown\n" .. body .. "\n````\n"
-  if os.getenv("RATCHET_NVIM_UPDATE_SNAPSHOT") == "1" then
+    .. "![The ratchet.nvim chat in Neovim 0.11: a tool call with its diff, a plan, a folded thought](nvim-chat.png)\n\n"
+    .. "Made by `editors/nvim/test/chat_test.lua` from its headless Neovim session, against the real\n"
+    .. "binary and the mock model: the picture is that Neovim's screen (a UI attached to it, 100x34,\n"
+    .. "stock colours and `syntax on`) drawn to PNG; below are the same screen as text and the whole\n"
+    .. "chat buffer a turn later. The test fails if the rendering drifts from this file or the picture.\n\n"
+    .. "## The screen\n\n````text\n" .. (screen_text or "(the picture test did not run)") .. "\n````\n\n"
+    .. "## The whole buffer\n\nWinbar: `" .. bar .. "`\n\n````markdown\n" .. body .. "\n````\n"
+  if UPDATE then
     local f = assert(io.open(SNAPSHOT, "wb"))
     f:write(doc)
     f:close()
@@ -197,6 +209,44 @@ tests[#tests + 1] = { "plan and thoughts: the plan is a checklist rewritten in p
   check(text:find("Plan made.", 1, true), "final text missing:\n" .. text)
   local _, plan_calls = text:gsub("`Update plan`", "")
   check(plan_calls == 2, "expected one line per update_plan call, got " .. plan_calls .. ":\n" .. text)
+end }
+
+tests[#tests + 1] = { "picture: the chat's screen (tool call, diff, plan) as text and as docs/nvim-chat.png", function()
+  local chat = session().chat
+  vim.api.nvim_set_current_win(vim.fn.win_findbuf(chat.buf)[1])
+  -- A tab of its own (the window's options come along), no tab line, status line or ruler
+  -- (they would show the temp path), stock highlighting as a default config has it.
+  local saved = { showtabline = vim.o.showtabline, laststatus = vim.o.laststatus, ruler = vim.o.ruler }
+  vim.cmd("tab split")
+  vim.o.showtabline, vim.o.laststatus, vim.o.ruler = 0, 0, false
+  -- The UI's size already, so attaching it does not resize (and rescroll) the window.
+  vim.o.columns, vim.o.lines = 100, 34
+  vim.cmd("syntax on")
+  local lines = vim.api.nvim_buf_get_lines(chat.buf, 0, -1, false)
+  local top = vim.fn.index(lines, "fix notes") -- its "## You" heading, 1-based
+  local last = vim.fn.index(lines, "Plan made.") + 1
+  check(top > 0 and last > top, "the conversation to show is not in the chat")
+  vim.fn.winrestview({ topline = top, lnum = last, col = 0 })
+  vim.cmd("echo ''")
+  local ok, grabbed = pcall(screen.capture, 100, 34)
+  vim.cmd("tabclose")
+  vim.o.showtabline, vim.o.laststatus, vim.o.ruler = saved.showtabline, saved.laststatus, saved.ruler
+  if not ok then error(grabbed, 0) end
+  screen_text = screen.text(grabbed)
+  for _, want in ipairs({ "- [x] **edit** `Edit notes.txt`", "  +EDITED line", "**Plan**", "- [x] Read the code",
+    "- [~] Write the fix", "ratchet: say hello", "tokens]" }) do
+    check(screen_text:find(want, 1, true), "not on the screen: " .. want .. "\n" .. screen_text)
+  end
+  local grid = vim.fn.tempname() .. ".json"
+  local f = assert(io.open(grid, "wb"))
+  f:write(vim.json.encode(screen.normalized(grabbed)))
+  f:close()
+  local env = os.getenv("RATCHET_TEST_PILLOW") and { PYTHONPATH = os.getenv("RATCHET_TEST_PILLOW") } or nil
+  local python = os.getenv("RATCHET_TEST_PYTHON") or "python3"
+  local checked = vim.system({ python, test_dir .. "/render_screen.py", UPDATE and "update" or "check", grid, PICTURE },
+    { env = env, text = true }):wait()
+  if checked.code == 0 and checked.stderr ~= "" then io.stdout:write("     " .. vim.trim(checked.stderr) .. "\n") end
+  check(checked.code == 0, "render_screen.py: " .. vim.trim(checked.stderr .. checked.stdout))
 end }
 
 tests[#tests + 1] = { "cancel: :RatchetCancel ends a stalled turn with stopReason cancelled", function()
@@ -303,10 +353,48 @@ tests[#tests + 1] = { "fleet: an approved plan's workers show as their own lines
   check(turn:find("**Plan**\n- [x] s1: Write one.txt", 1, true) and turn:find("\n- [x] s2: Write two.txt", 1, true),
     "plan not completed in this turn's own block:\n" .. turn)
   for _, step in ipairs({ "s1: Write one.txt", "s2: Write two.txt" }) do
-    local _, n = turn:gsub(vim.pesc("- [x] **other** `Worker · " .. step .. "`"), "")
+    local _, n = turn:gsub(vim.pesc("- [x] **worker** `" .. step .. "` · done"), "")
     check(n == 1, "expected one completed line for worker " .. step .. ", got " .. n .. ":\n" .. turn)
   end
   check(turn:find("The fleet is done.", 1, true), "no final text:\n" .. turn)
+end }
+
+tests[#tests + 1] = { "team: /team's members show as their own lines with name, role and live status", function()
+  -- Two members, told apart by the mock through their role prompts (script.json's "for").
+  vim.fn.mkdir(workspace .. "/.ratchet/teams", "p")
+  local f = assert(io.open(workspace .. "/.ratchet/teams/pair.yaml", "wb"))
+  f:write("name: pair\nagents:\n"
+    .. "  - name: alpha\n    role: lead\n    system_prompt: \"ALPHA-ROLE: you lead\"\n"
+    .. "  - name: beta\n    role: follower\n    system_prompt: \"BETA-ROLE: you follow\"\n"
+    .. "timeout: 60s\n")
+  f:close()
+  -- Every head line each member's call had, as it was rendered.
+  local chat = session().chat
+  local shown = {}
+  chat.tool_call = function(self, update, is_new)
+    getmetatable(self).tool_call(self, update, is_new)
+    local slot = self.tools[update.toolCallId]
+    shown[update.toolCallId] = shown[update.toolCallId] or {}
+    table.insert(shown[update.toolCallId], (require("ratchet.render").tool_call(slot.call, self.cwd))[1])
+  end
+  vim.cmd("Ratchet /team pair Pair up")
+  local ok, err = pcall(wait_turns, 12)
+  chat.tool_call = nil
+  if not ok then error(err, 0) end
+  check(session().stop_reasons[12] == "end_turn", "stop reason " .. tostring(session().stop_reasons[12]))
+  local text = chat_text()
+  local turn = text:sub((text:find("/team pair Pair up", 1, true)))
+  check(turn:find("Team t1 (pair) completed.", 1, true), "no team summary:\n" .. turn)
+  for _, m in ipairs({ { "alpha", "lead" }, { "beta", "follower" } }) do
+    local head = ("**%s** (%s) · team t1 · "):format(m[1], m[2])
+    local _, n = turn:gsub(vim.pesc("- [x] " .. head .. "done"), "")
+    check(n == 1, "expected one done line for " .. m[1] .. ", got " .. n .. ":\n" .. turn)
+    local history = shown["team-t1-" .. m[1]] or {}
+    local working = vim.tbl_filter(function(l) return l:find("[~] " .. head .. "working", 1, true) ~= nil end, history)
+    check(#working > 0, m[1] .. " never showed as working: " .. vim.inspect(history))
+    local live = vim.tbl_filter(function(l) return l:find("working — → Blackboard", 1, true) ~= nil end, working)
+    check(#live > 0, m[1] .. "'s line never showed its live output: " .. vim.inspect(history))
+  end
 end }
 
 tests[#tests + 1] = { "lists: :RatchetPlans, :RatchetJobs and :RatchetQuestions show the CLI's --json records", function()
@@ -364,6 +452,11 @@ tests[#tests + 1] = { "health: :checkhealth ratchet reports the binary, its vers
   check(text:find("uses model ", 1, true), "no session model line:\n" .. text)
   vim.cmd("bwipeout")
 end }
+
+for _, t in ipairs(dofile(test_dir .. "/snippets_test.lua").tests(plugin_dir .. "/README.md",
+  assert(os.getenv("RATCHET_TEST_BIN")), check, wait_for)) do
+  tests[#tests + 1] = t
+end
 
 tests[#tests + 1] = { "sessions: a new process lists and loads the past session, history replays", function()
   local old = session()

@@ -3,7 +3,10 @@
 
 Usage: mock_llm.py SCRIPT.json PORT_FILE [REQUEST_LOG]
 SCRIPT.json is a list of replies, served one per POST /v1/chat/completions, in order
-(an exhausted script answers "Default mock answer."). A reply is an object with optional
+(an exhausted script answers "Default mock answer."). A reply with "for": MARKER is kept
+apart, for requests whose body contains MARKER (a team member's role prompt): such a request
+takes the next reply for its marker, in script order, and never one of the others, so agents
+running at the same time each get their own. A reply is an object with optional
   "thinking": list of reasoning chunks streamed as `delta.reasoning_content`,
   "text":  list of text chunks streamed as `delta.content`,
   "tool":  {"id", "name", "arguments"} one tool call (finish_reason "tool_calls"),
@@ -21,16 +24,27 @@ CHUNK_DELAY_S = 0.01
 STALL_LIMIT_S = 60
 
 
+DEFAULT_REPLY = {"text": ["Default mock answer."]}
+
+
 class Script:
     def __init__(self, replies):
-        self.replies = list(replies)
+        self.replies = [r for r in replies if "for" not in r]
+        # marker -> its replies, in script order (dicts keep the markers' first-seen order).
+        self.by_marker = {}
+        for r in replies:
+            if "for" in r:
+                self.by_marker.setdefault(r["for"], []).append(r)
         self.lock = threading.Lock()
 
-    def next(self):
+    def next(self, body):
         with self.lock:
+            for marker, queue in self.by_marker.items():
+                if marker in body:
+                    return queue.pop(0) if queue else DEFAULT_REPLY
             if self.replies:
                 return self.replies.pop(0)
-        return {"text": ["Default mock answer."]}
+        return DEFAULT_REPLY
 
 
 def chunk(model, delta, finish=None):
@@ -88,7 +102,7 @@ def make_handler(script, request_log):
             if request_log:
                 with open(request_log, "ab") as log:
                     log.write(body.replace(b"\n", b" ") + b"\n")
-            reply = script.next()
+            reply = script.next(body.decode("utf-8", "replace"))
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("connection", "close")

@@ -23,6 +23,22 @@ if [ ! -x "$nvim" ]; then
   fi
 fi
 
+# Pillow (pinned) draws the chat's screen to docs/nvim-chat.png; without it the picture test
+# still checks the committed PNG against the screen and only skips drawing it.
+PILLOW_VERSION="13.0.0"
+pillow="$cache/pillow-$PILLOW_VERSION"
+if [ ! -d "$pillow/PIL" ]; then
+  echo "ratchet.nvim tests: installing pillow==$PILLOW_VERSION into $pillow"
+  if ! python3 -m pip install -q --disable-pip-version-check --target "$pillow" "pillow==$PILLOW_VERSION"; then
+    echo "ratchet.nvim tests: pip could not install pillow==$PILLOW_VERSION; the picture will not be drawn" >&2
+    rm -rf "$pillow"
+  fi
+fi
+[ -d "$pillow/PIL" ] && export RATCHET_TEST_PILLOW="$pillow"
+# The interpreter itself, not a version manager's shim (which costs a start-up each call).
+RATCHET_TEST_PYTHON="$(python3 -c 'import sys; print(sys.executable)')"
+export RATCHET_TEST_PYTHON
+
 bin="${RATCHET_BIN:-${CARGO_TARGET_DIR:-target}/debug/ratchet}"
 case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
 if [ ! -x "$bin" ]; then

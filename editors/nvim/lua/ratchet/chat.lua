@@ -7,14 +7,9 @@ local M = {}
 
 local ns = vim.api.nvim_create_namespace("ratchet_chat")
 
-local STATUS_ICON = {
-  pending = "[ ]",
-  in_progress = "[~]",
-  completed = "[x]",
-  failed = "[!]",
-  cancelled = "[-]",
-}
-local PLAN_MARK = { pending = "[ ]", in_progress = "[~]", completed = "[x]" }
+local hl_ns = vim.api.nvim_create_namespace("ratchet_chat_highlights")
+local render = require("ratchet.render")
+render.define_highlights()
 
 local Chat = {}
 Chat.__index = Chat
@@ -33,6 +28,7 @@ function M.new(cwd)
   vim.bo[buf].filetype = "markdown"
   local self = setmetatable({
     buf = buf,
+    cwd = cwd,
     section = nil, -- "user" | "agent" | "thought" | "tool" | "plan"
     tools = {}, -- toolCallId -> { mark, lines, call }
     plan_block = nil, -- { mark, count } of the rendered plan
@@ -104,50 +100,34 @@ local function block_text(content)
   return "<" .. tostring(content.type) .. ">"
 end
 
---- Renders a tool call as one compact line plus, for diffs, a fenced diff block.
-local function tool_lines(call)
-  local icon = STATUS_ICON[call.status or "pending"] or "[?]"
-  local lines = { ("- %s **%s** `%s`"):format(icon, call.kind or "other", call.title or call.toolCallId) }
-  for _, item in ipairs(call.content or {}) do
-    if item.type == "terminal" then
-      table.insert(lines, "  output: `:buffer ratchet://terminal/" .. tostring(item.terminalId) .. "`")
-    elseif item.type == "diff" then
-      table.insert(lines, "  ```diff")
-      table.insert(lines, "  --- " .. (item.oldText and item.path or "/dev/null"))
-      table.insert(lines, "  +++ " .. item.path)
-      local old = vim.split(item.oldText or "", "\n", { plain = true })
-      local new = vim.split(item.newText or "", "\n", { plain = true })
-      local ok, hunks = pcall((vim.text and vim.text.diff) or vim.diff, table.concat(old, "\n"), table.concat(new, "\n"), { result_type = "unified", ctxlen = 1 })
-      if ok and type(hunks) == "string" then
-        for _, l in ipairs(vim.split(hunks, "\n", { plain = true, trimempty = true })) do
-          table.insert(lines, "  " .. l)
-        end
-      end
-      table.insert(lines, "  ```")
-    end
-  end
-  return lines
-end
-
---- Replaces a tracked block (tool call or plan) in place, or appends it when new.
-function Chat:_put_block(slot, lines)
+--- Replaces a tracked block (tool call or plan) in place, or appends it when new, and
+--- highlights it (`hls` from render.lua).
+function Chat:_put_block(slot, lines, hls)
+  local start = nil
   if slot.mark then
     local pos = vim.api.nvim_buf_get_extmark_by_id(self.buf, ns, slot.mark, {})
     if pos and pos[1] then
       -- Replace the block's text but not its final line break: deleting whole lines would
       -- drag the next block's mark (at the start of the following line) into this block.
-      local last = pos[1] + slot.count - 1
+      start = pos[1]
+      local last = start + slot.count - 1
       local last_len = #(vim.api.nvim_buf_get_lines(self.buf, last, last + 1, false)[1] or "")
-      vim.api.nvim_buf_set_text(self.buf, pos[1], 0, last, last_len, lines)
-      vim.api.nvim_buf_set_extmark(self.buf, ns, pos[1], 0, { id = slot.mark, right_gravity = false })
-      slot.count = #lines
-      return
+      vim.api.nvim_buf_clear_namespace(self.buf, hl_ns, start, last + 1)
+      vim.api.nvim_buf_set_text(self.buf, start, 0, last, last_len, lines)
+      vim.api.nvim_buf_set_extmark(self.buf, ns, start, 0, { id = slot.mark, right_gravity = false })
     end
   end
-  local start = vim.api.nvim_buf_line_count(self.buf)
-  self:_append_lines(lines)
-  slot.mark = vim.api.nvim_buf_set_extmark(self.buf, ns, start, 0, { right_gravity = false })
+  if not start then
+    start = vim.api.nvim_buf_line_count(self.buf)
+    self:_append_lines(lines)
+    slot.mark = vim.api.nvim_buf_set_extmark(self.buf, ns, start, 0, { right_gravity = false })
+  end
   slot.count = #lines
+  for _, h in ipairs(hls or {}) do
+    local row = start + h[1]
+    local end_col = h[3] >= 0 and h[3] or #lines[h[1] + 1]
+    pcall(vim.api.nvim_buf_set_extmark, self.buf, hl_ns, row, h[2], { end_col = end_col, hl_group = h[4] })
+  end
 end
 
 function Chat:tool_call(update, is_new)
@@ -160,7 +140,7 @@ function Chat:tool_call(update, is_new)
   for k, v in pairs(update) do
     if k ~= "sessionUpdate" then slot.call[k] = v end
   end
-  self:_put_block(slot, tool_lines(slot.call))
+  self:_put_block(slot, render.tool_call(slot.call, self.cwd))
   if is_new then self.section = "tool" end
 end
 
@@ -170,21 +150,18 @@ function Chat:cancel_open_tools()
     local s = slot.call.status
     if s == nil or s == "pending" or s == "in_progress" then
       slot.call.status = "cancelled"
-      self:_put_block(slot, tool_lines(slot.call))
+      self:_put_block(slot, render.tool_call(slot.call, self.cwd))
     end
   end
 end
 
 function Chat:plan(entries)
-  local lines = { "**Plan**" }
-  for _, e in ipairs(entries or {}) do
-    table.insert(lines, ("- %s %s"):format(PLAN_MARK[e.status] or "[ ]", e.content or ""))
-  end
+  local lines, hls = render.plan(entries)
   if not self.plan_block then
     self.plan_block = {}
     self:_enter("plan")
   end
-  self:_put_block(self.plan_block, lines)
+  self:_put_block(self.plan_block, lines, hls)
 end
 
 function Chat:notice(text)
