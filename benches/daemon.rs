@@ -39,8 +39,10 @@ const SESSIONS: usize = 1000;
 /// Upper bound for any one wait.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ratchet")
+/// The binary under test: `RATCHET_BENCH_BIN` (to compare two builds with one bench), else
+/// the one this bench was built with.
+fn bin() -> PathBuf {
+    std::env::var_os("RATCHET_BENCH_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ratchet")), PathBuf::from)
 }
 
 /// A temporary data directory (under /tmp: socket paths must stay short) and the environment
@@ -334,9 +336,39 @@ fn startup(home: &Home, flags: &[&str]) -> (Duration, Duration) {
     (to_init, to_new)
 }
 
+/// `DAEMON_BENCH_ONLY=memory`: only the daemon's memory as idle sessions grow (1, 10, 100,
+/// 1,000), on a fresh daemon; a short run for before/after comparisons.
+#[allow(clippy::print_stdout)]
+fn memory_growth(rt: &tokio::runtime::Runtime) {
+    let home = Home::new();
+    let (client, pid, _) = start_daemon(rt, &home);
+    let engine = client.clone().into_engine();
+    std::thread::sleep(Duration::from_millis(300));
+    println!("| daemon memory | VmRSS | RssAnon | RssFile | VmHWM |");
+    println!("|---|---|---|---|---|");
+    println!("{}", mem_row("fresh", mem(pid)));
+    let mut made = 0;
+    for size in [1, 10, 100, SESSIONS] {
+        rt.block_on(async {
+            while made < size {
+                engine.create_session(home.ws(), Vec::new(), Vec::new()).await.unwrap();
+                made += 1;
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        println!("{}", mem_row(&format!("{size} idle sessions"), mem(pid)));
+    }
+    drop(engine);
+    stop_daemon(rt, &home, client, pid);
+}
+
 #[allow(clippy::print_stdout)]
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if std::env::var("DAEMON_BENCH_ONLY").is_ok_and(|v| v == "memory") {
+        memory_growth(&rt);
+        return;
+    }
     let init = serde_json::json!({"protocolVersion": 1, "clientCapabilities": {}});
 
     // 3. Memory, on a daemon of its own that does nothing else: fresh, after one session

@@ -44,7 +44,7 @@ fn script() -> serde_json::Value {
     ]})
 }
 
-async fn open(dir: &std::path::Path) -> (Engine, String) {
+async fn open(dir: &std::path::Path, workers: usize) -> (Engine, String) {
     let script_path = dir.join("script.json");
     std::fs::write(&script_path, script().to_string()).unwrap();
     let cwd = dir.join("work");
@@ -56,7 +56,7 @@ async fn open(dir: &std::path::Path) -> (Engine, String) {
         ratchet_script: Some(script_path.to_string_lossy().into_owned()),
         ..Default::default()
     };
-    let file = ConfigFile::parse("[fleet]\nmax_workers = 8\n").unwrap();
+    let file = ConfigFile::parse(&format!("[fleet]\nmax_workers = {workers}\n")).unwrap();
     let engine = ratchet::compose::open_engine(EngineConfig { home: dir.join("home"), env, file }).await.unwrap();
     let session = EngineApi::create_session(&engine, cwd, vec![], vec![]).await.unwrap();
     (engine, session.id)
@@ -86,7 +86,19 @@ async fn turn(engine: &Engine, session: &str, text: &str) {
     panic!("the turn ended without a result");
 }
 
+/// Worker counts to run: `FLEET_BENCH_WORKERS=1,4,16` (default 8, the figure in BENCHMARKS.md).
+fn worker_counts() -> Vec<usize> {
+    let given = std::env::var("FLEET_BENCH_WORKERS").unwrap_or_else(|_| "8".into());
+    given.split(',').filter_map(|w| w.trim().parse().ok()).collect()
+}
+
 fn main() {
+    for workers in worker_counts() {
+        run(workers);
+    }
+}
+
+fn run(workers: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let mut fleet = Vec::new();
@@ -94,7 +106,7 @@ fn main() {
         let mut rss_growth = Vec::new();
         for _ in 0..RUNS {
             let dir = tempfile::tempdir().unwrap();
-            let (engine, session) = open(dir.path()).await;
+            let (engine, session) = open(dir.path(), workers).await;
             // Warm up (provider resolution, first SQLite pages).
             turn(&engine, &session, "hello").await;
             let start = Instant::now();
@@ -113,11 +125,14 @@ fn main() {
         let (fleet, plain) = (median(fleet), median(plain));
         rss_growth.sort();
         let growth = rss_growth[rss_growth.len() / 2];
-        println!("| measure ({STEPS} steps, max_workers 8, scripted) | median of {RUNS} |");
+        println!("| measure ({STEPS} steps, max_workers {workers}, scripted) | median of {RUNS} |");
         println!("|---|---|");
         println!("| plain scripted turn, one after another | {:.2} ms |", plain.as_secs_f64() * 1e3);
         println!("| fleet: wall time per step | {:.2} ms |", fleet.as_secs_f64() * 1e3);
         println!("| fleet time per step ÷ plain turn | {:.2} |", fleet.as_secs_f64() / plain.as_secs_f64());
-        println!("| peak RSS over the RSS before the fleet, ÷ 8 workers | {} KiB per worker |", growth / 8);
+        println!(
+            "| peak RSS over the RSS before the fleet, ÷ {workers} workers | {} KiB per worker |",
+            growth / workers as u64
+        );
     });
 }

@@ -9,5 +9,7 @@ pub mod bridge;
 pub mod compose;
 pub mod daemon;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod logging;
 pub mod orchestra;

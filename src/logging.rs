@@ -11,6 +11,12 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// Log lines that may wait for the file writer's thread. ratchet writes a few lines per turn,
+/// so bursts fit easily; past it lines are dropped, never waited for (the protocol must not
+/// stall on a log). The writer's channel preallocates its slots: tracing-appender's default
+/// of 128,000 lines kept 4 MiB resident in every process, a quarter of an idle `ratchet acp`.
+const LOG_BUFFER_LINES: usize = 1024;
+
 /// Starts logging. `default_level` applies when `RUST_LOG` is not set. Keep the returned
 /// guard alive: dropping it flushes the file writer.
 ///
@@ -26,7 +32,10 @@ pub fn init(home: &Path, default_level: &str) -> Option<WorkerGuard> {
     let logs = home.join("logs");
     let (file, guard, failure) = match DailyFile::open(&logs) {
         Ok(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_BUFFER_LINES)
+                .lossy(true)
+                .finish(appender);
             let layer = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_filter_fn(filter());
             (Some(layer), Some(guard), None)
         }

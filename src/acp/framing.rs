@@ -48,7 +48,9 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         if !too_long {
             if buf.len() + part.len() > max {
                 too_long = true;
-                buf.clear();
+                // Freed, not just emptied: its capacity would keep up to MAX_LINE_BYTES
+                // resident for the rest of the connection.
+                *buf = Vec::new();
             } else {
                 buf.extend_from_slice(part);
             }
@@ -78,6 +80,10 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xef\xbb\xbf";
+
+#[cfg(test)]
+#[path = "framing_prop_tests.rs"]
+mod prop_tests;
 
 #[cfg(test)]
 mod tests {

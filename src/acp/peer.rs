@@ -29,8 +29,22 @@ use super::message::{Incoming, classify, classify_raw};
 /// streamed chunks.
 const OUTGOING_CAPACITY: usize = 1024;
 
+/// Requests (and batches) running at once, `session/prompt` aside. When this many run, the
+/// reader stops reading until one ends, so a client firing requests faster than they are
+/// answered slows down instead of growing memory by one task per request. Prompts are not
+/// counted: they may wait for the client's own answers (permissions, fs), which only the
+/// reader can deliver; one turn per session bounds them.
+const MAX_REQUESTS_IN_FLIGHT: usize = 256;
+
+/// Methods that may wait for the client's answers while they run (see
+/// [`MAX_REQUESTS_IN_FLIGHT`]).
+const WAITS_FOR_CLIENT: &[&str] = &["session/prompt"];
+
 /// How long in-flight requests get to finish (and save their work) after the input closes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lines already queued are written together, up to this many bytes per write: a burst (a
+/// `session/load` replay, fast streaming) costs one write per batch instead of two per line.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// What an incoming request may use while it runs.
 #[derive(Clone)]
@@ -215,6 +229,7 @@ where
         tracker: TaskTracker::new(),
         in_flight: Arc::new(Mutex::new(HashMap::new())),
         closing: CancellationToken::new(),
+        request_slots: Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT)),
     };
     let result = conn.read_loop(reader).await;
     conn.closing.cancel();
@@ -237,6 +252,8 @@ struct Connection<H> {
     in_flight: Arc<Mutex<HashMap<String, CancellationToken>>>,
     /// Fired when the input has ended.
     closing: CancellationToken,
+    /// Permits for requests in flight ([`MAX_REQUESTS_IN_FLIGHT`]).
+    request_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl<H: Handler> Connection<H> {
@@ -276,8 +293,12 @@ impl<H: Handler> Connection<H> {
                 return self.peer.respond(Value::Null, Err(e)).await;
             }
         };
+        let counted =
+            !matches!(&message, Ok(Incoming::Request { method, .. }) if WAITS_FOR_CLIENT.contains(&method.as_str()));
         if let Some(answer) = self.on_message(message) {
+            let slot = if counted { self.request_slot().await } else { None };
             self.tracker.spawn(async move {
+                let _slot = slot;
                 let (peer, id, result, after) = answer.await;
                 peer.respond(id, result).await;
                 for message in after {
@@ -299,7 +320,9 @@ impl<H: Handler> Connection<H> {
             return;
         }
         let peer = self.peer.clone();
+        let slot = self.request_slot().await;
         self.tracker.spawn(async move {
+            let _slot = slot;
             let mut follow_ups = Vec::new();
             let replies: Vec<Value> = futures::future::join_all(answers)
                 .await
@@ -317,6 +340,12 @@ impl<H: Handler> Connection<H> {
                 let _ = peer.send(message).await;
             }
         });
+    }
+
+    /// A slot for one more request in flight, waiting while [`MAX_REQUESTS_IN_FLIGHT`] run
+    /// (`None` only if the semaphore was closed, which it never is).
+    async fn request_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.request_slots.clone().acquire_owned().await.ok()
     }
 
     /// Dispatches one classified message. Returns the future of its answer when it needs one.
@@ -385,9 +414,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver
             () = closed.cancelled() => rx.try_recv().ok(),
         };
         let Some(line) = line else { break };
+        let mut batch = line.into_bytes();
+        batch.push(b'\n');
+        while batch.len() < WRITE_BATCH_BYTES
+            && let Ok(next) = rx.try_recv()
+        {
+            batch.extend_from_slice(next.as_bytes());
+            batch.push(b'\n');
+        }
         let write = async {
-            writer.write_all(line.as_bytes()).await?;
-            writer.write_all(b"\n").await?;
+            writer.write_all(&batch).await?;
             // Flush only when nothing else is queued: one syscall per burst, not per chunk.
             if rx.is_empty() {
                 writer.flush().await?;
@@ -408,6 +444,30 @@ mod tests {
     use super::*;
     use futures::FutureExt;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    /// Lines queued faster than they are written go out in batches, each still one line, in
+    /// order, none lost (more than one batch's worth, and the output pipe smaller than that).
+    #[tokio::test]
+    async fn queued_lines_are_written_in_order_in_batches() {
+        let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
+        let (agent_out, client_in) = tokio::io::duplex(4096);
+        let closed = CancellationToken::new();
+        let writer = tokio::spawn(write_loop(agent_out, rx, closed.clone()));
+        let line = "x".repeat(100);
+        let count = 1000;
+        let sender = tokio::spawn(async move {
+            for i in 0..count {
+                tx.send(format!("{i} {line}")).await.unwrap();
+            }
+        });
+        let mut lines = BufReader::new(client_in).lines();
+        for i in 0..count {
+            let got = lines.next_line().await.unwrap().unwrap();
+            assert!(got.starts_with(&format!("{i} x")), "line {i}: {got}");
+        }
+        sender.await.unwrap();
+        writer.await.unwrap();
+    }
 
     /// `ask` sends `question` to the client and gives up after 100 ms; `ask_and_wait` waits.
     struct Asker;

@@ -9,11 +9,11 @@
 //! [`ChatEvent`]: crate::engine::ChatEvent
 
 mod error;
-mod from_acp;
+pub(crate) mod from_acp;
 mod host;
 mod prompt;
 pub mod questions;
-mod session_methods;
+pub(crate) mod session_methods;
 mod to_acp;
 mod watch;
 
@@ -100,7 +100,7 @@ impl AcpAgent {
 }
 
 /// Parses params into a wire type; a mismatch is -32602 naming the field (its JSON path).
-fn parse<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
+pub(crate) fn parse<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

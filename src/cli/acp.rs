@@ -18,6 +18,7 @@ use ratchet::daemon::lifecycle::ensure_running;
 use ratchet::daemon::paths::DaemonPaths;
 use ratchet::engine::EngineApi;
 use ratchet::engine::config::EngineConfig;
+use ratchet::engine::opening::OpeningEngine;
 
 #[derive(clap::Args)]
 pub struct AcpArgs {
@@ -62,11 +63,15 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
             tracing::info!("client disconnected; exiting (the daemon keeps running)");
         }
         None => {
-            let composed = ratchet::compose::open(config).await?;
-            // The engine runs here: so may the cron jobs, if this process gets the lock.
-            composed.orchestra.cron().start_scheduler();
+            // `initialize` needs no engine: it is answered while the store opens.
+            let engine = OpeningEngine::start(async move {
+                let composed = ratchet::compose::open(config).await?;
+                // The engine runs here: so may the cron jobs, if this process gets the lock.
+                composed.orchestra.cron().start_scheduler();
+                Ok(Arc::new(composed.engine) as Arc<dyn EngineApi>)
+            });
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "serving ACP on stdio");
-            serve(Arc::new(composed.engine)).await?;
+            serve(Arc::new(engine)).await?;
             tracing::info!("client disconnected; exiting");
         }
     }

@@ -4,6 +4,8 @@
 //! starts (`context_from`) and the summary of everything before it. `/clear` sets the start
 //! to "now" with no summary.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -27,16 +29,33 @@ pub enum Compacted {
     Summarised { messages: usize },
 }
 
+/// What the model sees of a session: its history from the context start on, after a summary.
+pub struct Context {
+    /// The whole stored history (shared with the session's cache, not copied).
+    messages: Arc<Vec<StoredMessage>>,
+    /// Index of the first message the model sees.
+    from: usize,
+    pub summary: Option<String>,
+}
+
+impl Context {
+    /// The messages the model sees.
+    pub fn history(&self) -> &[StoredMessage] {
+        &self.messages[self.from..]
+    }
+}
+
 /// The part of the history the model sees now, and the summary before it.
-pub async fn context(engine: &Engine, session_id: &str) -> Result<(Vec<StoredMessage>, Option<String>), EngineError> {
-    let (from, summary) = engine.store().context(session_id).await?.unwrap_or((0, None));
-    let history = engine.store().messages(session_id).await?;
-    Ok((history.into_iter().filter(|m| m.seq >= from).collect(), summary))
+pub async fn context(engine: &Engine, session_id: &str) -> Result<Context, EngineError> {
+    let (from_seq, summary) = engine.store().context(session_id).await?.unwrap_or((0, None));
+    let messages = engine.messages(session_id).await?;
+    let from = messages.partition_point(|m| m.seq < from_seq);
+    Ok(Context { messages, from, summary })
 }
 
 /// Starts a fresh context: later turns see no earlier message.
 pub async fn clear(engine: &Engine, session_id: &str) -> Result<(), EngineError> {
-    let next = engine.store().messages(session_id).await?.last().map(|m| m.seq + 1).unwrap_or(0);
+    let next = engine.messages(session_id).await?.last().map(|m| m.seq + 1).unwrap_or(0);
     engine.store().set_context(session_id, next, None).await?;
     Ok(())
 }
@@ -50,7 +69,8 @@ pub async fn compact(
     model: &str,
     cancel: &CancellationToken,
 ) -> Result<Compacted, String> {
-    let (history, old_summary) = context(engine, session_id).await.map_err(|e| e.to_string())?;
+    let context = context(engine, session_id).await.map_err(|e| e.to_string())?;
+    let (history, old_summary) = (context.history(), context.summary.clone());
     // The running turn (from its user message on, e.g. the `/compact` command itself) always
     // stays; `keep` counts the messages before it.
     let current = history.iter().rposition(|m| m.role == Role::User).unwrap_or(history.len());

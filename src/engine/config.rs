@@ -20,6 +20,8 @@ pub struct EnvSnapshot {
     pub ratchet_model: Option<String>,
     /// Path of a script for the `scripted` provider.
     pub ratchet_script: Option<String>,
+    /// `RATCHET_PROVIDER_TIMEOUT_SECS`: how long a model stream may stay silent.
+    pub ratchet_provider_timeout: Option<String>,
     /// Variables whose names mark them as secrets (`*_KEY`, `*_TOKEN`, ...): their values are
     /// redacted from tool output.
     pub secret_vars: Vec<(String, String)>,
@@ -39,6 +41,7 @@ impl EnvSnapshot {
             ratchet_provider: get("RATCHET_PROVIDER"),
             ratchet_model: get("RATCHET_MODEL"),
             ratchet_script: get("RATCHET_SCRIPT"),
+            ratchet_provider_timeout: get("RATCHET_PROVIDER_TIMEOUT_SECS"),
             secret_vars: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .filter(|(k, _)| crate::engine::secret_env::is_secret_name(k))
@@ -68,6 +71,9 @@ pub struct ConfigFile {
     pub max_turn_requests: Option<u32>,
     /// Default timeout of a `shell` tool call, in seconds.
     pub shell_timeout_secs: Option<u64>,
+    /// A model stream (its response headers or the next piece of its body) silent this many
+    /// seconds fails the model call (default 300: reasoning models think quietly).
+    pub provider_timeout_secs: Option<u64>,
     /// Compact the history automatically when a model call used more than this fraction of
     /// the context window (0 turns it off).
     pub compact_threshold: Option<f64>,
@@ -89,6 +95,9 @@ pub struct ConfigFile {
     pub anthropic: EndpointConfig,
     #[serde(default)]
     pub ollama: EndpointConfig,
+    /// `[lsp]`: language servers whose diagnostics follow the agent's edits.
+    #[serde(default)]
+    pub lsp: crate::engine::lsp::LspConfig,
     /// `[fleet]`, `[model_routing]`, `[questions]` and `[cron]`: read by the orchestra (the layer
     /// above the engine), which checks them; kept here only so one file configures both.
     #[serde(default)]

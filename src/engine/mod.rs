@@ -15,10 +15,13 @@ pub mod content;
 pub mod data_dir;
 pub mod event;
 pub mod extension;
+mod history_cache;
 mod instructions;
 pub mod live;
+pub mod lsp;
 pub mod mcp;
 pub mod open_session;
+pub mod opening;
 pub mod permission;
 pub mod provider;
 pub mod provider_kind;
@@ -129,8 +132,12 @@ struct Inner {
     /// Every session's events, for watchers other than the turn's starter. Apart from `open`:
     /// a watcher may follow a session that is not open here (see `live::LiveHub`).
     live: live::LiveHub,
+    /// Language servers, shared by every session (`[lsp]`).
+    lsp: lsp::Lsp,
     /// What the layer above added (tools, commands, a look at each turn); set once.
     extension: std::sync::OnceLock<Arc<dyn extension::Extension>>,
+    /// Instruction files as last read, for the system prompt of every turn.
+    instruction_files: instructions::InstructionCache,
 }
 
 /// How a child session is made ([`Engine::create_child_session`]).
@@ -160,6 +167,8 @@ impl Engine {
         let stored_key_vars: Vec<String> = store.providers().await?.into_iter().filter_map(|p| p.api_key_env).collect();
         let env_allow = EnvAllow::new(&config.file.shell.env_allow).map_err(EngineError::Config)?;
         let redactor = Arc::new(redactor(&config, &stored_key_vars, &env_allow));
+        // PATH as ratchet started: the default servers are the ones installed then.
+        let lsp = lsp::Lsp::new(&config.file.lsp, std::env::var_os("PATH").as_deref()).map_err(EngineError::Config)?;
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -173,7 +182,9 @@ impl Engine {
                 deny_paths,
                 env_allow,
                 live: Default::default(),
+                lsp,
                 extension: Default::default(),
+                instruction_files: Default::default(),
             }),
         })
     }
@@ -393,6 +404,14 @@ impl Engine {
         self.inner.store.get_session(id).await?.ok_or_else(|| EngineError::NotFound(id.to_string()))
     }
 
+    /// A session's stored messages in order: from memory while it is open here (only the
+    /// messages stored since the last read come from the store), else from the store.
+    pub(crate) async fn messages(&self, id: &str) -> Result<Arc<Vec<StoredMessage>>, StoreError> {
+        let Some(state) = self.inner.open.get(id) else { return Ok(Arc::new(self.inner.store.messages(id).await?)) };
+        let newer = self.inner.store.messages_after(id, state.history().last_seq()).await?;
+        Ok(state.history().extend(newer))
+    }
+
     /// Lists sessions, newest first.
     pub async fn list_sessions(&self, query: ListQuery) -> Result<SessionPage, EngineError> {
         Ok(self.inner.store.list_sessions(query).await?)
@@ -598,7 +617,7 @@ impl Engine {
     /// The tools a session's turns can use: the built-in ones and its MCP servers'. Also
     /// returns the servers that failed to start just now, so the turn can say so once.
     async fn tools_for(&self, session: &SessionRecord) -> (ToolRegistry, Vec<mcp::McpFailure>) {
-        let mut registry = ToolRegistry::builtin();
+        let mut registry = ToolRegistry::builtin(self.lsp());
         for tool in self.extension().map(|e| e.tools(session)).unwrap_or_default() {
             if !registry.add(tool.clone()) {
                 tracing::warn!(tool = %tool.spec().name, "an added tool's name is taken; skipped");
@@ -619,8 +638,16 @@ impl Engine {
         (registry, failures)
     }
 
+    fn instruction_files(&self) -> &instructions::InstructionCache {
+        &self.inner.instruction_files
+    }
+
     fn live(&self) -> &live::LiveHub {
         &self.inner.live
+    }
+
+    fn lsp(&self) -> &lsp::Lsp {
+        &self.inner.lsp
     }
 
     fn policy(&self) -> &Policy {
@@ -695,6 +722,7 @@ impl Engine {
         if let Some(extension) = self.extension() {
             extension.shutdown().await;
         }
+        self.inner.lsp.shutdown().await;
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{PermissionAnswer, QuestionAnswer};
+use super::history_cache::HistoryCache;
 use super::mcp::{McpServerConfig, McpSession};
 
 /// The sessions open in this process, each with its [`SessionState`].
@@ -210,6 +211,8 @@ pub struct SessionState {
     parts: Mutex<Parts>,
     /// Its turn's open permission questions (apart: answering one needs nothing else).
     questions: PendingPermissions,
+    /// Its stored history as read so far (apart: a turn's steps read it between locks).
+    history: HistoryCache,
 }
 
 struct Parts {
@@ -236,7 +239,16 @@ impl SessionState {
     /// The state of a session just opened.
     pub(super) fn opened() -> SessionState {
         let parts = Parts { open: true, running: None, mcp: None, project_servers: None };
-        SessionState { parts: Mutex::new(parts), questions: PendingPermissions::default() }
+        SessionState {
+            parts: Mutex::new(parts),
+            questions: PendingPermissions::default(),
+            history: HistoryCache::default(),
+        }
+    }
+
+    /// Its history as read so far (see `history_cache`).
+    pub(super) fn history(&self) -> &HistoryCache {
+        &self.history
     }
 
     fn lock(&self) -> MutexGuard<'_, Parts> {

@@ -131,6 +131,10 @@ impl Policy {
 }
 
 #[cfg(test)]
+#[path = "permission_prop_tests.rs"]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -20,6 +20,11 @@ use super::tools::registry::ToolRegistry;
 use super::tools::{Display, Location, Tool, ToolContext, ToolKind, ToolOutput};
 use super::turn_context::TurnContext;
 
+/// Tool calls of one model answer that run; the rest get a refusal as their result. Real work
+/// asks for a handful at once; a model asking for thousands (a runaway or a hostile prompt)
+/// must not run them all, ask the user about each, or flood the editor.
+pub const MAX_CALLS_PER_ANSWER: usize = 64;
+
 /// The tools of one turn and what decides whether they may run.
 pub(super) struct ToolRunner {
     tools: ToolRegistry,
@@ -60,7 +65,7 @@ impl ToolRunner {
             turn: turn.tool_turn(),
         };
         let mut runner = ToolRunner {
-            tools: ToolRegistry::builtin(),
+            tools: ToolRegistry::default(),
             cx,
             policy: engine.policy().clone(),
             remembered: Mutex::new(remembered),
@@ -137,11 +142,22 @@ impl ToolRunner {
         if read_only { self.tools.specs_filtered(true) } else { self.tools.specs() }
     }
 
-    /// Runs every call; returns one result per call and whether the user cancelled.
+    /// Runs every call (up to [`MAX_CALLS_PER_ANSWER`]); returns one result per call and
+    /// whether the user cancelled.
     pub async fn run_all(&self, turn: &TurnContext, calls: &[ToolCall]) -> (Vec<ToolResult>, bool) {
         let mut results = Vec::with_capacity(calls.len());
         let mut cancelled = false;
-        for call in calls {
+        for (index, call) in calls.iter().enumerate() {
+            if index >= MAX_CALLS_PER_ANSWER {
+                // Not shown one by one: a runaway answer would flood the editor.
+                let note = format!(
+                    "not run: the answer asked for {} tool calls at once and at most {MAX_CALLS_PER_ANSWER} run \
+                     per answer; ask for the rest in the next answer",
+                    calls.len()
+                );
+                results.push(ToolResult::new(call.id.clone(), note, true));
+                continue;
+            }
             if cancelled || self.cx.cancel.is_cancelled() {
                 cancelled = true;
                 results.push(ToolResult::new(call.id.clone(), "cancelled by the user before it ran", true));
@@ -224,7 +240,11 @@ impl ToolRunner {
             output: None,
         }))
         .await;
-        let output = self.execute(tool.as_ref(), call).await;
+        let mut output = self.execute(tool.as_ref(), call).await;
+        if kind == ToolKind::Edit && !self.cx.cancel.is_cancelled() {
+            // What the language servers now say of the files it changed (bounded wait).
+            output = super::tools::diagnostics::after_edit(turn.engine.lsp(), &self.cx, output).await;
+        }
         let cancelled = self.cx.cancel.is_cancelled();
         if let Some(extension) = &extension {
             let outcome =

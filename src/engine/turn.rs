@@ -151,7 +151,12 @@ impl Turn {
                 Err(e) => return Ending::Failed(ErrorKind::Store, e),
             },
         };
-        let base_system = instructions::system_prompt(&self.cx.session, self.cx.engine.config(), &runner.sandbox());
+        let base_system = instructions::system_prompt(
+            &self.cx.session,
+            self.cx.engine.config(),
+            &runner.sandbox(),
+            self.cx.engine.instruction_files(),
+        );
         let mut failures: HashMap<String, usize> = HashMap::new();
         let cap = self.cx.session.agent.as_ref().and_then(|a| a.max_turn_requests);
         for _ in 0..cap.unwrap_or_else(|| self.cx.engine.config().max_turn_requests()) {
@@ -167,12 +172,17 @@ impl Turn {
                 }
             }
             let model = model_for(&session, &choice);
-            self.compact_if_full(provider.as_ref(), &model).await;
-            let (history, summary) = match compact::context(&self.cx.engine, &self.cx.session.id).await {
+            let mut context = match compact::context(&self.cx.engine, &self.cx.session.id).await {
                 Ok(c) => c,
                 Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
             };
-            let system = match summary {
+            if self.compact_if_full(&context, provider.as_ref(), &model).await {
+                context = match compact::context(&self.cx.engine, &self.cx.session.id).await {
+                    Ok(c) => c,
+                    Err(e) => return Ending::Failed(ErrorKind::Store, e.to_string()),
+                };
+            }
+            let system = match &context.summary {
                 Some(s) => format!("{base_system}\n\n# Summary of the earlier conversation\n\n{s}"),
                 None => base_system.clone(),
             };
@@ -180,7 +190,7 @@ impl Turn {
             let request = ProviderRequest {
                 model,
                 system: Some(system),
-                messages: to_provider_messages(&history),
+                messages: to_provider_messages(context.history()),
                 tools: runner.specs(read_only),
                 max_tokens: self.cx.engine.config().max_tokens(),
             };
@@ -234,17 +244,16 @@ impl Turn {
     }
 
     /// Compacts the history first when the last model call filled the context window past
-    /// the configured fraction.
-    async fn compact_if_full(&self, provider: &dyn Provider, model: &str) {
+    /// the configured fraction. True if it compacted (the context is then read again).
+    async fn compact_if_full(&self, context: &compact::Context, provider: &dyn Provider, model: &str) -> bool {
         let threshold = self.cx.engine.config().compact_threshold();
         if threshold <= 0.0 {
-            return;
+            return false;
         }
-        let Ok((history, _)) = compact::context(&self.cx.engine, &self.cx.session.id).await else { return };
-        let used = history.iter().rev().find_map(|m| m.usage).map(|u| u.total()).unwrap_or(0);
+        let used = context.history().iter().rev().find_map(|m| m.usage).map(|u| u.total()).unwrap_or(0);
         let window = self.cx.engine.config().context_window();
         if (used as f64) < threshold * window as f64 {
-            return;
+            return false;
         }
         self.cx.engine.notify(super::extension::SessionNotice::TokenLimit {
             session: self.cx.session.clone(),
@@ -259,9 +268,13 @@ impl Turn {
                         "(Compacted {messages} older messages into a summary to free context.)\n"
                     )))
                     .await;
+                true
             }
-            Ok(Compacted::Nothing) => {}
-            Err(e) => tracing::warn!(error = %e, "automatic compaction failed"),
+            Ok(Compacted::Nothing) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "automatic compaction failed");
+                false
+            }
         }
     }
 

@@ -175,8 +175,14 @@ fn read(path: &Path, origin: Origin) -> Result<AgentDef, String> {
         return Err(format!("larger than {} KiB", MAX_DEFINITION_BYTES / 1024));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    parse(&text, path, origin)
+}
+
+/// A definition file's text as a definition; `path` gives its format (`.md`: front matter
+/// and body) and the name when the file has none.
+pub(crate) fn parse(text: &str, path: &Path, origin: Origin) -> Result<AgentDef, String> {
     let markdown = path.extension().and_then(|e| e.to_str()) == Some("md");
-    let (fields, body) = if markdown { front_matter(&text)? } else { (parse_fields(&text)?, String::new()) };
+    let (fields, body) = if markdown { front_matter(text)? } else { (parse_fields(text)?, String::new()) };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
     let name = fields.name.clone().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).unwrap_or(stem);
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

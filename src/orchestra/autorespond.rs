@@ -93,7 +93,7 @@ pub fn load(cwd: &Path) -> Result<Option<Rules>, String> {
 
 impl Rules {
     /// Rules from the text of the file at `path` (named in errors).
-    fn parse(text: &str, path: &Path) -> Result<Rules, String> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Rules, String> {
         let shape = "expected `rules:` followed by a list of entries with `match: REGEX`, \
                      `action: approve | reply | queue` and optionally `message: TEXT`";
         // An empty file (or one of comments only) is no rules, not an error. The YAML error

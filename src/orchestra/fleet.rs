@@ -13,7 +13,11 @@ mod worker;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::{Semaphore, mpsc};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::Orchestra;
@@ -46,6 +50,35 @@ impl Fleet {
     /// Workers running now.
     pub fn running(&self) -> usize {
         self.max_workers - self.permits.available_permits()
+    }
+
+    /// Joins the queue for a slot now, so slots go to steps in the order they were launched
+    /// (the semaphore is FIFO among waiters that have been polled; spawned tasks are not
+    /// polled in spawn order).
+    fn queue_for_slot(&self) -> SlotRequest {
+        let mut acquire: SlotFuture = Box::pin(self.permits.clone().acquire_owned());
+        let mut cx = Context::from_waker(Waker::noop());
+        match acquire.as_mut().poll(&mut cx) {
+            Poll::Ready(got) => SlotRequest::Ready(got),
+            Poll::Pending => SlotRequest::Queued(acquire),
+        }
+    }
+}
+
+type SlotFuture = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>;
+
+/// A worker's place in the queue for a pool slot.
+enum SlotRequest {
+    Ready(Result<OwnedSemaphorePermit, AcquireError>),
+    Queued(SlotFuture),
+}
+
+impl SlotRequest {
+    async fn granted(self) -> Result<OwnedSemaphorePermit, AcquireError> {
+        match self {
+            SlotRequest::Ready(got) => got,
+            SlotRequest::Queued(acquire) => acquire.await,
+        }
     }
 }
 
@@ -153,7 +186,7 @@ fn launch_ready(
             call_id: worker_call_id(call_id, &step.id),
             notes: notes.clone(),
         };
-        running.spawn(job.run());
+        running.spawn(job.run(orchestra.inner.fleet.queue_for_slot()));
     }
 }
 

@@ -349,4 +349,7 @@ fn dependency_cycle(steps: &[ProposedStep]) -> Option<String> {
 }
 
 #[cfg(test)]
+mod prop_tests;
+
+#[cfg(test)]
 mod tests;

@@ -19,14 +19,14 @@ use crate::support::{AcpClient, Message, MockLlm, MockReply, Reply, TestEnv, wit
 // A raw line driver
 
 /// `ratchet acp` with raw access to its pipes: lines in, lines out, nothing validated.
-struct RawAgent {
+pub(crate) struct RawAgent {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl RawAgent {
-    fn spawn(env: &TestEnv) -> RawAgent {
+    pub(crate) fn spawn(env: &TestEnv) -> RawAgent {
         let mut cmd = env.command(&["acp"]);
         cmd.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -42,12 +42,12 @@ impl RawAgent {
         self.stdin.flush().await.unwrap();
     }
 
-    async fn send(&mut self, line: &str) {
+    pub(crate) async fn send(&mut self, line: &str) {
         self.send_bytes(format!("{line}\n").as_bytes()).await;
     }
 
     /// The next stdout line as JSON.
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         let line = within("a line from the agent", self.lines.next_line()).await.unwrap().expect("agent stdout ended");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
     }
@@ -59,7 +59,7 @@ impl RawAgent {
         }
     }
 
-    async fn initialize(&mut self) {
+    pub(crate) async fn initialize(&mut self) {
         self.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}}"#).await;
         let v = self.next().await;
         assert_eq!(v["id"], 1, "{v}");

@@ -11,7 +11,7 @@ fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-fn set_mode(path: &Path, mode: u32) {
+pub(crate) fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
@@ -109,8 +109,8 @@ async fn an_unwritable_log_file_leaves_logging_on_stderr_with_one_warning() {
 /// Runs `ratchet` as a user who cannot write the data directory: `nobody` when the tests run
 /// as root (root writes anywhere), else the current user after a `chmod`. The binary is
 /// copied where that user can run it.
-struct ReadOnlyHome {
-    env: TestEnv,
+pub(crate) struct ReadOnlyHome {
+    pub(crate) env: TestEnv,
     bin: PathBuf,
     uid: Option<u32>,
 }
@@ -118,7 +118,7 @@ struct ReadOnlyHome {
 impl ReadOnlyHome {
     /// A data directory with a database and a log file in it (from one run), then made
     /// read-only, the log file too.
-    async fn new() -> ReadOnlyHome {
+    pub(crate) async fn new() -> ReadOnlyHome {
         let env = TestEnv::scripted(&["One.", "Two.", "Three."]);
         assert!(env.run(&["exec", "one"]).await.status.success());
         let root = env.ratchet_home().parent().unwrap().to_path_buf();
@@ -138,7 +138,7 @@ impl ReadOnlyHome {
         ReadOnlyHome { env, bin, uid }
     }
 
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
+    pub(crate) fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .env_clear()

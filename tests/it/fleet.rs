@@ -210,3 +210,35 @@ async fn a_rejected_plan_s_feedback_reaches_the_model_and_nothing_runs() {
     assert!(result.contains("use two steps") && result.contains("propose_plan again"), "{result}");
     assert!(!env.workspace().join("one.txt").exists());
 }
+
+#[tokio::test]
+async fn with_one_slot_ready_steps_run_in_plan_order() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    env.write_config("[fleet]\nmax_workers = 1\n");
+    let ids = ["s1", "s2", "s3", "s4"];
+    let steps = ids.iter().map(|id| step(id, &format!("Write {id}.txt"))).collect();
+    mock.enqueue_for(MAIN, propose(steps));
+    mock.enqueue_for(MAIN, MockReply::text(["The fleet is done."]));
+    for id in ids {
+        worker_writes(&mock, id, &format!("{id}.txt"), Duration::from_millis(20));
+    }
+    let mut client = spawn_with_forms(&env).await;
+    client.set_request_handler(|method, params| {
+        (method == "elicitation/create" && params["mode"] == "form")
+            .then(|| Reply::Result(json!({"action": "accept", "content": {"decision": "approve", "skip": []}})))
+    });
+    let session = session_in(&mut client, &env, "accept-edits").await;
+
+    let turn = client.prompt_text(&session, MAIN).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+    assert_eq!(mock.max_in_flight(), 1, "max_workers = 1 runs one worker at a time");
+    // The workers' first model calls came in the plan's order.
+    let order: Vec<&str> = mock
+        .model_requests()
+        .iter()
+        .filter(|r| r.tool_results().is_empty())
+        .filter_map(|r| ids.iter().copied().find(|id| r.raw_body.contains(&worker(id))))
+        .collect();
+    assert_eq!(order, ids, "slots go to ready steps in the plan's order");
+}

@@ -37,8 +37,18 @@
 //!   on stdin, no provider keys in hooks, timeouts, broken files, `ratchet hooks list`
 //! - `fleet_control`: plans approved from the CLI, `jobs kill` of a worker, `ask_human`
 //!   answered from the CLI and by rules, workers' permission questions, cancel, daemon mode
+//! - `lsp`: diagnostics from a real language server (pyright) after edits and from the
+//!   `diagnostics` tool; a missing or crashing server never fails an edit
 //! - `tasks_cli`: `ratchet tasks` and the `task_*` tools (a second claim refused, a turn's
 //!   claim lapsing), `ratchet project` (list, start, status, pause/resume/kill of its jobs)
+//! - `faults_kill`: kill -9 at 50 random moments of streaming turns (stand-alone, daemon),
+//!   the editor closing stdin mid-prompt: the store stays whole, nothing acknowledged is lost
+//! - `faults_daemon`: the daemon killed 20 times while fleets run under an attached window
+//! - `faults_disk`: a full disk mid-run (a file size limit) and a read-only data directory
+//! - `faults_load`: 10,000 requests at once, every one answered, memory bounded
+//! - `faults_provider`: the provider breaking off mid-stream or hanging (the stall timeout)
+//! - `hostile`: 100 MB lines, deep nesting, invalid UTF-8, huge tool outputs, 1,000 tool
+//!   calls at once, prompt injection against the permission gate, symlink races
 
 mod support;
 
@@ -48,9 +58,16 @@ mod cli;
 mod conformance;
 mod cron;
 mod errors;
+mod faults_daemon;
+mod faults_disk;
+mod faults_kill;
+mod faults_load;
+mod faults_provider;
 mod fleet;
 mod fleet_control;
 mod handshake;
+#[cfg(target_os = "linux")]
+mod hostile;
 #[cfg(target_os = "linux")]
 mod memory;
 mod prompt;
@@ -64,6 +81,7 @@ mod daemon_reconnect;
 mod data_dir;
 mod editor_delegation;
 mod hooks;
+mod lsp;
 mod mcp_servers;
 mod orchestra_cli;
 mod orphans;

@@ -5,7 +5,7 @@
 //! replaced by `[REDACTED:NAME]` in tool output before it reaches the model, the editor or the
 //! log.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{MockLlm, MockReply, OPENAI_KEY, TestEnv};
 
@@ -273,4 +273,201 @@ fn base64(text: &str) -> String {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 11 (hostile input): secrets in MCP server output and in worker and team transcripts.
+
+/// A value only the MCP server was configured with (in its `env`, under a secret-looking name).
+const MCP_TOKEN: &str = "mcp-tok-9f8e7d6c5b4a";
+
+/// Every file under `dir` that holds `needle` (databases, their WALs, logs, transcripts).
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Nothing under `RATCHET_HOME` and nothing on the editor's stdout holds any of `secrets`.
+fn assert_nowhere(env: &TestEnv, client: &crate::support::AcpClient, secrets: &[&str]) {
+    for secret in secrets {
+        let files = files_holding(&env.ratchet_home(), secret);
+        assert!(files.is_empty(), "a secret value was written to {files:?}");
+        assert!(client.stdout_lines().iter().all(|l| !l.contains(secret)), "a secret value reached the editor");
+    }
+}
+
+/// A real `python3` for the test's MCP server: the system one first (a version manager's
+/// shim needs variables an MCP server does not get), else the first on `PATH`.
+fn python3() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(std::path::PathBuf::from("/usr/bin"))
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join("python3"))
+        .find(|p| p.is_file())
+        .expect("`python3` is needed for the MCP secrets test; install Python 3")
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn secrets_in_an_mcp_servers_output_are_redacted_its_own_configured_ones_too() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("MY_SERVICE_TOKEN", TOKEN);
+    std::fs::write(env.workspace().join("service.env"), format!("token={TOKEN}\n")).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/leaky_mcp_server.py");
+    let server = json!({
+        "name": "leaky", "command": python3(), "args": [script.display().to_string()],
+        "env": [{"name": "SERVICE_TOKEN", "value": MCP_TOKEN}]
+    });
+    mock.enqueue(MockReply::tool("call_leak", "mcp__leaky__leak", json!({})));
+    mock.enqueue(MockReply::text(["Nothing leaked."]));
+    let mut client = env.spawn_initialized().await;
+    let created = client.call("session/new", json!({"cwd": env.cwd(), "mcpServers": [server]})).await;
+    let session = created["sessionId"].as_str().unwrap().to_owned();
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, "Show the server's configuration").await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{:#?}", turn.messages);
+
+    let result = &mock.last_model_request().tool_results()[0];
+    assert!(result.text.contains("service.env: token=[REDACTED:MY_SERVICE_TOKEN]"), "{result:#?}");
+    assert!(result.text.contains("configured token: [REDACTED:SERVICE_TOKEN]"), "{result:#?}");
+    for r in mock.model_requests() {
+        assert!(!r.raw_body.contains(TOKEN) && !r.raw_body.contains(MCP_TOKEN), "a secret reached the model");
+    }
+    assert_nowhere(&env, &client, &[TOKEN, MCP_TOKEN]);
+    client.shutdown().await;
+    assert_nowhere_on_disk(&env, &[TOKEN, MCP_TOKEN]);
+}
+
+fn assert_nowhere_on_disk(env: &TestEnv, secrets: &[&str]) {
+    for secret in secrets {
+        let files = files_holding(&env.ratchet_home(), secret);
+        assert!(files.is_empty(), "a secret value was written to {files:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_workers_secrets_are_redacted_in_its_model_calls_its_tool_call_and_the_fleets_records() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("MY_SERVICE_TOKEN", TOKEN);
+    env.write_config("[shell]\nenv_allow = [\"MY_SERVICE_TOKEN\"]\n");
+    let main = crate::fleet::MAIN;
+    mock.enqueue_for(
+        main,
+        MockReply::tool(
+            "call_plan",
+            "propose_plan",
+            json!({"goal": "Check the token", "steps": [crate::fleet::step("s1", "Print the token")]}),
+        ),
+    );
+    mock.enqueue_for(main, MockReply::text(["The fleet is done."]));
+    let worker = crate::fleet::worker("s1");
+    mock.enqueue_for(
+        &worker,
+        MockReply::tool("w_s1", "shell", json!({"command": "echo \"worker sees $MY_SERVICE_TOKEN\""})),
+    );
+    mock.enqueue_for(&worker, MockReply::text(["Printed it."]));
+
+    let mut client = env.spawn_acp().await;
+    crate::fleet::initialize_with_forms(&mut client).await;
+    client.set_request_handler(|method, params| {
+        (method == "elicitation/create" && params["mode"] == "form").then(|| {
+            crate::support::Reply::Result(json!({"action": "accept", "content": {"decision": "approve", "skip": []}}))
+        })
+    });
+    let session = client.new_session(&env.cwd()).await;
+    client.set_mode(&session, "yolo").await;
+    let turn = client.prompt_text(&session, main).await;
+    assert_eq!(turn.stop_reason(), "end_turn", "{}", client.stderr());
+
+    let worker_results: Vec<_> = mock
+        .model_requests()
+        .into_iter()
+        .filter(|r| r.raw_body.contains(&worker))
+        .flat_map(|r| r.tool_results())
+        .collect();
+    assert!(
+        worker_results.iter().any(|t| t.text.contains("worker sees [REDACTED:MY_SERVICE_TOKEN]")),
+        "the worker's model saw the redacted output: {worker_results:#?}"
+    );
+    for r in mock.model_requests() {
+        assert!(!r.raw_body.contains(TOKEN), "a secret reached a model call");
+    }
+    let plan = env.run(&["plans", "show", "p1", "--json"]).await;
+    assert!(plan.status.success());
+    assert!(!String::from_utf8_lossy(&plan.stdout).contains(TOKEN), "the plan's records hold the secret");
+    assert_nowhere(&env, &client, &[TOKEN]);
+    client.shutdown().await;
+    assert_nowhere_on_disk(&env, &[TOKEN]);
+}
+
+#[tokio::test]
+async fn a_team_members_secrets_are_redacted_in_the_transcript_the_blackboard_and_its_messages() {
+    let mock = MockLlm::start().await;
+    let mut env = TestEnv::openai(&mock);
+    env.set("MY_SERVICE_TOKEN", TOKEN);
+    env.write_config("[shell]\nenv_allow = [\"MY_SERVICE_TOKEN\"]\n[permissions]\nallow = [\"shell\"]\n");
+    let dir = env.workspace().join(".ratchet/teams");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (alpha, beta) = ("ALPHA-SECRET-ROLE: you lead", "BETA-SECRET-ROLE: you follow");
+    std::fs::write(
+        dir.join("pair.yaml"),
+        format!(
+            "name: pair\nagents:\n  - name: alpha\n    role: lead\n    system_prompt: \"{alpha}\"\n  - name: beta\n    \
+             role: follower\n    system_prompt: \"{beta}\"\ntimeout: 60s\n"
+        ),
+    )
+    .unwrap();
+    // alpha prints the token, then (as a leaky model might, having been told it) writes it to
+    // the blackboard and sends it to beta.
+    mock.enqueue_for(
+        alpha,
+        MockReply::tool("a0", "shell", json!({"command": "echo \"alpha sees $MY_SERVICE_TOKEN\""})),
+    );
+    mock.enqueue_for(
+        alpha,
+        MockReply::tool("a1", "blackboard_write", json!({"section": "config", "key": "token", "value": TOKEN})),
+    );
+    mock.enqueue_for(
+        alpha,
+        MockReply::tool("a2", "send_message", json!({"to": "beta", "content": format!("use {TOKEN}")})),
+    );
+    mock.enqueue_for(alpha, MockReply::text([format!("alpha done with {TOKEN}")]));
+    mock.enqueue_for(beta, MockReply::text(["beta done"]));
+    mock.enqueue_for(beta, MockReply::text(["beta done again"]));
+
+    // In the foreground: the command runs the team until it ends (incomplete: nobody wrote a
+    // status, which does not matter here).
+    let out = env.run(&["team", "start", "pair", "Use the token", "--cwd", &env.cwd()]).await;
+    let shown = env.run(&["team", "show", "t1", "--json"]).await;
+    let view: Value = serde_json::from_slice(&shown.stdout).unwrap_or(Value::Null);
+    assert_ne!(view["team"]["status"], "running", "{view:#}\n{}", crate::support::daemon::describe(&out));
+    let printed = crate::support::daemon::text(&out.stdout);
+    assert!(printed.matches("[REDACTED:MY_SERVICE_TOKEN]").count() >= 2, "{printed}");
+    assert!(!printed.contains(TOKEN), "`team start` printed the secret: {printed}");
+    assert!(!view.to_string().contains(TOKEN), "`team show` holds the secret: {view:#}");
+    let transcript = std::fs::read_to_string(env.ratchet_home().join("transcripts/t1.md")).unwrap_or_default();
+    assert!(!transcript.contains(TOKEN), "the transcript holds the secret:\n{transcript}");
+    for r in mock.model_requests() {
+        assert!(!r.raw_body.contains(&format!("alpha sees {TOKEN}")), "a tool output secret reached a member's model");
+    }
+    // The team's records (orchestra.db, the transcript, the logs) hold no secret. The members'
+    // own sessions in ratchet.db keep the model's words and tool arguments as it gave them
+    // (they are its history), so they are not looked at here.
+    let files: Vec<_> = files_holding(&env.ratchet_home(), TOKEN)
+        .into_iter()
+        .filter(|f| !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ratchet.db")))
+        .collect();
+    assert!(files.is_empty(), "a secret value was written to {files:?}");
 }

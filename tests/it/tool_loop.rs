@@ -10,8 +10,9 @@ use crate::support::{MockLlm, MockReply, TestEnv, tool_events, updates_of};
 
 /// Every tool of a top-level session, as the model must see them: the engine's built-ins and
 /// the orchestra's `propose_plan`, `agent_spawn`, `ask_human` and the task tracker's tools.
-const ALL_TOOLS: [&str; 15] = [
+const ALL_TOOLS: [&str; 16] = [
     "read_file",
+    "diagnostics",
     "write_file",
     "edit_file",
     "list_dir",

@@ -145,19 +145,16 @@ impl RemoteEngine {
     ) -> Result<TurnStream, EngineError> {
         let caps = HostCaps { can_read: host.can_read(), can_write: host.can_write(), can_run: host.can_run() };
         let params = SendParams { id, content, host: caps };
-        let ((client, mut sub), _) = self
-            .on_link(|client| {
-                let params = params.clone();
-                async move {
-                    let sub: Subscription<TurnItem> = client
-                        .rpc
-                        .subscribe(method::SEND, Json(params), method::SEND_UNSUBSCRIBE)
-                        .await
-                        .map_err(|e| rpc_error(method::SEND, e))?;
-                    Ok((client, sub))
-                }
-            })
-            .await?;
+        // At most once, unlike `on_link`: a daemon that died after it got the request may have
+        // stored the prompt already, and the next daemon would store (and run) it twice. The
+        // prompt fails as retryable instead; the user sends it again.
+        let link = &self.inner.link;
+        let (client, _) = link.current().await?;
+        let mut sub: Subscription<TurnItem> = client
+            .rpc
+            .subscribe(method::SEND, Json(params), method::SEND_UNSUBSCRIBE)
+            .await
+            .map_err(|e| link.engine_error(rpc_error(method::SEND, e)))?;
         let turn = match tokio::time::timeout(START_TIMEOUT, sub.next()).await {
             Ok(Some(Ok(TurnItem::Started { turn }))) => turn,
             Ok(None) => {

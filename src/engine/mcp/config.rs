@@ -57,7 +57,7 @@ pub fn project_servers(cwd: &Path) -> Result<Vec<McpServerConfig>, String> {
 }
 
 /// Parses the text of an mcp.json file; `cwd` resolves relative commands.
-fn parse(text: &str, cwd: &Path) -> Result<Vec<McpServerConfig>, String> {
+pub(crate) fn parse(text: &str, cwd: &Path) -> Result<Vec<McpServerConfig>, String> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let file: File = serde_path_to_error::deserialize(de).map_err(|e| {
         let at = e.path().to_string();

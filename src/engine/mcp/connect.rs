@@ -65,6 +65,9 @@ pub(super) struct Server {
     pub name: String,
     pub peer: Peer<RoleClient>,
     pub tools: Vec<rmcp::model::Tool>,
+    /// What it was configured with under secret-looking names (its `env`, its HTTP headers):
+    /// a server that prints them must not hand them to the model or the editor.
+    pub secrets: crate::engine::tools::redact::Redactor,
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, ClientConfig>>>,
     closed: AtomicBool,
 }
@@ -90,6 +93,26 @@ impl Server {
     }
 }
 
+/// The server's configured values whose names look secret (`*_TOKEN`, `*_KEY`, ...; a header's
+/// `-` counts as `_`), and every `Authorization` header (whole, and without its scheme).
+fn configured_secrets(config: &McpServerConfig) -> Vec<(String, String)> {
+    let (McpServerConfig::Stdio { env: pairs, .. }
+    | McpServerConfig::Http { headers: pairs, .. }
+    | McpServerConfig::Sse { headers: pairs, .. }) = config;
+    let mut secrets = Vec::new();
+    for (name, value) in pairs {
+        if name.eq_ignore_ascii_case("authorization") {
+            if let Some((_, credentials)) = value.split_once(' ') {
+                secrets.push((name.clone(), credentials.trim().to_string()));
+            }
+            secrets.push((name.clone(), value.clone()));
+        } else if crate::engine::secret_env::is_secret_name(&name.replace('-', "_")) {
+            secrets.push((name.clone(), value.clone()));
+        }
+    }
+    secrets
+}
+
 /// Starts the server, runs the MCP handshake and lists its tools.
 /// The error says what went wrong and what to check.
 pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Result<Server, String> {
@@ -111,6 +134,7 @@ pub(super) async fn connect(config: &McpServerConfig, cwd: Option<&Path>) -> Res
         name: name.clone(),
         peer: service.peer().clone(),
         tools,
+        secrets: crate::engine::tools::redact::Redactor::new(configured_secrets(config)),
         service: tokio::sync::Mutex::new(Some(service)),
         closed: AtomicBool::new(false),
     })

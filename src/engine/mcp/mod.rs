@@ -17,7 +17,7 @@
 //! Modules: `config` (mcp.json), `connect` (spawning / dialing a server), `tool` (the [`Tool`]
 //! adapter, tool names, result conversion).
 
-mod config;
+pub(crate) mod config;
 mod connect;
 mod tool;
 

@@ -106,7 +106,7 @@ impl Tool for McpTool {
         Box::pin(async move {
             let output = self.call(args, cx).await;
             // Rebuilt (not patched) so the editor's copy of the text is redacted too.
-            let content = cx.redactor.redact(&output.content);
+            let content = cx.redactor.redact(&self.server.secrets.redact(&output.content));
             if output.is_error { ToolOutput::error(content) } else { ToolOutput::text(content) }
         })
     }

@@ -42,10 +42,19 @@ impl AnthropicProvider {
     /// A provider for `base_url` (without `/v1`; a trailing `/v1` is tolerated). Without a key
     /// no `x-api-key` header is sent (for proxies that add it).
     pub fn new(base_url: &str, api_key: Option<String>) -> Result<Self, ProviderError> {
+        Self::with_stall_timeout(base_url, api_key, http::DEFAULT_STALL_TIMEOUT)
+    }
+
+    /// Like [`new`](Self::new); a stream silent for `stall_timeout` fails the call.
+    pub fn with_stall_timeout(
+        base_url: &str,
+        api_key: Option<String>,
+        stall_timeout: std::time::Duration,
+    ) -> Result<Self, ProviderError> {
         let trimmed = base_url.trim_end_matches('/');
         let base_url = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_string();
         Ok(AnthropicProvider {
-            client: http::new_client()?,
+            client: http::client_with_stall_timeout(stall_timeout)?,
             base_url,
             api_key: api_key.map(|key| http::secret_header(LABELS, &key)).transpose()?,
             retry: RetryPolicy::DEFAULT,
@@ -63,7 +72,7 @@ impl AnthropicProvider {
             }
         })
         .await?;
-        Ok(http::decode_stream(http::sse_events(response, LABELS), EventDecoder::default()))
+        Ok(decode_body(response.bytes_stream()))
     }
 }
 
@@ -281,6 +290,16 @@ enum OpenBlock {
     Thinking { signature: String },
     ToolUse { id: String, name: String, initial: Value, json: String },
     Other,
+}
+
+/// The events of an answer body (Server-Sent Events), from its byte chunks however they are cut: apart
+/// from the HTTP call so tests and the fuzz targets can feed bytes.
+pub(crate) fn decode_body<S, E>(body: S) -> EventStream
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    http::decode_stream(http::sse_events(body, LABELS), EventDecoder::default())
 }
 
 /// Tracks open blocks, usage and the stop reason of one answer.

@@ -26,8 +26,9 @@ pub const USER_AGENT: &str = concat!("ratchet/", env!("CARGO_PKG_VERSION"));
 /// overall timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A stream that stays silent this long is considered dead (reasoning models can think quietly
-/// for a few minutes before the first token).
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// for a few minutes before the first token). `provider_timeout_secs` in `config.toml` or
+/// `RATCHET_PROVIDER_TIMEOUT_SECS` changes it.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Error bodies are read up to this size; the useful part is always at the start.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Error details quoted in messages are cut to this many characters.
@@ -82,13 +83,19 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// Builds the HTTP client all providers use.
+/// Builds the HTTP client all providers use, with the default stall timeout.
 pub fn new_client() -> Result<reqwest::Client, ProviderError> {
+    client_with_stall_timeout(DEFAULT_STALL_TIMEOUT)
+}
+
+/// Builds the HTTP client all providers use: a response (its headers, or the next piece of
+/// its body) that keeps the connection silent for `stall_timeout` fails the model call.
+pub fn client_with_stall_timeout(stall_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
     install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .read_timeout(stall_timeout)
         .build()
         .map_err(|e| ProviderError::Config(format!("cannot set up the HTTP client: {}", error_chain(&e))))
 }
@@ -254,18 +261,72 @@ fn broken_stream(labels: Labels, detail: String) -> ProviderError {
     }
 }
 
+/// The error for a body that could not be read: a stall past the timeout says which
+/// setting bounds it, anything else is a broken stream.
+/// A body stream's transport error: HTTP's own (a timeout says which setting to raise), or any
+/// other stream's (tests and fuzz targets) as a broken stream.
+fn transport_error(labels: Labels, error: &(dyn std::error::Error + 'static)) -> ProviderError {
+    match error.downcast_ref::<reqwest::Error>() {
+        Some(http) => body_error(labels, http),
+        None => broken_stream(labels, error_chain(error)),
+    }
+}
+
+fn body_error(labels: Labels, error: &reqwest::Error) -> ProviderError {
+    if error.is_timeout() {
+        return ProviderError::Protocol {
+            provider: labels.provider,
+            detail: "the answer stream went silent for longer than the provider timeout; try again, or raise \
+                     provider_timeout_secs in config.toml (or RATCHET_PROVIDER_TIMEOUT_SECS) if the model \
+                     thinks that long"
+                .to_string(),
+        };
+    }
+    broken_stream(labels, error_chain(error))
+}
+
 /// A body item stream, boxed so decoders can name it.
 pub type BodyStream<T> = Pin<Box<dyn Stream<Item = Result<T, ProviderError>> + Send>>;
 
-/// The Server-Sent Events of a response body.
-pub fn sse_events(response: Response, labels: Labels) -> BodyStream<eventsource_stream::Event> {
-    let events = response.bytes_stream().eventsource();
-    Box::pin(events.map(move |item| item.map_err(|e| broken_stream(labels, error_chain(&e)))))
+/// The Server-Sent Events of a response body (`response.bytes_stream()`, or any stream of
+/// byte chunks: tests and the fuzz targets feed bytes without a server).
+pub fn sse_events<S, B, E>(body: S, labels: Labels) -> BodyStream<eventsource_stream::Event>
+where
+    S: Stream<Item = Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let events = body.eventsource();
+    Box::pin(events.map(move |item| {
+        item.map_err(|e| match &e {
+            eventsource_stream::EventStreamError::Transport(transport) => transport_error(labels, transport),
+            _ => broken_stream(labels, error_chain(&e)),
+        })
+    }))
 }
 
-/// The non-empty lines of a newline-delimited response body (NDJSON).
-pub fn ndjson_lines(response: Response, labels: Labels) -> BodyStream<String> {
-    let state = LineState { bytes: Box::pin(response.bytes_stream()), buffer: Vec::new(), ended: false };
+/// Longest line of an NDJSON answer: far above any real event, and what a server that never
+/// sends a newline may make ratchet hold.
+const MAX_STREAM_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The non-empty lines of a newline-delimited response body (NDJSON); any stream of byte
+/// chunks, as for [`sse_events`].
+pub fn ndjson_lines<S, E>(body: S, labels: Labels) -> BodyStream<String>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    ndjson_lines_within(body, labels, MAX_STREAM_LINE_BYTES)
+}
+
+/// [`ndjson_lines`], with a line longer than `max_line` failing the stream.
+fn ndjson_lines_within<S, E>(body: S, labels: Labels, max_line: usize) -> BodyStream<String>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let bytes = Box::pin(body.map(move |chunk| chunk.map_err(|e| transport_error(labels, &e))));
+    let state = LineState { bytes, buffer: Vec::new(), ended: false, max_line };
     Box::pin(futures::stream::unfold(state, move |mut state| async move {
         let item = state.next_line(labels).await?;
         Some((item, state))
@@ -273,9 +334,11 @@ pub fn ndjson_lines(response: Response, labels: Labels) -> BodyStream<String> {
 }
 
 struct LineState {
-    bytes: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    /// Body chunks; an error is already the provider error it stands for.
+    bytes: Pin<Box<dyn Stream<Item = Result<bytes::Bytes, ProviderError>> + Send>>,
     buffer: Vec<u8>,
     ended: bool,
+    max_line: usize,
 }
 
 impl LineState {
@@ -294,11 +357,25 @@ impl LineState {
                 return line_text(rest, labels).transpose();
             }
             match self.bytes.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => {
+                    self.buffer.extend_from_slice(&chunk);
+                    // The buffer held no newline before this chunk (lines are drained above).
+                    if self.buffer.len() > self.max_line && !chunk.contains(&b'\n') {
+                        self.ended = true;
+                        self.buffer = Vec::new();
+                        return Some(Err(ProviderError::Protocol {
+                            provider: labels.provider,
+                            detail: format!(
+                                "a line of the answer is longer than {} bytes; check that {} points at a real server",
+                                self.max_line, labels.url_env
+                            ),
+                        }));
+                    }
+                }
                 Some(Err(e)) => {
                     self.ended = true;
                     self.buffer.clear();
-                    return Some(Err(broken_stream(labels, error_chain(&e))));
+                    return Some(Err(e));
                 }
                 None => self.ended = true,
             }

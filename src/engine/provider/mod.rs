@@ -17,6 +17,9 @@ pub mod openai;
 pub mod scripted;
 pub mod select;
 
+#[cfg(test)]
+mod stream_prop_tests;
+
 use std::pin::Pin;
 
 use futures::Stream;

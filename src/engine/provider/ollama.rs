@@ -37,14 +37,23 @@ pub struct OllamaProvider {
 impl OllamaProvider {
     /// A provider for `host` in any form `OLLAMA_HOST` accepts (see [`normalize_host`]).
     pub fn new(host: &str) -> Result<Self, ProviderError> {
-        Ok(OllamaProvider { client: http::new_client()?, host: normalize_host(host), retry: RetryPolicy::DEFAULT })
+        Self::with_stall_timeout(host, http::DEFAULT_STALL_TIMEOUT)
+    }
+
+    /// Like [`new`](Self::new); a stream silent for `stall_timeout` fails the call.
+    pub fn with_stall_timeout(host: &str, stall_timeout: std::time::Duration) -> Result<Self, ProviderError> {
+        Ok(OllamaProvider {
+            client: http::client_with_stall_timeout(stall_timeout)?,
+            host: normalize_host(host),
+            retry: RetryPolicy::DEFAULT,
+        })
     }
 
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/api/chat", self.host);
         let body = request_body(&request);
         let response = http::send_with_retry(LABELS, &url, self.retry, || self.client.post(&url).json(&body)).await?;
-        Ok(http::decode_stream(http::ndjson_lines(response, LABELS), LineDecoder::default()))
+        Ok(decode_body(response.bytes_stream()))
     }
 }
 
@@ -215,6 +224,16 @@ struct WireFunction {
     name: String,
     #[serde(default)]
     arguments: Value,
+}
+
+/// The events of an answer body (NDJSON), from its byte chunks however they are cut: apart
+/// from the HTTP call so tests and the fuzz targets can feed bytes.
+pub(crate) fn decode_body<S, E>(body: S) -> EventStream
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    http::decode_stream(http::ndjson_lines(body, LABELS), LineDecoder::default())
 }
 
 /// Turns NDJSON lines into events; the `done: true` line closes the answer.

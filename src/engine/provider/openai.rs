@@ -38,8 +38,17 @@ impl OpenAiProvider {
     /// A provider for `base_url` (which includes `/v1`); `api_key` may be `None` for local
     /// servers that take none.
     pub fn new(base_url: &str, api_key: Option<String>) -> Result<Self, ProviderError> {
+        Self::with_stall_timeout(base_url, api_key, http::DEFAULT_STALL_TIMEOUT)
+    }
+
+    /// Like [`new`](Self::new); a stream silent for `stall_timeout` fails the call.
+    pub fn with_stall_timeout(
+        base_url: &str,
+        api_key: Option<String>,
+        stall_timeout: std::time::Duration,
+    ) -> Result<Self, ProviderError> {
         Ok(OpenAiProvider {
-            client: http::new_client()?,
+            client: http::client_with_stall_timeout(stall_timeout)?,
             base_url: base_url.trim_end_matches('/').to_string(),
             authorization: api_key.map(|key| http::secret_header(LABELS, &format!("Bearer {key}"))).transpose()?,
             retry: RetryPolicy::DEFAULT,
@@ -57,7 +66,7 @@ impl OpenAiProvider {
             }
             other => other?,
         };
-        Ok(http::decode_stream(http::sse_events(response, LABELS), ChunkDecoder::default()))
+        Ok(decode_body(response.bytes_stream()))
     }
 
     async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, ProviderError> {
@@ -276,6 +285,16 @@ struct PartialCall {
     id: String,
     name: String,
     arguments: String,
+}
+
+/// The events of an answer body (Server-Sent Events), from its byte chunks however they are cut: apart
+/// from the HTTP call so tests and the fuzz targets can feed bytes.
+pub(crate) fn decode_body<S, E>(body: S) -> EventStream
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    http::decode_stream(http::sse_events(body, LABELS), ChunkDecoder::default())
 }
 
 /// Assembles the chunks of one answer. Tool calls, usage and `Finish` are emitted at the end

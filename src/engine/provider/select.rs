@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::engine::config::{ConfigFile, EndpointConfig, EnvSnapshot};
 use crate::engine::provider::anthropic::{self, AnthropicProvider};
+use crate::engine::provider::http;
 use crate::engine::provider::ollama::{self, OllamaProvider};
 use crate::engine::provider::openai::{self, OpenAiProvider};
 use crate::engine::provider::scripted::ScriptedProvider;
@@ -36,6 +37,9 @@ pub struct ProviderChoice {
     pub script: Option<PathBuf>,
     /// The stored entry this came from (`ratchet provider add`), if any.
     pub stored: Option<String>,
+    /// A model stream silent this long fails (`RATCHET_PROVIDER_TIMEOUT_SECS`, else
+    /// `provider_timeout_secs`, else [`http::DEFAULT_STALL_TIMEOUT`]).
+    pub stall_timeout: std::time::Duration,
 }
 
 impl ProviderChoice {
@@ -54,6 +58,7 @@ impl fmt::Debug for ProviderChoice {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("script", &self.script)
             .field("stored", &self.stored)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -203,6 +208,7 @@ pub fn stored_choice(
         api_key: if needs_key { api_key } else { None },
         script: sources.script(kind),
         stored: Some(entry.name.clone()),
+        stall_timeout: sources.stall_timeout(),
     })
 }
 
@@ -215,13 +221,19 @@ pub fn process_lookup(name: &str) -> Option<String> {
 pub fn build(choice: &ProviderChoice) -> Result<Arc<dyn Provider>, ProviderError> {
     let base_url = |default: &str| choice.base_url.clone().unwrap_or_else(|| default.to_string());
     let provider: Arc<dyn Provider> = match choice.kind {
-        ProviderKind::OpenAi => {
-            Arc::new(OpenAiProvider::new(&base_url(openai::DEFAULT_BASE_URL), choice.api_key.clone())?)
+        ProviderKind::OpenAi => Arc::new(OpenAiProvider::with_stall_timeout(
+            &base_url(openai::DEFAULT_BASE_URL),
+            choice.api_key.clone(),
+            choice.stall_timeout,
+        )?),
+        ProviderKind::Anthropic => Arc::new(AnthropicProvider::with_stall_timeout(
+            &base_url(anthropic::DEFAULT_BASE_URL),
+            choice.api_key.clone(),
+            choice.stall_timeout,
+        )?),
+        ProviderKind::Ollama => {
+            Arc::new(OllamaProvider::with_stall_timeout(&base_url(ollama::DEFAULT_HOST), choice.stall_timeout)?)
         }
-        ProviderKind::Anthropic => {
-            Arc::new(AnthropicProvider::new(&base_url(anthropic::DEFAULT_BASE_URL), choice.api_key.clone())?)
-        }
-        ProviderKind::Ollama => Arc::new(OllamaProvider::new(&base_url(ollama::DEFAULT_HOST))?),
         ProviderKind::Scripted => match &choice.script {
             Some(path) => Arc::new(ScriptedProvider::from_file(path)?),
             None => Arc::new(ScriptedProvider::demo()),
@@ -257,7 +269,27 @@ impl Sources<'_> {
             api_key,
             script: self.script(kind),
             stored: None,
+            stall_timeout: self.stall_timeout(),
         })
+    }
+
+    /// `RATCHET_PROVIDER_TIMEOUT_SECS`, else the config's `provider_timeout_secs`, else the
+    /// default; 0 or a value that is not a number of seconds is ignored (with a warning).
+    fn stall_timeout(&self) -> std::time::Duration {
+        let from_env = self.env.ratchet_provider_timeout.as_deref().and_then(|raw| match raw.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Some(secs),
+            _ => {
+                tracing::warn!(
+                    value = raw,
+                    "RATCHET_PROVIDER_TIMEOUT_SECS is not a positive number of seconds; ignored"
+                );
+                None
+            }
+        });
+        from_env
+            .or(self.file.provider_timeout_secs.filter(|s| *s > 0))
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(http::DEFAULT_STALL_TIMEOUT)
     }
 
     /// `RATCHET_MODEL`, else the config's `model` (unless the config names another provider),

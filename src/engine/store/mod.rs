@@ -112,6 +112,12 @@ impl SessionStore {
         self.call(move |conn| queries::messages(conn, &session_id)).await
     }
 
+    /// A session's messages with a `seq` above `seq`, in order (what a cached history lacks).
+    pub async fn messages_after(&self, session_id: &str, seq: i64) -> Result<Vec<StoredMessage>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.call(move |conn| queries::messages_after(conn, &session_id, seq)).await
+    }
+
     /// Deletes a session with its messages, permissions and plan. Deleting a session that
     /// does not exist succeeds.
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {

@@ -209,6 +209,15 @@ pub(super) fn messages(conn: &Connection, session_id: &str) -> Result<Vec<Stored
     Ok(messages)
 }
 
+/// A session's messages after `seq` (what a cached history lacks), in `seq` order.
+pub(super) fn messages_after(conn: &Connection, session_id: &str, seq: i64) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND seq > ?2 ORDER BY seq"
+    ))?;
+    let messages = stmt.query_map(params![session_id, seq], message_from_row)?.collect::<Result<_, _>>()?;
+    Ok(messages)
+}
+
 pub(super) fn delete_session(conn: &Connection, id: &str) -> Result<(), StoreError> {
     // Messages, permissions and plans go with it (ON DELETE CASCADE).
     conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;

@@ -17,6 +17,13 @@ pub(super) fn describe(error: &rusqlite::Error, db: &Path) -> String {
         Some(ErrorCode::SystemIoFailure) if free_bytes(dir).is_some_and(|free| free < NEARLY_FULL_BYTES) => {
             disk_full(dir)
         }
+        // A write the system refused with space left: a quota, a file size limit, a failing
+        // disk. Said as what it is, with what to try, not as a bare code.
+        Some(ErrorCode::SystemIoFailure) if is_write_failure(error) => format!(
+            "cannot write to {} ({said}): the disk may be full, over a quota or failing; free some space on \
+             it, or point RATCHET_HOME at another disk",
+            dir.display()
+        ),
         Some(ErrorCode::ReadOnly) => format!(
             "{said}: the database or its directory is read-only; make {} writable for your user, or point \
              RATCHET_HOME at a writable directory",
@@ -27,6 +34,15 @@ pub(super) fn describe(error: &rusqlite::Error, db: &Path) -> String {
         }
         _ => said,
     }
+}
+
+/// `SQLITE_IOERR_WRITE` and `SQLITE_IOERR_FSYNC`: the data could not be written out.
+fn is_write_failure(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(code, _)
+            if code.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE || code.extended_code == rusqlite::ffi::SQLITE_IOERR_FSYNC
+    )
 }
 
 fn disk_full(dir: &Path) -> String {
@@ -89,6 +105,14 @@ mod tests {
         let text = describe(&failure(8, "attempt to write a readonly database"), Path::new("/d/r.db"));
         assert!(text.contains("read-only") && text.contains("RATCHET_HOME") && text.contains("/d"), "{text}");
         assert_eq!(text.matches("attempt to write a readonly database").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_refused_write_with_space_left_says_what_to_try() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = describe(&failure(rusqlite::ffi::SQLITE_IOERR_WRITE, "disk I/O error"), &dir.path().join("r.db"));
+        assert!(text.starts_with("cannot write to "), "{text}");
+        assert!(text.contains("free some space") && text.contains("RATCHET_HOME"), "{text}");
     }
 
     #[test]

@@ -173,12 +173,14 @@ pub trait Tool: Send + Sync {
     fn run<'a>(&'a self, args: Value, cx: &'a ToolContext) -> BoxFuture<'a, ToolOutput>;
 }
 
+pub mod checked_open;
 pub mod exec_guard;
 pub mod redact;
 pub mod registry;
 pub mod sandbox;
 
 mod common;
+pub(crate) mod diagnostics;
 mod edit;
 mod glob;
 mod grep;
@@ -190,6 +192,7 @@ mod shell;
 mod testutil;
 mod write;
 
+pub use diagnostics::DiagnosticsTool;
 pub use edit::EditFileTool;
 pub use glob::GlobTool;
 pub use grep::GrepTool;

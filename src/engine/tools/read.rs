@@ -7,7 +7,9 @@
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+
+use super::checked_open::{Access, open_checked};
 
 use super::common::{cap_line, display_path, fenced, finish, looks_binary, parse_args, preview_path};
 use super::sandbox::resolve;
@@ -117,14 +119,13 @@ async fn read(cx: &ToolContext, args: &Value) -> Result<ToolOutput, String> {
     let mut cut_at = None;
     for (i, line) in page.lines.iter().enumerate() {
         let n = offset + i;
-        let line = cap_line(line, MAX_LINE_LEN);
         let row = format!("{n:>6}\t{line}\n");
         if i > 0 && numbered.len() + row.len() > MAX_BYTES {
             cut_at = Some(n);
             break;
         }
         numbered.push_str(&row);
-        raw.push_str(&line);
+        raw.push_str(line);
         raw.push('\n');
     }
     let last = offset + page.lines.len() - 1;
@@ -167,7 +168,7 @@ async fn read_via_host(
     if looks_binary(text.as_bytes()) {
         return Err(binary(shown));
     }
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut lines: Vec<String> = text.lines().map(|l| cap_line(l, MAX_LINE_LEN)).collect();
     let more = lines.len() > limit;
     lines.truncate(limit);
     let total = (offset == 1 && !more).then_some(lines.len());
@@ -185,7 +186,7 @@ async fn read_local(path: &std::path::Path, shown: &str, offset: usize, limit: u
     if meta.is_dir() {
         return Err(format!("{shown} is a directory; use list_dir to see its entries"));
     }
-    let file = tokio::fs::File::open(path).await.map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let file = tokio::fs::File::from_std(open_checked(path, Access::Read, shown)?);
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let head = reader.fill_buf().await.map_err(|e| format!("cannot read {shown}: {e}"))?;
     if looks_binary(head) {
@@ -196,7 +197,9 @@ async fn read_local(path: &std::path::Path, shown: &str, offset: usize, limit: u
     let mut n = 0usize;
     loop {
         buf.clear();
-        let read = reader.read_until(b'\n', &mut buf).await.map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let read = read_line_capped(&mut reader, &mut buf, MAX_LINE_LEN + 2)
+            .await
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
         if read == 0 {
             return Ok(Page { lines, more: false, total: Some(n) });
         }
@@ -207,10 +210,45 @@ async fn read_local(path: &std::path::Path, shown: &str, offset: usize, limit: u
         if lines.len() == limit {
             return Ok(Page { lines, more: true, total: None });
         }
+        if read > buf.len() {
+            // Cut while reading: only its start was kept.
+            let kept = String::from_utf8_lossy(&buf[..MAX_LINE_LEN]);
+            let kept = kept.trim_end_matches('\u{FFFD}');
+            lines.push(format!("{kept}… [line cut, {read} bytes]"));
+            continue;
+        }
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();
         }
-        lines.push(String::from_utf8_lossy(&buf).into_owned());
+        lines.push(cap_line(&String::from_utf8_lossy(&buf), MAX_LINE_LEN));
+    }
+}
+
+/// Reads one line (with its newline) into `buf`, keeping at most `keep` bytes of it; returns
+/// the line's whole length, 0 at the end. So one huge line (a minified file, a log without
+/// newlines) costs `keep` bytes, not its size.
+async fn read_line_capped<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    keep: usize,
+) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(total);
+        }
+        let (len, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = keep.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..len.min(room)]);
+        total += len;
+        reader.consume(len);
+        if done {
+            return Ok(total);
+        }
     }
 }
 
@@ -262,6 +300,19 @@ mod tests {
         let out = run(&ReadFileTool, &cx, json!({"path": "ten.txt", "offset": 20})).await;
         assert!(out.is_error);
         assert_eq!(out.content, "offset 20 is past the end of ten.txt (10 lines)");
+    }
+
+    #[tokio::test]
+    async fn a_huge_line_is_cut_while_it_is_read() {
+        let (_d, root) = setup();
+        let mut text = "x".repeat(3_000_000);
+        text.push_str("\nsecond\n");
+        std::fs::write(root.join("min.js"), text).unwrap();
+        let out = run(&ReadFileTool, &context(&root), json!({"path": "min.js"})).await;
+        assert!(!out.is_error, "{}", out.content);
+        assert!(out.content.len() < 3 * MAX_LINE_LEN, "{}", out.content.len());
+        assert!(out.content.contains("… [line cut, 3000001 bytes]"), "{}", &out.content[MAX_LINE_LEN..]);
+        assert!(out.content.contains("     2\tsecond\n"), "{}", &out.content[MAX_LINE_LEN..]);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::diagnostics::DiagnosticsTool;
 use super::edit::EditFileTool;
 use super::glob::GlobTool;
 use super::grep::GrepTool;
@@ -14,6 +15,7 @@ use super::read::ReadFileTool;
 use super::shell::ShellTool;
 use super::write::WriteFileTool;
 use super::{Tool, ToolKind};
+use crate::engine::lsp::Lsp;
 use crate::engine::provider::ToolSpec;
 
 /// Tools by name, in the order they are offered.
@@ -23,13 +25,14 @@ pub struct ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The built-in tools.
-    pub fn builtin() -> Self {
+    /// The built-in tools; `diagnostics` asks the engine's language servers.
+    pub fn builtin(lsp: &Lsp) -> Self {
         let tools: Vec<Arc<dyn Tool>> = vec![
             Arc::new(ReadFileTool),
             Arc::new(ListDirTool),
             Arc::new(GlobTool),
             Arc::new(GrepTool),
+            Arc::new(DiagnosticsTool::new(lsp.clone())),
             Arc::new(EditFileTool),
             Arc::new(WriteFileTool),
             Arc::new(ShellTool),
@@ -119,10 +122,10 @@ mod tests {
 
     #[test]
     fn builtin_names_and_specs() {
-        let r = ToolRegistry::builtin();
+        let r = ToolRegistry::builtin(&Lsp::default());
         assert_eq!(
             r.names(),
-            ["read_file", "list_dir", "glob", "grep", "edit_file", "write_file", "shell", "update_plan"]
+            ["read_file", "list_dir", "glob", "grep", "diagnostics", "edit_file", "write_file", "shell", "update_plan"]
         );
         for spec in r.specs() {
             assert!(!spec.description.is_empty(), "{}", spec.name);
@@ -139,19 +142,19 @@ mod tests {
 
     #[test]
     fn read_only_filter_keeps_looking_tools() {
-        let r = ToolRegistry::builtin();
+        let r = ToolRegistry::builtin(&Lsp::default());
         let names: Vec<String> = r.specs_filtered(true).into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["read_file", "list_dir", "glob", "grep", "update_plan"]);
+        assert_eq!(names, ["read_file", "list_dir", "glob", "grep", "diagnostics", "update_plan"]);
         assert_eq!(r.specs_filtered(false).len(), r.len());
     }
 
     #[test]
     fn add_refuses_taken_names() {
-        let mut r = ToolRegistry::builtin();
+        let mut r = ToolRegistry::builtin(&Lsp::default());
         assert!(!r.add(Arc::new(Fake("shell", ToolKind::Read))));
         assert_eq!(r.get("shell").unwrap().kind(), ToolKind::Execute);
         assert!(r.add(Arc::new(Fake("mcp_fetch", ToolKind::Fetch))));
-        assert_eq!(r.len(), 9);
+        assert_eq!(r.len(), 10);
         assert!(r.specs_filtered(true).iter().any(|s| s.name == "mcp_fetch"));
         assert!(ToolRegistry::default().is_empty());
     }

@@ -39,8 +39,13 @@ pub struct Guard {
 impl Guard {
     /// Compiles the context's roots and deny globs. Invalid deny globs are skipped (logged).
     pub fn new(cx: &ToolContext) -> Guard {
+        Guard::with_roots(&cx.cwd, &cx.extra_roots, &cx.deny_paths)
+    }
+
+    /// [`Guard::new`] from the parts of a context it uses (the fuzz target has no context).
+    pub fn with_roots(cwd: &Path, extra_roots: &[PathBuf], deny_paths: &[String]) -> Guard {
         let mut roots = Vec::new();
-        for root in std::iter::once(&cx.cwd).chain(&cx.extra_roots) {
+        for root in std::iter::once(cwd).chain(extra_roots.iter().map(PathBuf::as_path)) {
             let lexical = normalize(root);
             let canonical = std::fs::canonicalize(&lexical).unwrap_or(lexical);
             if !roots.contains(&canonical) {
@@ -48,7 +53,7 @@ impl Guard {
             }
         }
         let mut builder = GlobSetBuilder::new();
-        for glob in cx.deny_paths.iter().chain(builtin_deny()) {
+        for glob in deny_paths.iter().chain(builtin_deny()) {
             add_deny(&mut builder, glob);
         }
         let deny = builder.build().unwrap_or_else(|e| {

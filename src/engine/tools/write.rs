@@ -10,6 +10,9 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::checked_open::{Access, open_checked};
 use super::common::{display_path, finish, looks_binary, parse_args, preview_path, redact_display};
 use super::sandbox::resolve;
 use super::{Display, Location, Preview, Tool, ToolContext, ToolKind, ToolOutput};
@@ -123,7 +126,9 @@ pub(crate) async fn read_current(cx: &ToolContext, path: &Path, shown: &str) -> 
             .map_err(|e| format!("cannot read {shown} through the editor: {e}"))?;
         return Ok(Some(text));
     }
-    let bytes = tokio::fs::read(path).await.map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    let file = open_checked(path, Access::Read, shown)?;
+    tokio::fs::File::from_std(file).read_to_end(&mut bytes).await.map_err(|e| format!("cannot read {shown}: {e}"))?;
     if looks_binary(&bytes) {
         return Err(format!("{shown} is a binary file; only text files can be edited"));
     }
@@ -134,20 +139,23 @@ pub(crate) async fn read_current(cx: &ToolContext, path: &Path, shown: &str) -> 
 
 /// Writes a file through the editor if it can write, else to disk; parent directories are
 /// created first either way.
+/// On disk, the checked path is opened without following symlinks (see `checked_open`).
 pub(crate) async fn write_back(cx: &ToolContext, path: &Path, shown: &str, content: &str) -> Result<(), String> {
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| format!("cannot create the directory {}: {e}", parent.display()))?;
-    }
     if cx.host.can_write() {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| format!("cannot create the directory {}: {e}", parent.display()))?;
+        }
         return cx
             .host
             .write_text_file(PathBuf::from(path), content.to_string())
             .await
             .map_err(|e| format!("the editor could not write {shown}: {e}"));
     }
-    tokio::fs::write(path, content).await.map_err(|e| format!("cannot write {shown}: {e}"))
+    let mut file = tokio::fs::File::from_std(open_checked(path, Access::Write, shown)?);
+    file.write_all(content.as_bytes()).await.map_err(|e| format!("cannot write {shown}: {e}"))?;
+    file.flush().await.map_err(|e| format!("cannot write {shown}: {e}"))
 }
 
 #[cfg(test)]

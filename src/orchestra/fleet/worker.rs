@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Finished, Note, announce, first_line, show};
+use super::{Finished, Note, SlotRequest, announce, first_line, show};
 use crate::engine::turn_scope::TurnScope;
 use crate::engine::{ChildSpec, ToolCallStatus};
 use crate::orchestra::Orchestra;
@@ -37,9 +37,10 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub async fn run(self) -> Finished {
+    /// `slot` is its place in the pool's queue, taken when it was launched.
+    pub async fn run(self, slot: SlotRequest) -> Finished {
         let mut run = StepRun::default();
-        let outcome = self.work(&mut run).await;
+        let outcome = self.work(slot, &mut run).await;
         let (status, text) = match &outcome {
             Ok(()) => (ToolCallStatus::Completed, run.summary.clone().unwrap_or_default()),
             Err(why) => (ToolCallStatus::Failed, format!("failed: {why}")),
@@ -48,15 +49,14 @@ impl Worker {
         Finished { step: self.step.id.clone(), run, outcome }
     }
 
-    async fn work(&self, run: &mut StepRun) -> Result<(), String> {
+    async fn work(&self, slot: SlotRequest, run: &mut StepRun) -> Result<(), String> {
         announce(self.turn.as_ref(), &self.call_id, &self.step, &self.plan_id).await;
-        let fleet = &self.orchestra.inner.fleet;
         let _slot = tokio::select! {
             // The cancel first: the slots free up as the cancelled workers end, and a worker
             // still waiting must not take one and start its step after the fleet was cancelled.
             biased;
             () = self.cancel.cancelled() => return Err("cancelled".into()),
-            permit = fleet.permits.clone().acquire_owned() => permit.map_err(|_| "the fleet is shutting down".to_string())?,
+            permit = slot.granted() => permit.map_err(|_| "the fleet is shutting down".to_string())?,
         };
         let engine = &self.orchestra.inner.engine;
         let route = self.orchestra.inner.config.routing.route(self.step.complexity).cloned();

@@ -117,10 +117,15 @@ fn read(path: &Path, origin: ProjectOrigin, cwd: &Path) -> Result<ProjectDef, St
         return Err(format!("larger than {} KiB", MAX_DEFINITION_BYTES / 1024));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    parse(&text, path, origin, cwd)
+}
+
+/// A definition file's text as a project; `path` names it when the file does not.
+pub(crate) fn parse(text: &str, path: &Path, origin: ProjectOrigin, cwd: &Path) -> Result<ProjectDef, String> {
     let fields: Fields = if text.trim().is_empty() {
         return Err("the file is empty: give at least the project's cwd or workdir".into());
     } else {
-        serde_yaml_ng::from_str(&text).map_err(|e| e.to_string())?
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
     };
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
     let name = fields.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).unwrap_or(stem);

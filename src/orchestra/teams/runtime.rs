@@ -197,6 +197,9 @@ impl TeamRun {
     async fn on_event(&self, st: &mut State, event: Event) {
         match event {
             Event::TurnEnded { name, result, said } => {
+                // What a member said is kept (its detail, the summary, the events): redacted
+                // once, here, like everything it writes.
+                let said = self.transcript.redact(&said);
                 st.running = st.running.saturating_sub(1);
                 let Some(i) = st.members.iter().position(|m| m.spec.name == name) else { return };
                 self.transcript

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::provider::ToolSpec;
+use crate::engine::tools::redact::Redactor;
 use crate::engine::tools::{Preview, Tool, ToolContext, ToolKind, ToolOutput};
 use crate::orchestra::blackboard::{Blackboard, BoardError, Entry};
 
@@ -98,9 +99,9 @@ impl Tool for TeamTool {
         Box::pin(async move { Preview { title, locations: vec![], display: vec![] } })
     }
 
-    fn run<'a>(&'a self, args: Value, _: &'a ToolContext) -> BoxFuture<'a, ToolOutput> {
+    fn run<'a>(&'a self, args: Value, cx: &'a ToolContext) -> BoxFuture<'a, ToolOutput> {
         Box::pin(async move {
-            match self.call(&args).await {
+            match self.call(&args, &cx.redactor).await {
                 Ok(text) => ToolOutput::text(text),
                 Err(e) => ToolOutput::error(e),
             }
@@ -109,7 +110,9 @@ impl Tool for TeamTool {
 }
 
 impl TeamTool {
-    async fn call(&self, args: &Value) -> Result<String, String> {
+    /// Values written and messages sent pass `redactor` first: what a member writes is kept
+    /// (the database, the transcript, `team show`) and read by the others.
+    async fn call(&self, args: &Value, redactor: &Redactor) -> Result<String, String> {
         let text = |k: &str| args.get(k).and_then(Value::as_str).map(str::trim).unwrap_or("");
         let link = &self.link;
         match self.name {
@@ -123,8 +126,8 @@ impl TeamTool {
             }
             "blackboard_write" => {
                 let revision = args.get("revision").and_then(Value::as_u64);
-                let value = args.get("value").and_then(Value::as_str).unwrap_or("");
-                match link.board.write(text("section"), text("key"), value, &link.member, revision).await {
+                let value = redactor.redact(args.get("value").and_then(Value::as_str).unwrap_or(""));
+                match link.board.write(text("section"), text("key"), &value, &link.member, revision).await {
                     Ok(entry) => {
                         let shown = format!("wrote {}/{} at revision {}", entry.section, entry.key, entry.revision);
                         let _ = link.commands.send(Command::Wrote { by: link.member.clone(), entry }).await;
@@ -154,7 +157,8 @@ impl TeamTool {
                     return Err("send_message needs `to` (a member's name or *) and `content`".into());
                 }
                 let (reply, answer) = oneshot::channel();
-                let send = Command::Send { from: link.member.clone(), to: to.into(), content: content.into(), reply };
+                let content = redactor.redact(content);
+                let send = Command::Send { from: link.member.clone(), to: to.into(), content, reply };
                 link.commands.send(send).await.map_err(|_| "the team has ended; nobody reads messages now")?;
                 let got = answer.await.map_err(|_| "the team has ended; nobody reads messages now")??;
                 Ok(format!("delivered to {}", got.join(", ")))

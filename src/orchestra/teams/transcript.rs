@@ -27,6 +27,11 @@ impl Transcript {
         &self.path
     }
 
+    /// `text` with the secrets the transcript leaves out left out.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text)
+    }
+
     /// Appends a `## heading` and `text` (redacted).
     pub async fn section(&self, heading: &str, text: &str) {
         let block = format!("\n## {}\n\n{}\n", self.redactor.redact(heading), self.redactor.redact(text.trim_end()));

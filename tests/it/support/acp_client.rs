@@ -334,6 +334,35 @@ impl AcpClient {
         .unwrap_or_else(|e| panic!("cannot write to the agent's stdin: {e}\n{}", self.stderr()));
     }
 
+    /// Registers `id` as a request this client sent (for raw bytes written with
+    /// [`send_raw_bytes`](Self::send_raw_bytes)), so its response is expected; `method`, if
+    /// given, schema-checks the result.
+    pub fn expect_response(&self, id: &Value, method: Option<&str>) {
+        self.shared.lock().unwrap().pending.insert(id.to_string(), method.map(str::to_owned));
+    }
+
+    /// Writes raw bytes (not necessarily UTF-8, not necessarily whole lines) to the agent's stdin.
+    pub async fn send_raw_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        within("writing to the agent's stdin", async {
+            stdin.write_all(bytes).await?;
+            stdin.flush().await
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cannot write to the agent's stdin: {e}\n{}", self.stderr()));
+    }
+
+    /// The next response, whatever its id (agent→client requests are answered on the way).
+    pub async fn next_response(&mut self) -> (Value, Result<Value, RpcError>) {
+        loop {
+            match self.next_message().await {
+                Message::Response { id, outcome } => return (id, outcome),
+                Message::Request { id, method, params } => self.answer_request(id, method, params).await,
+                Message::Notification { .. } => {}
+            }
+        }
+    }
+
     /// Writes a raw line that is a request with the given `id`, so its response is expected
     /// (not reported as "a response to an id we never sent"). Its result is not schema-checked.
     pub async fn send_raw_request(&mut self, line: &str, id: Value) {
@@ -655,6 +684,42 @@ impl AcpClient {
             }
         }
         status
+    }
+
+    /// The response to `id` among what the agent wrote before its stdout closed, or `None` if
+    /// it closed without one (a killed agent). Agent→client requests on the way are skipped.
+    pub async fn response_before_exit(&mut self, id: u64) -> Option<Result<Value, RpcError>> {
+        let want = json!(id);
+        if let Some(r) = self.stashed_responses.remove(&want.to_string()) {
+            return Some(r);
+        }
+        while let Some(m) = self.unclaimed.pop_front() {
+            if let Message::Response { id: rid, outcome } = m
+                && rid == want
+            {
+                return Some(outcome);
+            }
+        }
+        loop {
+            match within("the agent's stdout to close", self.incoming.recv()).await? {
+                Incoming::Message(Message::Response { id: rid, outcome }) if rid == want => {
+                    return Some(outcome);
+                }
+                Incoming::Message(_) => {}
+                Incoming::Violation(v) => panic!("{v}"),
+            }
+        }
+    }
+
+    /// Waits (with the global timeout) for the agent process to exit, e.g. after a SIGKILL
+    /// sent by pid.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        within("the agent to exit", self.child.wait()).await.expect("wait for agent")
+    }
+
+    /// Closes the agent's stdin (end of file), keeping the client to read what follows.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     /// Kills the agent with SIGKILL (no chance to flush or clean up) and waits for it.

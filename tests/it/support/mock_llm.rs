@@ -11,7 +11,6 @@
 //! stream that the client dropped before its end is counted as aborted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,6 +73,8 @@ pub struct MockReply {
     /// Stream this many text chunks, then keep the connection open without sending anything
     /// more until the client goes away.
     pub stall_after_text_chunks: Option<usize>,
+    /// Stream this many text chunks, then break the connection off (no end of the body).
+    pub drop_after_text_chunks: Option<usize>,
 }
 
 impl MockReply {
@@ -92,6 +93,7 @@ impl MockReply {
             chunk_delay: Duration::from_millis(5),
             usage: MockUsage { input_tokens: 42, output_tokens: 7 },
             stall_after_text_chunks: None,
+            drop_after_text_chunks: None,
         }
     }
 
@@ -126,6 +128,12 @@ impl MockReply {
 
     pub fn stall_after(mut self, n_text_chunks: usize) -> Self {
         self.stall_after_text_chunks = Some(n_text_chunks);
+        self
+    }
+
+    /// Streams `n_text_chunks` text chunks, then breaks the connection off mid-body.
+    pub fn drop_after(mut self, n_text_chunks: usize) -> Self {
+        self.drop_after_text_chunks = Some(n_text_chunks);
         self
     }
 
@@ -392,6 +400,13 @@ impl MockLlm {
         self.state.replies.lock().unwrap().push_back(reply);
     }
 
+    /// Drops every reply still queued (ordinary and routed), e.g. one a killed agent never
+    /// asked for.
+    pub fn clear_queue(&self) {
+        self.state.replies.lock().unwrap().clear();
+        self.state.routed.lock().unwrap().clear();
+    }
+
     /// Queues a reply for the next request whose body contains `marker` (e.g. a fleet
     /// worker's step text): each agent is answered by its own prompt, whatever the order
     /// the requests arrive in. Unmatched requests take the ordinary queue.
@@ -499,6 +514,8 @@ enum Frame {
     Data(String),
     /// Keep the connection open and send nothing more.
     Stall,
+    /// Break the connection off: the body ends with an error, not its last chunk.
+    Break,
 }
 
 /// Counts a stream as completed or aborted when it is dropped.
@@ -536,11 +553,19 @@ fn streaming_response(
                 std::future::pending::<()>().await;
                 None
             }
+            Some(Frame::Break) => {
+                // Like a frame, after the delay, so what was sent before has left.
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                // An error item makes hyper abort the body: the client sees a broken stream.
+                Some((Err(std::io::Error::other("mock LLM breaks the connection off")), (frames, guard)))
+            }
             Some(Frame::Data(data)) => {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                Some((Ok::<_, Infallible>(Bytes::from(data)), (frames, guard)))
+                Some((Ok::<_, std::io::Error>(Bytes::from(data)), (frames, guard)))
             }
         }
     });
@@ -571,10 +596,18 @@ fn push_text_frames(frames: &mut Vec<Frame>, reply: &MockReply, mut to_frame: im
             frames.push(Frame::Stall);
             return true;
         }
+        if reply.drop_after_text_chunks == Some(idx) {
+            frames.push(Frame::Break);
+            return true;
+        }
         frames.push(Frame::Data(to_frame(chunk)));
     }
     if reply.stall_after_text_chunks.is_some_and(|n| n >= reply.text_chunks.len()) {
         frames.push(Frame::Stall);
+        return true;
+    }
+    if reply.drop_after_text_chunks.is_some_and(|n| n >= reply.text_chunks.len()) {
+        frames.push(Frame::Break);
         return true;
     }
     false
@@ -730,7 +763,10 @@ async fn anthropic_messages(
         block_idx += 1;
     }
     let mut stalled = false;
-    if !reply.text_chunks.is_empty() || reply.stall_after_text_chunks.is_some() {
+    if !reply.text_chunks.is_empty()
+        || reply.stall_after_text_chunks.is_some()
+        || reply.drop_after_text_chunks.is_some()
+    {
         frames.push(Frame::Data(sse_event(
             "content_block_start",
             json!({"type": "content_block_start", "index": block_idx,

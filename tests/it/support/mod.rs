@@ -5,6 +5,7 @@
 
 pub mod acp_client;
 pub mod daemon;
+pub mod faults;
 pub mod mock_llm;
 pub mod schema;
 pub mod tool_calls;

@@ -130,9 +130,19 @@ async fn ndjson_lines_are_reassembled_across_chunks() {
     let lines = vec![json!({"a": "x".repeat(70)}), json!({"b": 2}), json!({"c": "é"})];
     let server = MockServer::start(vec![Reply::ndjson(&lines)]).await;
     let response = send(&server, FAST).await.unwrap();
-    let got: Vec<String> = ndjson_lines(response, LABELS).map(|l| l.unwrap()).collect().await;
+    let got: Vec<String> = ndjson_lines(response.bytes_stream(), LABELS).map(|l| l.unwrap()).collect().await;
     let want: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn an_ndjson_line_that_never_ends_fails_the_stream_instead_of_growing() {
+    let server = MockServer::start(vec![Reply::ndjson(&[json!({"a": "x".repeat(500)}), json!({"b": 1})])]).await;
+    let response = send(&server, FAST).await.unwrap();
+    let got: Vec<_> = ndjson_lines_within(response.bytes_stream(), LABELS, 100).collect().await;
+    assert_eq!(got.len(), 1, "the stream ends at the long line");
+    let err = got[0].as_ref().unwrap_err().to_string();
+    assert!(err.contains("longer than 100 bytes") && err.contains("TEST_BASE_URL"), "{err}");
 }
 
 struct CountDecoder(usize);

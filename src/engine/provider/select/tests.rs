@@ -267,3 +267,18 @@ async fn the_stored_default_sits_between_ratchet_provider_and_the_config_file() 
     let choice = resolve_with_default(&keys, &file, None).await.unwrap();
     assert_eq!(choice.kind, ProviderKind::Scripted, "no default: the config file");
 }
+
+#[test]
+fn the_stall_timeout_comes_from_the_environment_then_the_config_then_the_default() {
+    let env = EnvSnapshot { ratchet_provider: Some("scripted".into()), ..env() };
+    let default = pick(&env, &ConfigFile::default()).unwrap();
+    assert_eq!(default.stall_timeout, http::DEFAULT_STALL_TIMEOUT);
+    let file = config("provider_timeout_secs = 7");
+    assert_eq!(pick(&env, &file).unwrap().stall_timeout, std::time::Duration::from_secs(7));
+    let from_env = EnvSnapshot { ratchet_provider_timeout: Some("3".into()), ..env.clone() };
+    assert_eq!(pick(&from_env, &file).unwrap().stall_timeout, std::time::Duration::from_secs(3));
+    for bad in ["0", "soon", "-1"] {
+        let bad_env = EnvSnapshot { ratchet_provider_timeout: Some(bad.into()), ..env.clone() };
+        assert_eq!(pick(&bad_env, &file).unwrap().stall_timeout, std::time::Duration::from_secs(7), "{bad}");
+    }
+}

@@ -5,6 +5,7 @@
 //! permissions, plans and deletion, `providers.rs` the named provider entries.
 
 mod history;
+mod history_prop;
 mod providers;
 mod sessions;
 
