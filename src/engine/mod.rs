@@ -30,7 +30,9 @@ mod providers;
 #[cfg(test)]
 mod review_tests;
 pub mod secret_env;
+mod secrets;
 pub mod session;
+mod session_mcp;
 pub mod singleton;
 pub mod store;
 mod title;
@@ -61,10 +63,9 @@ pub use providers::{ProviderSpec, ProviderTest};
 pub use session::Mode;
 pub use store::{AgentProfile, ListQuery, SessionPage, SessionRecord, StoredMessage};
 
-use mcp::{McpServerConfig, McpSession};
 use open_session::{ClaimError, OpenSessions, TurnClaim};
 use permission::Policy;
-use secret_env::{CommandEnv, EnvAllow};
+use secret_env::EnvAllow;
 use store::{NewMessage, NewSession, SessionPatch, SessionStore, StoreError};
 use tools::redact::Redactor;
 use tools::registry::ToolRegistry;
@@ -166,7 +167,7 @@ impl Engine {
         let store = SessionStore::open(&config.db_path()).await?;
         let stored_key_vars: Vec<String> = store.providers().await?.into_iter().filter_map(|p| p.api_key_env).collect();
         let env_allow = EnvAllow::new(&config.file.shell.env_allow).map_err(EngineError::Config)?;
-        let redactor = Arc::new(redactor(&config, &stored_key_vars, &env_allow));
+        let redactor = Arc::new(secrets::redactor(&config, &stored_key_vars, &env_allow));
         // PATH as ratchet started: the default servers are the ones installed then.
         let lsp = lsp::Lsp::new(&config.file.lsp, std::env::var_os("PATH").as_deref()).map_err(EngineError::Config)?;
         Ok(Engine {
@@ -335,68 +336,6 @@ impl Engine {
         if let Some(extension) = self.extension() {
             extension.session_event(notice);
         }
-    }
-
-    /// Sets the MCP servers a session's tools come from: the editor's `servers` plus, once the
-    /// user allowed them, the project's `.ratchet/mcp.json`. They start on the next turn.
-    pub fn set_mcp_servers(&self, session: &SessionRecord, servers: Vec<McpServerConfig>) {
-        // A session closed meanwhile has no state to keep them in; none of them started.
-        let Some(state) = self.inner.open.get(&session.id) else { return };
-        if let Some(old) = state.set_mcp(|project| self.mcp_session(session, servers, project)) {
-            self.stop_mcp(old);
-        }
-    }
-
-    /// Stops a session's old MCP servers in the background (shutdown waits for it).
-    fn stop_mcp(&self, old: Arc<McpSession>) {
-        self.inner.turns.spawn(async move { old.shutdown().await });
-    }
-
-    /// The editor's `servers`, plus the project's when `with_project` (the user allowed them).
-    fn mcp_session(
-        &self,
-        session: &SessionRecord,
-        mut servers: Vec<McpServerConfig>,
-        with_project: bool,
-    ) -> McpSession {
-        if with_project {
-            for p in self.project_servers(session) {
-                if !servers.iter().any(|s| s.name() == p.name()) {
-                    servers.push(p);
-                }
-            }
-        }
-        McpSession::new(servers).with_cwd(session.cwd.clone())
-    }
-
-    /// The project's `.ratchet/mcp.json` servers (a broken file is logged and ignored).
-    fn project_servers(&self, session: &SessionRecord) -> Vec<McpServerConfig> {
-        mcp::project_servers(&session.cwd).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "ignoring the project's MCP configuration");
-            Vec::new()
-        })
-    }
-
-    /// Project servers the user has not yet been asked about in this session.
-    fn unapproved_project_servers(&self, session: &SessionRecord) -> Vec<McpServerConfig> {
-        if self.inner.open.get(&session.id).is_some_and(|s| s.project_servers_decided()) {
-            return Vec::new();
-        }
-        self.project_servers(session)
-    }
-
-    /// Records the user's answer about the project's servers; when allowed, the session's
-    /// servers are rebuilt with them.
-    fn decide_project_servers(&self, session: &SessionRecord, allowed: bool) {
-        let Some(state) = self.inner.open.get(&session.id) else { return };
-        if let Some(old) = state.decide_project_servers(allowed, |editor| self.mcp_session(session, editor, true)) {
-            self.stop_mcp(old);
-        }
-    }
-
-    #[cfg(test)]
-    fn has_mcp(&self, id: &str) -> bool {
-        self.inner.open.get(id).is_some_and(|s| s.has_mcp())
     }
 
     /// Reads one session.
@@ -654,41 +593,8 @@ impl Engine {
         &self.inner.policy
     }
 
-    /// The secret guard every tool output passes (and what runs beside the tools, hooks).
-    pub fn redactor(&self) -> Arc<Redactor> {
-        self.inner.redactor.clone()
-    }
-
-    /// The whole environment of a command run for a session (a `shell` call, a hook): no
-    /// variable that looks secret unless `[shell] env_allow` names it, never a provider key.
-    pub async fn command_env(&self) -> CommandEnv {
-        CommandEnv::new(self.env_allow(), &self.provider_key_vars().await)
-    }
-
-    /// The secret values tool output is cleaned of, for what the layer above writes to disk
-    /// (team transcripts).
-    pub fn secret_redactor(&self) -> Arc<Redactor> {
-        self.redactor()
-    }
-
-    /// The variables that hold provider keys (configured and stored providers'), hidden from
-    /// local commands.
-    async fn provider_key_vars(&self) -> Vec<String> {
-        let mut names: Vec<String> = vec!["OPENAI_API_KEY".into(), "ANTHROPIC_API_KEY".into()];
-        names.extend(self.inner.config.file.key_env_vars());
-        match self.list_providers().await {
-            Ok(entries) => names.extend(entries.into_iter().filter_map(|e| e.api_key_env)),
-            Err(e) => tracing::warn!(error = %e, "cannot read stored providers' key variables"),
-        }
-        names
-    }
-
     fn deny_paths(&self) -> &[String] {
         &self.inner.deny_paths
-    }
-
-    fn env_allow(&self) -> &EnvAllow {
-        &self.inner.env_allow
     }
 
     /// Number of turns running now.
@@ -724,28 +630,4 @@ impl Engine {
         }
         self.inner.lsp.shutdown().await;
     }
-}
-
-/// The secret guard: provider keys plus every variable named like a secret.
-fn redactor(config: &EngineConfig, stored_key_vars: &[String], env_allow: &EnvAllow) -> Redactor {
-    let env = &config.env;
-    let keys = [("OPENAI_API_KEY", &env.openai_api_key), ("ANTHROPIC_API_KEY", &env.anthropic_api_key)];
-    let mut secrets: Vec<(String, String)> = env.secret_vars.clone();
-    for (name, value) in keys {
-        if let Some(v) = value {
-            secrets.push((name.to_string(), v.clone()));
-        }
-    }
-    // Keys the config file says to read from other variables (read once, at start-up).
-    // ... and the ones stored provider entries name (entries added later are covered when
-    // their names look secret, `*_KEY` and the like, or from the next start).
-    for name in config.file.key_env_vars().iter().chain(stored_key_vars) {
-        if let Some(value) = secret_env::var(name) {
-            secrets.push((name.clone(), value));
-        }
-    }
-    // Secret-looking variables that commands are allowed to have.
-    secrets.extend(CommandEnv::new(env_allow, &[]).allowed_secrets());
-    // Everything collected here is a secret by name or by role.
-    Redactor::new(secrets)
 }
