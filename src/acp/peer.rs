@@ -46,6 +46,23 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// `session/load` replay, fast streaming) costs one write per batch instead of two per line.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
+/// A notification as it goes on the wire, serialised from the caller's params directly.
+#[derive(Serialize)]
+struct OutNotification<'a, P> {
+    jsonrpc: &'static str,
+    method: &'a str,
+    params: P,
+}
+
+/// A request of ours as it goes on the wire.
+#[derive(Serialize)]
+struct OutRequest<'a, P> {
+    jsonrpc: &'static str,
+    id: i64,
+    method: &'a str,
+    params: P,
+}
+
 /// What an incoming request may use while it runs.
 #[derive(Clone)]
 pub struct RequestContext {
@@ -121,8 +138,10 @@ impl Peer {
 
     /// Sends a notification. Fails only when the connection is gone.
     pub async fn notify(&self, method: &str, params: impl Serialize) -> Result<(), RpcError> {
-        let params = serde_json::to_value(params).map_err(RpcError::internal)?;
-        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params})).await
+        // Serialised straight to the line: no `Value` tree per streamed chunk or replayed update.
+        let line =
+            serde_json::to_string(&OutNotification { jsonrpc: "2.0", method, params }).map_err(RpcError::internal)?;
+        self.send_line(line).await
     }
 
     /// Sends a request and waits for the client's answer.
@@ -132,12 +151,13 @@ impl Peer {
     /// with `$/cancel_request` (so it can close a permission dialog nobody waits for, or stop
     /// a `terminal/wait_for_exit`); a late answer is ignored.
     pub async fn request(&self, method: &str, params: impl Serialize) -> Result<Value, RpcError> {
-        let params = serde_json::to_value(params).map_err(RpcError::internal)?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let line =
+            serde_json::to_string(&OutRequest { jsonrpc: "2.0", id, method, params }).map_err(RpcError::internal)?;
         let (tx, rx) = oneshot::channel();
         self.pending().insert(id, tx);
         let guard = PendingGuard { peer: self, id };
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await?;
+        self.send_line(line).await?;
         let answer = tokio::select! {
             answer = rx => answer.unwrap_or_else(|_| Err(connection_closed())),
             () = self.inner.closed.cancelled() => Err(connection_closed()),
@@ -157,7 +177,10 @@ impl Peer {
     }
 
     async fn send(&self, message: Value) -> Result<(), RpcError> {
-        let line = serde_json::to_string(&message).map_err(RpcError::internal)?;
+        self.send_line(serde_json::to_string(&message).map_err(RpcError::internal)?).await
+    }
+
+    async fn send_line(&self, line: String) -> Result<(), RpcError> {
         self.inner.out.send(line).await.map_err(|_| connection_closed())
     }
 
