@@ -13,11 +13,9 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::content::{ContentPart, ToolCall, ToolResult, Usage};
+use crate::engine::content::{ToolCall, Usage};
 use crate::engine::provider::http::{self, Decoder, Labels, RetryPolicy};
-use crate::engine::provider::{
-    EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderMessage, ProviderRequest, ToolSpec,
-};
+use crate::engine::provider::{EventStream, FinishReason, Provider, ProviderError, ProviderEvent, ProviderRequest};
 
 /// The base URL when none is configured.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -57,11 +55,11 @@ impl OpenAiProvider {
 
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/chat/completions", self.base_url);
-        let mut body = request_body(&request);
+        let mut body = request::body(&request);
         let response = match self.send(&url, &body).await {
             // Reasoning models reject `max_tokens` and name its replacement.
             Err(ProviderError::Http { status: 400, detail, .. }) if detail.contains("max_completion_tokens") => {
-                use_max_completion_tokens(&mut body);
+                body.use_max_completion_tokens();
                 self.send(&url, &body).await?
             }
             other => other?,
@@ -69,24 +67,21 @@ impl OpenAiProvider {
         Ok(decode_body(response.bytes_stream()))
     }
 
-    async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, ProviderError> {
+    async fn send(&self, url: &str, body: &request::Body<'_>) -> Result<reqwest::Response, ProviderError> {
+        // Serialised once, however many retries: each sends the same bytes.
+        let bytes = bytes::Bytes::from(serde_json::to_vec(body).map_err(|e| ProviderError::Protocol {
+            provider: LABELS.provider,
+            detail: format!("cannot encode the request body: {e}"),
+        })?);
         http::send_with_retry(LABELS, url, self.retry, || {
-            let builder = self.client.post(url).json(body);
+            let builder =
+                self.client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes.clone());
             match &self.authorization {
                 Some(value) => builder.header(AUTHORIZATION, value.clone()),
                 None => builder,
             }
         })
         .await
-    }
-}
-
-/// Renames `max_tokens` to `max_completion_tokens` (what OpenAI's reasoning models accept).
-fn use_max_completion_tokens(body: &mut Value) {
-    if let Some(fields) = body.as_object_mut()
-        && let Some(limit) = fields.remove("max_tokens")
-    {
-        fields.insert("max_completion_tokens".to_string(), limit);
     }
 }
 
@@ -98,101 +93,6 @@ impl Provider for OpenAiProvider {
     fn stream(&self, request: ProviderRequest) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(self.start(request))
     }
-}
-
-/// The JSON body of a streaming Chat Completions request.
-fn request_body(request: &ProviderRequest) -> Value {
-    let mut messages = Vec::new();
-    if let Some(system) = &request.system {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    for message in &request.messages {
-        match message {
-            ProviderMessage::User(parts) => messages.push(user_message(parts)),
-            ProviderMessage::Assistant { content, tool_calls } => messages.push(assistant_message(content, tool_calls)),
-            ProviderMessage::ToolResults(results) => messages.extend(results.iter().map(tool_message)),
-        }
-    }
-    let mut body = json!({
-        "model": request.model,
-        "messages": messages,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-        "max_tokens": request.max_tokens,
-    });
-    if !request.tools.is_empty() {
-        body["tools"] = request.tools.iter().map(tool_json).collect();
-    }
-    body
-}
-
-/// A user message: plain text, or the array form when there are images.
-fn user_message(parts: &[ContentPart]) -> Value {
-    let has_image = parts.iter().any(|p| matches!(p, ContentPart::Image { .. }));
-    if !has_image {
-        let texts: Vec<String> = parts.iter().filter_map(http::part_as_text).collect();
-        return json!({"role": "user", "content": texts.join("\n\n")});
-    }
-    let content: Vec<Value> = parts
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::Image { mime_type, data } => Some(json!({
-                "type": "image_url",
-                "image_url": {"url": format!("data:{mime_type};base64,{data}")},
-            })),
-            other => http::part_as_text(other).map(|text| json!({"type": "text", "text": text})),
-        })
-        .collect();
-    json!({"role": "user", "content": content})
-}
-
-/// An earlier answer: its text (thoughts are not sent back) and its tool calls.
-fn assistant_message(content: &[ContentPart], tool_calls: &[ToolCall]) -> Value {
-    let texts: Vec<&str> = content
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::Text { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    let text = texts.join("\n\n");
-    let mut message = json!({"role": "assistant"});
-    if !text.is_empty() || tool_calls.is_empty() {
-        message["content"] = Value::String(text);
-    }
-    if !tool_calls.is_empty() {
-        message["tool_calls"] = tool_calls.iter().map(tool_call_json).collect();
-    }
-    message
-}
-
-fn tool_call_json(call: &ToolCall) -> Value {
-    // Arguments that did not parse were kept as a JSON string: send the model's raw text back.
-    let arguments = match &call.arguments {
-        Value::String(raw) => raw.clone(),
-        other => other.to_string(),
-    };
-    json!({
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": arguments},
-    })
-}
-
-fn tool_message(result: &ToolResult) -> Value {
-    let content = if result.is_error { format!("Error: {}", result.content) } else { result.content.clone() };
-    json!({"role": "tool", "tool_call_id": result.call_id, "content": content})
-}
-
-fn tool_json(tool: &ToolSpec) -> Value {
-    json!({
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.parameters,
-        },
-    })
 }
 
 /// One `data:` chunk of the stream. Every field is optional: servers differ.
@@ -432,5 +332,6 @@ fn stream_error(error: &Value) -> ProviderError {
     http::in_stream_error(LABELS, status, &message)
 }
 
+mod request;
 #[cfg(test)]
 mod tests;
