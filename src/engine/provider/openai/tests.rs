@@ -4,10 +4,10 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::engine::content::{ContentPart, ToolResult};
-use crate::engine::provider::{ProviderMessage, ToolSpec};
 use crate::engine::provider::http::test_support::{
     MockServer, Reply, collect, non_text, sse_data, text_of, thought_of,
 };
+use crate::engine::provider::{ProviderMessage, ToolSpec};
 
 fn chunk(delta: Value, finish: Option<&str>) -> String {
     sse_data(json!({
