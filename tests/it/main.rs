@@ -44,6 +44,7 @@
 //! - `faults_kill`: kill -9 at 50 random moments of streaming turns (stand-alone, daemon),
 //!   the editor closing stdin mid-prompt: the store stays whole, nothing acknowledged is lost
 //! - `faults_daemon`: the daemon killed 20 times while fleets run under an attached window
+//! - `faults_daemon_teams`: the daemon killed 20 times while teams run under an attached window
 //! - `faults_disk`: a full disk mid-run (a file size limit) and a read-only data directory
 //! - `faults_load`: 10,000 requests at once, every one answered, memory bounded
 //! - `faults_provider`: the provider breaking off mid-stream or hanging (the stall timeout)
@@ -59,6 +60,7 @@ mod conformance;
 mod cron;
 mod errors;
 mod faults_daemon;
+mod faults_daemon_teams;
 mod faults_disk;
 mod faults_kill;
 mod faults_load;
