@@ -18,6 +18,7 @@ pub mod extension;
 mod history_cache;
 mod instructions;
 pub mod live;
+pub mod liveness;
 pub mod lsp;
 pub mod mcp;
 pub mod open_session;

@@ -472,30 +472,8 @@ async fn poll_controls(inner: Weak<Inner>, wake: Arc<Notify>, shutdown: Cancella
     }
 }
 
-/// True unless no process has this pid (`kill(pid, 0)` fails with ESRCH) or it is a zombie (a
-/// killed process nobody reaped yet, e.g. a daemon under a PID 1 that does not reap); a process
-/// we may not signal is alive. Pid 0 and pids beyond `pid_t` name no single process.
-#[cfg(unix)]
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    let Ok(raw) = libc::pid_t::try_from(pid) else { return false };
-    if raw <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
-    let exists =
-        unsafe { libc::kill(raw, 0) == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH) };
-    // A zombie keeps its pid until reaped; its state in /proc is `Z`.
-    exists
-        && match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat.rsplit_once(") ").is_none_or(|(_, rest)| !rest.starts_with('Z')),
-            Err(_) => true,
-        }
-}
-
-#[cfg(not(unix))]
-pub(crate) fn pid_alive(_pid: u32) -> bool {
-    true
-}
+/// Whether a job's or team's owner still runs (a zombie, or a process being killed, is dead).
+pub(crate) use crate::engine::liveness::pid_alive;
 
 #[cfg(test)]
 mod tests;
