@@ -493,9 +493,10 @@ impl MockState {
         self.n_requests.send_modify(|c| *c += 1);
     }
 
-    /// The reply for the request just recorded: a routed one if its body has a marker.
-    fn next_reply(&self) -> MockReply {
-        let body = self.requests.lock().unwrap().last().map(|r| r.raw_body.clone()).unwrap_or_default();
+    /// The reply for this request: a routed one if its body has a marker. The handler passes
+    /// its own body: with agents asking at once, the last recorded request may be another's.
+    fn next_reply(&self, body: &Bytes) -> MockReply {
+        let body = String::from_utf8_lossy(body);
         let mut routed = self.routed.lock().unwrap();
         // The longest marker first: one step's text may contain another's.
         let mut candidates: Vec<&mut (String, VecDeque<MockReply>)> =
@@ -618,7 +619,7 @@ fn push_text_frames(frames: &mut Vec<Frame>, reply: &MockReply, mut to_frame: im
 
 async fn openai_chat(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     state.record("POST", &uri, &headers, &body);
-    let reply = state.next_reply();
+    let reply = state.next_reply(&body);
     if let Some(status) = reply.status {
         state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let (kind, code, message) = match status {
@@ -711,7 +712,7 @@ async fn anthropic_messages(
     body: Bytes,
 ) -> Response {
     state.record("POST", &uri, &headers, &body);
-    let reply = state.next_reply();
+    let reply = state.next_reply(&body);
     if let Some(status) = reply.status {
         state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let (kind, message) = match status {
@@ -834,7 +835,7 @@ const OLLAMA_CREATED_AT: &str = "2025-01-01T00:00:00.000000Z";
 
 async fn ollama_chat(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     state.record("POST", &uri, &headers, &body);
-    let reply = state.next_reply();
+    let reply = state.next_reply(&body);
     if let Some(status) = reply.status {
         state.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let message = match status {
