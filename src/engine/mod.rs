@@ -43,6 +43,7 @@ pub mod tools;
 mod turn;
 mod turn_context;
 pub mod turn_scope;
+pub mod wal;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -630,5 +631,6 @@ impl Engine {
             extension.shutdown().await;
         }
         self.inner.lsp.shutdown().await;
+        self.inner.store.checkpoint_on_shutdown().await;
     }
 }

@@ -90,6 +90,19 @@ impl Db {
         Db { inner: Arc::new(inner) }
     }
 
+    /// Copies the write-ahead log into the database and truncates it, if this process opened
+    /// the database (see `engine::wal`); for shutdown.
+    pub async fn checkpoint_on_shutdown(&self) {
+        let inner = self.inner.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            if let Some(Ok(conn)) = inner.conn.get() {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                crate::engine::wal::truncate_on_shutdown(&conn, BUSY_TIMEOUT, "orchestra.db");
+            }
+        });
+        let _ = done.await;
+    }
+
     /// Runs `f` on the connection on a blocking thread.
     pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
     where

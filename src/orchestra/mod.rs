@@ -74,6 +74,8 @@ struct Inner {
     cron: cron::CronState,
     /// Teams: their database, running members' links.
     teams: teams::TeamsState,
+    /// The database itself, for the checkpoint at shutdown.
+    db: db::Db,
 }
 
 impl Orchestra {
@@ -98,7 +100,8 @@ impl Orchestra {
                 task_store: tasks::TaskStore::new(db.clone(), jobs.clone()),
                 projects: projects::Projects::new(db.clone(), jobs.clone()),
                 jobs,
-                teams: teams::TeamsState::new(db),
+                teams: teams::TeamsState::new(db.clone()),
+                db,
                 fleet: fleet::Fleet::new(config.max_workers),
                 hooks,
                 config,
@@ -157,5 +160,6 @@ impl Orchestra {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        self.inner.db.checkpoint_on_shutdown().await;
     }
 }

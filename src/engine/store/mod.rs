@@ -68,6 +68,20 @@ impl SessionStore {
         Ok(SessionStore { commands, path })
     }
 
+    /// Copies the write-ahead log into the database and truncates it, when no other process
+    /// uses it (see `engine::wal`). For shutdown: the next start then has no log to read.
+    pub async fn checkpoint_on_shutdown(&self) {
+        let result = self
+            .call(|conn| {
+                crate::engine::wal::truncate_on_shutdown(conn, schema::BUSY_TIMEOUT, "ratchet.db");
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "no checkpoint at shutdown");
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -14,7 +14,7 @@ use super::StoreError;
 
 /// How long a statement waits for another connection (possibly another ratchet process)
 /// to release the write lock before failing with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Schema migrations, oldest first. The database's version is the number applied.
 const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];

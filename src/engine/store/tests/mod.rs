@@ -112,3 +112,32 @@ async fn a_second_store_on_the_same_file_sees_the_first_ones_writes() {
     assert_eq!(second.session_count().await.unwrap(), 1);
     assert_eq!(first.integrity_check().await.unwrap(), "ok");
 }
+
+/// A process ends without closing its connection; shutdown's checkpoint is what keeps the
+/// write-ahead log from outliving it (and every later start from reading it back).
+#[tokio::test]
+async fn the_shutdown_checkpoint_empties_the_log_and_keeps_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_in(dir.path()).await;
+    for i in 0..20 {
+        store.create_session(named_session(&format!("s{i}"), "/proj")).await.unwrap();
+    }
+    let wal = dir.path().join("ratchet.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "commits went to the log");
+
+    // Another connection is reading: the checkpoint does not wait for it, and leaves the log.
+    let reader = Connection::open(dir.path().join("ratchet.db")).unwrap();
+    reader.execute_batch("BEGIN; SELECT count(*) FROM sessions;").unwrap();
+    store.checkpoint_on_shutdown().await;
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "a reader's snapshot is kept");
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    store.checkpoint_on_shutdown().await;
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0, "the log was truncated");
+    // The store still works after it, and another connection sees every row from the file.
+    store.create_session(named_session("after", "/proj")).await.unwrap();
+    let other = Connection::open(dir.path().join("ratchet.db")).unwrap();
+    let n: i64 = other.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 21);
+}
