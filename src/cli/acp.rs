@@ -63,7 +63,9 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
             tracing::info!("client disconnected; exiting (the daemon keeps running)");
         }
         None => {
-            // `initialize` needs no engine: it is answered while the store opens.
+            // `initialize` needs no engine: it is answered while the store opens, and while
+            // the providers' TLS settings (the system's root certificates) load.
+            ratchet::engine::provider::tls::warm();
             let engine = OpeningEngine::start(async move {
                 let composed = ratchet::compose::open(config).await?;
                 // The engine runs here: so may the cron jobs, if this process gets the lock.

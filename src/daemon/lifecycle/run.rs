@@ -87,6 +87,8 @@ async fn serve_locked(
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
+    // The providers' TLS settings load beside the store's open, not in the first session.
+    crate::engine::provider::tls::warm();
     let composed = crate::compose::open(config).await?;
     // The daemon fires the cron jobs (it takes the singleton lock from any `ratchet acp`
     // that held it before the daemon started, once that one exits).

@@ -91,8 +91,8 @@ pub fn new_client() -> Result<reqwest::Client, ProviderError> {
 /// Builds the HTTP client all providers use: a response (its headers, or the next piece of
 /// its body) that keeps the connection silent for `stall_timeout` fails the model call.
 pub fn client_with_stall_timeout(stall_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
-    install_crypto_provider();
     reqwest::Client::builder()
+        .tls_backend_preconfigured(super::tls::client_config()?)
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(stall_timeout)

@@ -16,6 +16,7 @@ pub mod ollama;
 pub mod openai;
 pub mod scripted;
 pub mod select;
+pub mod tls;
 
 #[cfg(test)]
 mod stream_prop_tests;
