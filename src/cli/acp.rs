@@ -63,11 +63,13 @@ pub async fn run(config: EngineConfig, args: AcpArgs) -> anyhow::Result<ExitCode
             tracing::info!("client disconnected; exiting (the daemon keeps running)");
         }
         None => {
-            // `initialize` needs no engine: it is answered while the store opens, and while
-            // the providers' TLS settings (the system's root certificates) load.
-            ratchet::engine::provider::tls::warm();
+            // `initialize` needs no engine: it is answered while the store opens.
             let engine = OpeningEngine::start(async move {
                 let composed = ratchet::compose::open(config).await?;
+                // Then the providers' TLS settings (the system's root certificates) load,
+                // beside the editor's own work until the first `session/new`, not during
+                // `initialize` (with 2 cores that competed with it).
+                ratchet::engine::provider::tls::warm();
                 // The engine runs here: so may the cron jobs, if this process gets the lock.
                 composed.orchestra.cron().start_scheduler();
                 Ok(Arc::new(composed.engine) as Arc<dyn EngineApi>)

@@ -87,9 +87,9 @@ async fn serve_locked(
     }
     resume_from_checkpoint(home);
     let idle_timeout = config.file.daemon_idle_timeout_secs.filter(|s| *s > 0).map(Duration::from_secs);
-    // The providers' TLS settings load beside the store's open, not in the first session.
-    crate::engine::provider::tls::warm();
     let composed = crate::compose::open(config).await?;
+    // The providers' TLS settings load now, not in the first session.
+    crate::engine::provider::tls::warm();
     // The daemon fires the cron jobs (it takes the singleton lock from any `ratchet acp`
     // that held it before the daemon started, once that one exits).
     composed.orchestra.cron().start_scheduler();

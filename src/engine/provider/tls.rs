@@ -4,8 +4,8 @@
 //! (`/etc/ssl/certs`) each time a client is built: a few milliseconds of CPU on the async
 //! thread and a few hundred KiB per client. It was paid by the first `session/new` (when the
 //! provider is chosen) and again by every client after it (issue 11). Now one
-//! `rustls::ClientConfig` is built, on a blocking thread at start-up ([`warm`]) or on first
-//! use, and every client gets a clone (its parts are shared).
+//! `rustls::ClientConfig` is built, on a blocking thread once the store is open ([`warm`]) or
+//! on first use, and every client gets a clone (its parts are shared).
 
 use std::sync::{Arc, OnceLock};
 
