@@ -30,7 +30,7 @@ const LABELS: Labels =
 
 /// A Messages API endpoint.
 pub struct AnthropicProvider {
-    client: reqwest::Client,
+    client: http::LazyClient,
     /// Without a trailing `/` and without `/v1`.
     base_url: String,
     /// The `x-api-key` header value.
@@ -54,7 +54,7 @@ impl AnthropicProvider {
         let trimmed = base_url.trim_end_matches('/');
         let base_url = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_string();
         Ok(AnthropicProvider {
-            client: http::client_with_stall_timeout(stall_timeout)?,
+            client: http::LazyClient::new(stall_timeout),
             base_url,
             api_key: api_key.map(|key| http::secret_header(LABELS, &key)).transpose()?,
             retry: RetryPolicy::DEFAULT,
@@ -64,8 +64,9 @@ impl AnthropicProvider {
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/v1/messages", self.base_url);
         let body = request_body(&request);
+        let client = self.client.get()?;
         let response = http::send_with_retry(LABELS, &url, self.retry, || {
-            let builder = self.client.post(&url).header("anthropic-version", API_VERSION).json(&body);
+            let builder = client.post(&url).header("anthropic-version", API_VERSION).json(&body);
             match &self.api_key {
                 Some(key) => builder.header("x-api-key", key.clone()),
                 None => builder,

@@ -100,6 +100,29 @@ pub fn client_with_stall_timeout(stall_timeout: Duration) -> Result<reqwest::Cli
         .map_err(|e| ProviderError::Config(format!("cannot set up the HTTP client: {}", error_chain(&e))))
 }
 
+/// A provider's HTTP client, built on its first request rather than when the provider is
+/// chosen: building one needs the shared TLS settings (`provider::tls`), which may still be
+/// loading when `session/new` chooses the provider, and which the first prompt, coming
+/// after the user typed it, finds ready.
+pub struct LazyClient {
+    stall_timeout: Duration,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl LazyClient {
+    pub fn new(stall_timeout: Duration) -> LazyClient {
+        LazyClient { stall_timeout, client: std::sync::OnceLock::new() }
+    }
+
+    /// The client, built now if this is the first request.
+    pub fn get(&self) -> Result<&reqwest::Client, ProviderError> {
+        self.client
+            .get_or_init(|| client_with_stall_timeout(self.stall_timeout).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| ProviderError::Config(e.clone()))
+    }
+}
+
 /// Sends the request `build` makes, retrying 429, 5xx and connection failures with exponential
 /// backoff. Returns the response once its status is a success; the body is left unread.
 ///

@@ -28,7 +28,7 @@ const LABELS: Labels = Labels { provider: "ollama", key_env: None, url_env: "OLL
 
 /// A native Ollama endpoint.
 pub struct OllamaProvider {
-    client: reqwest::Client,
+    client: http::LazyClient,
     /// Normalized by [`normalize_host`].
     host: String,
     retry: RetryPolicy,
@@ -43,7 +43,7 @@ impl OllamaProvider {
     /// Like [`new`](Self::new); a stream silent for `stall_timeout` fails the call.
     pub fn with_stall_timeout(host: &str, stall_timeout: std::time::Duration) -> Result<Self, ProviderError> {
         Ok(OllamaProvider {
-            client: http::client_with_stall_timeout(stall_timeout)?,
+            client: http::LazyClient::new(stall_timeout),
             host: normalize_host(host),
             retry: RetryPolicy::DEFAULT,
         })
@@ -52,7 +52,8 @@ impl OllamaProvider {
     async fn start(&self, request: ProviderRequest) -> Result<EventStream, ProviderError> {
         let url = format!("{}/api/chat", self.host);
         let body = request_body(&request);
-        let response = http::send_with_retry(LABELS, &url, self.retry, || self.client.post(&url).json(&body)).await?;
+        let client = self.client.get()?;
+        let response = http::send_with_retry(LABELS, &url, self.retry, || client.post(&url).json(&body)).await?;
         Ok(decode_body(response.bytes_stream()))
     }
 }
@@ -87,8 +88,13 @@ pub fn normalize_host(raw: &str) -> String {
 
 /// Whether an Ollama server answers `GET {host}/api/tags` within half a second.
 pub async fn probe(host: &str) -> bool {
-    http::install_crypto_provider();
-    let Ok(client) = reqwest::Client::builder().user_agent(http::USER_AGENT).timeout(PROBE_TIMEOUT).build() else {
+    let Ok(tls) = super::tls::client_config() else { return false };
+    let Ok(client) = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .user_agent(http::USER_AGENT)
+        .timeout(PROBE_TIMEOUT)
+        .build()
+    else {
         return false;
     };
     let url = format!("{}/api/tags", normalize_host(host));

@@ -24,7 +24,7 @@ const LABELS: Labels = Labels { provider: "openai", key_env: Some("OPENAI_API_KE
 
 /// A Chat Completions endpoint.
 pub struct OpenAiProvider {
-    client: reqwest::Client,
+    client: http::LazyClient,
     /// Without a trailing `/`, including `/v1`.
     base_url: String,
     /// The `Authorization: Bearer` header value.
@@ -46,7 +46,7 @@ impl OpenAiProvider {
         stall_timeout: std::time::Duration,
     ) -> Result<Self, ProviderError> {
         Ok(OpenAiProvider {
-            client: http::client_with_stall_timeout(stall_timeout)?,
+            client: http::LazyClient::new(stall_timeout),
             base_url: base_url.trim_end_matches('/').to_string(),
             authorization: api_key.map(|key| http::secret_header(LABELS, &format!("Bearer {key}"))).transpose()?,
             retry: RetryPolicy::DEFAULT,
@@ -73,9 +73,10 @@ impl OpenAiProvider {
             provider: LABELS.provider,
             detail: format!("cannot encode the request body: {e}"),
         })?);
+        let client = self.client.get()?;
         http::send_with_retry(LABELS, url, self.retry, || {
             let builder =
-                self.client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes.clone());
+                client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes.clone());
             match &self.authorization {
                 Some(value) => builder.header(AUTHORIZATION, value.clone()),
                 None => builder,
