@@ -2,6 +2,8 @@
 //!
 //! - with `--daemon`, the window starts a new daemon, re-opens its session and re-follows it
 //!   live; the next prompt works and the history is whole
+//! - a prompt on its way when the daemon dies before reading it (the daemon was frozen, then
+//!   killed) waits for the new daemon and runs once, rather than failing as if it had been run
 //! - a prompt streaming when the daemon dies fails saying the daemon stopped (retryable)
 //! - without auto start, a request in the gap fails within a bounded wait with the retryable
 //!   error; once `ratchet daemon start -b` ran, the same window prompts again
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::daemon::{Daemon, daemon_window, load, poll_until};
+use crate::support::daemon::{Daemon, daemon_window, load, poll_until, signal};
 use crate::support::{AcpClient, MockLlm, MockReply, RpcError, TestEnv, tr, transcript, within};
 
 /// The bridge's code for an engine out of reach (`bridge::error::ENGINE_UNAVAILABLE`).
@@ -76,6 +78,48 @@ async fn a_daemon_window_starts_a_new_daemon_and_carries_on_after_kill_9() {
     assert_eq!(b.prompt_text(&session, "Question from B").await.stop_reason(), "end_turn");
     let seen = within("A to follow B's turn", a.wait_for_agent_text(&session, "From B.")).await;
     assert_eq!(transcript(&seen), tr(&[("user", "Question from B"), ("agent", "From B.")]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prompt_on_its_way_when_the_daemon_dies_unread_waits_for_the_new_daemon() {
+    let mock = MockLlm::start().await;
+    let env = TestEnv::openai(&mock);
+    let daemon = Daemon::guard(&env);
+
+    let mut a = AcpClient::spawn(&env, &["acp", "--daemon"]).await;
+    a.initialize().await;
+    poll_until("the window to serve through the daemon", || a.stderr().contains("through the daemon")).await;
+    let session = a.new_session(&env.cwd()).await;
+    mock.enqueue(MockReply::text(["First ", "answer."]));
+    assert_eq!(a.prompt_text(&session, "First question").await.stop_reason(), "end_turn");
+
+    // A frozen daemon reads nothing: what the window sends for the prompt waits in the
+    // socket, then the daemon dies with it unread (as one killed while the window writes).
+    signal(daemon.pid().expect("the daemon's pid"), libc::SIGSTOP);
+    mock.enqueue(MockReply::text(["Second ", "answer."]));
+    let prompt = a
+        .send_request(
+            "session/prompt",
+            json!({"sessionId": session, "prompt": [{"type": "text", "text": "Second question"}]}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.kill9().await;
+
+    let (_, outcome) = a.wait_response(prompt).await;
+    let answer = outcome.unwrap_or_else(|e| panic!("the prompt waits for the new daemon: {e:?}\n{}", a.stderr()));
+    assert_ne!(daemon.pid(), None, "a new daemon runs");
+    assert_eq!(answer["stopReason"], "end_turn");
+    let asked = mock
+        .model_requests()
+        .iter()
+        .filter(|r| r.conversation().last().is_some_and(|(_, t)| t == "Second question"))
+        .count();
+    assert_eq!(asked, 1, "the second question reached a model exactly once");
+    assert_eq!(
+        mock.last_model_request().conversation(),
+        user_and_assistant(&[("user", "First question"), ("assistant", "First answer."), ("user", "Second question")]),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -147,9 +147,17 @@ impl RemoteEngine {
         let params = SendParams { id, content, host: caps };
         // At most once, unlike `on_link`: a daemon that died after it got the request may have
         // stored the prompt already, and the next daemon would store (and run) it twice. The
-        // prompt fails as retryable instead; the user sends it again.
+        // prompt fails as retryable instead; the user sends it again. So that this happens only
+        // when the daemon dies in the moment between the two, the connection is first proven
+        // alive by an idempotent call that `on_link` may repeat on the next one: a daemon killed
+        // just before the prompt (its connection closed, nobody has noticed yet) is waited for.
         let link = &self.inner.link;
-        let (client, _) = link.current().await?;
+        let (client, _) = self
+            .on_link(|client| {
+                let probe = IdParams { id: params.id.clone() };
+                async move { client.call::<SessionRecord>(method::GET, probe).await.map(|_| client) }
+            })
+            .await?;
         let mut sub: Subscription<TurnItem> = client
             .rpc
             .subscribe(method::SEND, Json(params), method::SEND_UNSUBSCRIBE)
