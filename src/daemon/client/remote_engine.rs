@@ -155,7 +155,13 @@ impl RemoteEngine {
         let (client, _) = self
             .on_link(|client| {
                 let probe = IdParams { id: params.id.clone() };
-                async move { client.call::<SessionRecord>(method::GET, probe).await.map(|_| client) }
+                // Only that it answered matters: `turn.send` gives the session's own errors.
+                async move {
+                    match client.call::<SessionRecord>(method::GET, probe).await {
+                        Err(e @ (ClientError::Disconnected(_) | ClientError::NotRunning(_))) => Err(e),
+                        Ok(_) | Err(_) => Ok(client),
+                    }
+                }
             })
             .await?;
         let mut sub: Subscription<TurnItem> = client
