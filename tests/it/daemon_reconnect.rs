@@ -34,18 +34,25 @@ fn user_and_assistant(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(r, t)| ((*r).to_owned(), (*t).to_owned())).collect()
 }
 
+/// A `--daemon` window (it starts the daemon) with a session that has had one exchange:
+/// "First question", "First answer.".
+async fn window_after_one_exchange(env: &TestEnv, mock: &MockLlm) -> (AcpClient, String) {
+    let mut a = AcpClient::spawn(env, &["acp", "--daemon"]).await;
+    a.initialize().await;
+    poll_until("the window to serve through the daemon", || a.stderr().contains("through the daemon")).await;
+    let session = a.new_session(&env.cwd()).await;
+    mock.enqueue(MockReply::text(["First ", "answer."]));
+    assert_eq!(a.prompt_text(&session, "First question").await.stop_reason(), "end_turn");
+    (a, session)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_daemon_window_starts_a_new_daemon_and_carries_on_after_kill_9() {
     let mock = MockLlm::start().await;
     let env = TestEnv::openai(&mock);
     let daemon = Daemon::guard(&env);
 
-    let mut a = AcpClient::spawn(&env, &["acp", "--daemon"]).await;
-    a.initialize().await;
-    poll_until("the window to serve through the daemon", || a.stderr().contains("through the daemon")).await;
-    let session = a.new_session(&env.cwd()).await;
-    mock.enqueue(MockReply::text(["First ", "answer."]));
-    assert_eq!(a.prompt_text(&session, "First question").await.stop_reason(), "end_turn");
+    let (mut a, session) = window_after_one_exchange(&env, &mock).await;
 
     let first_pid = daemon.kill9().await;
 
@@ -86,12 +93,7 @@ async fn a_prompt_on_its_way_when_the_daemon_dies_unread_waits_for_the_new_daemo
     let env = TestEnv::openai(&mock);
     let daemon = Daemon::guard(&env);
 
-    let mut a = AcpClient::spawn(&env, &["acp", "--daemon"]).await;
-    a.initialize().await;
-    poll_until("the window to serve through the daemon", || a.stderr().contains("through the daemon")).await;
-    let session = a.new_session(&env.cwd()).await;
-    mock.enqueue(MockReply::text(["First ", "answer."]));
-    assert_eq!(a.prompt_text(&session, "First question").await.stop_reason(), "end_turn");
+    let (mut a, session) = window_after_one_exchange(&env, &mock).await;
 
     // A frozen daemon reads nothing: what the window sends for the prompt waits in the
     // socket, then the daemon dies with it unread (as one killed while the window writes).
