@@ -145,6 +145,39 @@ tests[#tests + 1] = { "rpc: framing across chunk boundaries, and ids correlated 
   check(got.err.message:find("exited", 1, true), "error on exit: " .. vim.inspect(got.err))
 end }
 
+tests[#tests + 1] = { "rpc: a request the agent withdraws ($/cancel_request) is answered -32800 at once (against `cat`)", function()
+  local rpc = require("ratchet.rpc")
+  local held, withdrawn, got, writes = nil, {}, nil, {}
+  -- Our request comes back as the agent's; its handler waits, like a form the user has open.
+  local conn = rpc.spawn({ "cat" }, {
+    handlers = { ["ask/form"] = function(_, respond) held = respond end },
+    on_withdrawn = function(method, params) table.insert(withdrawn, { method, params.message }) end,
+  })
+  local write = conn._write
+  conn._write = function(self, msg)
+    table.insert(writes, msg)
+    write(self, msg)
+  end
+  local id = conn:request("ask/form", { message = "Approve plan p1?" }, function(err, result)
+    got = { err = err, result = result }
+  end)
+  wait_for("the held request", function() return held ~= nil end)
+  conn:notify("$/cancel_request", { requestId = id })
+  wait_for("the withdrawn request's answer", function() return got ~= nil end)
+  check(got.err and got.err.code == rpc.REQUEST_CANCELLED, "answer: " .. vim.inspect(got))
+  check(#withdrawn == 1 and withdrawn[1][1] == "ask/form" and withdrawn[1][2] == "Approve plan p1?",
+    "on_withdrawn: " .. vim.inspect(withdrawn))
+  -- The user answers the still-open form late: nothing more is sent.
+  local sent = #writes
+  held(nil, { action = "accept" })
+  check(#writes == sent, "a late answer was sent: " .. vim.inspect(writes[#writes]))
+  -- A cancel for a request already answered, or unknown, changes nothing.
+  conn:notify("$/cancel_request", { requestId = 999 })
+  vim.wait(100)
+  check(#withdrawn == 1, "an unknown request was withdrawn: " .. vim.inspect(withdrawn))
+  conn:stop()
+end }
+
 tests[#tests + 1] = { "chat: streamed agent text lands in the chat buffer", function()
   vim.cmd("Ratchet say hello")
   wait_turns(1)

@@ -14,10 +14,15 @@ Connection.__index = Connection
 M.METHOD_NOT_FOUND = -32601
 M.INTERNAL_ERROR = -32603
 M.RESOURCE_NOT_FOUND = -32002
+M.REQUEST_CANCELLED = -32800
 
 --- Spawns `cmd` (a list) and returns a Connection.
 --- opts: { env?, cwd?, handlers = {method = fn(params, respond)}, on_notification = fn(method, params),
----         on_exit = fn(code), on_stderr = fn(text), on_error = fn(method, err) (a handler raised) }
+---         on_exit = fn(code), on_stderr = fn(text), on_error = fn(method, err) (a handler raised),
+---         on_withdrawn = fn(method, params) (the agent cancelled a request still waiting for us) }
+---
+--- A `$/cancel_request` for a request still waiting (say, a form the user has open) answers
+--- it at once with -32800, as the spec requires; the handler's own later answer is dropped.
 function M.spawn(cmd, opts)
   local self = setmetatable({
     next_id = 1,
@@ -27,6 +32,8 @@ function M.spawn(cmd, opts)
     on_notification = opts.on_notification or function() end,
     on_exit = opts.on_exit or function() end,
     on_error = opts.on_error or function() end,
+    on_withdrawn = opts.on_withdrawn or function() end,
+    waiting = {}, -- id (as JSON text) of each request the agent sent us -> {method, params, respond}
     closed = false,
   }, Connection)
   local ok, proc = pcall(vim.system, cmd, {
@@ -85,18 +92,29 @@ function Connection:_dispatch(msg)
       return
     end
     local answered = false
+    local key = vim.json.encode(id)
     local function respond(err, result)
       if answered then return end
       answered = true
+      self.waiting[key] = nil
       if err then
         self:_write({ jsonrpc = "2.0", id = id, error = err })
       else
         self:_write({ jsonrpc = "2.0", id = id, result = result == nil and vim.NIL or result })
       end
     end
+    self.waiting[key] = { method = msg.method, params = msg.params or {}, respond = respond }
     local ok, perr = pcall(handler, msg.params or {}, respond)
     if not ok then
       respond({ code = M.INTERNAL_ERROR, message = tostring(perr) })
+    end
+  elseif msg.method == "$/cancel_request" then
+    local key = vim.json.encode((msg.params or {}).requestId)
+    local waiting = self.waiting[key]
+    if waiting then
+      waiting.respond({ code = M.REQUEST_CANCELLED, message = "Request cancelled" })
+      local ok, err = pcall(self.on_withdrawn, waiting.method, waiting.params)
+      if not ok then self.on_error("$/cancel_request", err) end
     end
   elseif msg.method then
     local ok, err = pcall(self.on_notification, msg.method, msg.params or {})

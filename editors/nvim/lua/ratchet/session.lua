@@ -27,6 +27,7 @@ function M.start(opts)
     stop_reasons = {}, -- stop reason of each finished turn, in order
     stderr = {},
     errors = {}, -- errors raised while handling the agent's messages (a plugin bug)
+    withdrawn = {}, -- methods of the agent's requests it withdrew while they waited for the user
     terminals = terminal.new(),
   }, Session)
   local cmd = vim.list_extend(vim.deepcopy(opts.cmd), { "acp" })
@@ -58,6 +59,13 @@ function M.start(opts)
       if params.sessionId ~= self.session_id and params.sessionId ~= self.loading_id then return end
       if params.update.sessionUpdate == "config_option_update" then self.config = params.update.configOptions end
       self.chat:render(params.update)
+    end,
+    on_withdrawn = function(method, params)
+      local what = method == "session/request_permission" and "permission question" or "question"
+      local title = params.message or (params.toolCall and params.toolCall.title)
+      self.chat:notice(("ratchet withdrew its %s%s (answered elsewhere); an answer given now is ignored")
+        :format(what, title and (": " .. title) or ""))
+      table.insert(self.withdrawn, method)
     end,
     on_stderr = function(text) table.insert(self.stderr, text) end,
     on_error = function(method, err)
