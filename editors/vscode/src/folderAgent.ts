@@ -70,6 +70,11 @@ export class FolderAgent implements ClientHost {
         clientInfo: { name: "ratchet-vscode", version: "0.1.0" },
         onStderr: (text) => this.log.debug(text.trimEnd()),
         onProtocolError: (what) => this.log.warn(`protocol: ${what}`),
+        // The prompt or picker stays open (VS Code cannot close another's); its answer is dropped.
+        onWithdrawn: () =>
+          void vscode.window.showInformationMessage(
+            "ratchet withdrew its question (it was answered elsewhere); an answer given now is ignored.",
+          ),
         onExit: (code, signal) => {
           this.log.info(`ratchet acp exited (${signal ?? code})`);
           if (generation !== this.generation) return;

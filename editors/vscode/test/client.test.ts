@@ -82,6 +82,35 @@ test("jsonrpc: lines split across chunks, ids correlated both ways, pending requ
   await assert.rejects(mute.request("after/close", {}), /test over/);
 });
 
+test("jsonrpc: a request the agent withdraws ($/cancel_request) is answered -32800 at once, a late answer dropped", async () => {
+  // Crossed streams again: our request comes back as the agent's, served by a handler that
+  // waits like a form the user has open.
+  const loop = new PassThrough();
+  const written: string[] = [];
+  loop.on("data", (chunk: Buffer | string) => written.push(String(chunk)));
+  let finish: (answer: unknown) => void = () => {};
+  const withdrawn: [string, unknown][] = [];
+  const conn = new JsonRpcConnection(loop, loop, {
+    handlers: { "ask/form": () => new Promise((resolve) => (finish = resolve)) },
+    onWithdrawn: (method, params) => withdrawn.push([method, params]),
+  });
+  const asked = conn.request("ask/form", { message: "Approve plan p1?" });
+  await new Promise((r) => setImmediate(r));
+  // The request went out as id 1, and came back to us as the agent's request 1.
+  conn.notify("$/cancel_request", { requestId: 1 });
+  await assert.rejects(asked, (e: RpcError) => e.code === -32800);
+  assert.deepEqual(withdrawn, [["ask/form", { message: "Approve plan p1?" }]]);
+  const before = written.length;
+  finish({ action: "accept", content: {} });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(written.length, before, `a late answer was sent: ${written.slice(before).join("")}`);
+  // An unknown or already answered id changes nothing.
+  conn.notify("$/cancel_request", { requestId: 1 });
+  conn.notify("$/cancel_request", { requestId: "x" });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(withdrawn.length, 1);
+});
+
 test("initialize + session/new + a streamed prompt", async () => {
   assert.equal(client.agent?.agentInfo?.name, "ratchet");
   assert.ok(client.canLoad && client.canList, "ratchet advertises loadSession and session/list");

@@ -48,6 +48,8 @@ export interface AcpClientOptions {
   onStderr?: (text: string) => void;
   onExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
   onProtocolError?: (what: string) => void;
+  /** ratchet withdrew a question of its own that was still open (answered elsewhere). */
+  onWithdrawn?: (method: string, params: unknown) => void;
 }
 
 export type UpdateListener = (notification: SessionNotification) => void;
@@ -94,6 +96,7 @@ export class AcpClient {
         for (const listener of [...this.listeners]) listener(params as SessionNotification);
       },
       onProtocolError: options.onProtocolError,
+      onWithdrawn: options.onWithdrawn,
     });
     this.child.on("error", (err) => this.conn.close(`could not start ${options.command}: ${err.message}`));
     this.child.on("exit", (code, signal) => {

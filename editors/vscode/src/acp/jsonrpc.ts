@@ -14,6 +14,7 @@ export const ErrorCode = {
   InvalidParams: -32602,
   Internal: -32603,
   ResourceNotFound: -32002,
+  RequestCancelled: -32800,
 } as const;
 
 /** An error answer, from either side. Handlers throw it to answer a request with an error. */
@@ -36,6 +37,10 @@ export interface ConnectionOptions {
   onNotification?: (method: string, params: unknown) => void;
   /** A line that is not JSON-RPC, or a handler that failed with something other than an RpcError. */
   onProtocolError?: (what: string) => void;
+  /** The agent withdrew (`$/cancel_request`) one of its requests while we were still serving
+   * it (say, a form the user has open). It has been answered -32800; the handler's own
+   * answer, when it comes, is dropped. */
+  onWithdrawn?: (method: string, params: unknown) => void;
 }
 
 interface Pending {
@@ -56,6 +61,8 @@ type Message = {
 export class JsonRpcConnection {
   private nextId = 1;
   private readonly pending = new Map<number | string, Pending>();
+  /** The agent's requests we are serving, by id as JSON text (`7` and `"7"` differ). */
+  private readonly serving = new Map<string, { method: string; params: unknown }>();
   private buffered = "";
   private closedReason: string | undefined;
 
@@ -132,7 +139,9 @@ export class JsonRpcConnection {
       return;
     }
     if (typeof msg.method === "string") {
-      if (msg.id === undefined || msg.id === null) {
+      if (msg.method === "$/cancel_request" && (msg.id === undefined || msg.id === null)) {
+        this.withdraw((msg.params as { requestId?: number | string } | undefined)?.requestId);
+      } else if (msg.id === undefined || msg.id === null) {
         this.options.onNotification?.(msg.method, msg.params);
       } else {
         void this.serve(msg.id, msg.method, msg.params);
@@ -156,7 +165,18 @@ export class JsonRpcConnection {
     }
   }
 
+  /** Answers a request we still serve -32800 at once (ACP §13.2: it must be answered). */
+  private withdraw(requestId: number | string | undefined): void {
+    if (requestId === undefined) return;
+    const key = JSON.stringify(requestId);
+    const served = this.serving.get(key);
+    if (!served) return;
+    this.reply(requestId, undefined, new RpcError(ErrorCode.RequestCancelled, "Request cancelled"));
+    this.options.onWithdrawn?.(served.method, served.params);
+  }
+
   private async serve(id: number | string, method: string, params: unknown): Promise<void> {
+    this.serving.set(JSON.stringify(id), { method, params });
     const handler = this.options.handlers[method];
     if (!handler) {
       this.reply(id, undefined, new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`));
@@ -175,7 +195,9 @@ export class JsonRpcConnection {
     }
   }
 
+  /** Sends the one answer to the agent's request `id`; any later one (after a withdrawal) is dropped. */
   private reply(id: number | string, result: unknown, error: RpcError | undefined): void {
+    if (!this.serving.delete(JSON.stringify(id))) return;
     if (this.closedReason !== undefined) return;
     if (error) {
       const body: Message["error"] = { code: error.code, message: error.message };
