@@ -27,7 +27,6 @@ function M.start(opts)
     stop_reasons = {}, -- stop reason of each finished turn, in order
     stderr = {},
     errors = {}, -- errors raised while handling the agent's messages (a plugin bug)
-    withdrawn = {}, -- methods of the agent's requests it withdrew while they waited for the user
     terminals = terminal.new(),
   }, Session)
   local cmd = vim.list_extend(vim.deepcopy(opts.cmd), { "acp" })
@@ -65,7 +64,6 @@ function M.start(opts)
       local title = params.message or (params.toolCall and params.toolCall.title)
       self.chat:notice(("ratchet withdrew its %s%s (answered elsewhere); an answer given now is ignored")
         :format(what, title and (": " .. title) or ""))
-      table.insert(self.withdrawn, method)
     end,
     on_stderr = function(text) table.insert(self.stderr, text) end,
     on_error = function(method, err)
